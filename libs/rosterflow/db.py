@@ -1,0 +1,84 @@
+"""The database pool and the numbered migrations in ./migrations."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from rosterflow.settings import DatabaseSettings
+
+# What handlers hold: a connection of their own or one lent by the pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any constant works; it keeps several services starting at once from
+# applying the same migration twice.
+_MIGRATION_LOCK = 7_202_611
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", path.name)
+        if match is None:
+            raise RuntimeError(f"migration file {path.name} is not named NNNN_name.sql")
+        found.append(Migration(int(match[1]), match[2], path.read_text()))
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
+    return found
+
+
+async def migrate(conn: Connection) -> list[int]:
+    """Apply the migrations this database lacks; returns the versions applied."""
+    applied: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for migration in migrations():
+            if migration.version in done:
+                continue
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+            applied.append(migration.version)
+    return applied
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        settings.dsn.get_secret_value(),
+        min_size=settings.min_pool_size,
+        max_size=settings.max_pool_size,
+        init=_init_connection,
+    )
+    assert pool is not None  # asyncpg returns None only when used without awaiting
+    return pool

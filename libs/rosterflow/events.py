@@ -1,0 +1,284 @@
+"""The event contracts: the source of truth for schemas/.
+
+Requests come from the journal platform (UploadRequested,
+ConfirmationRequested, CancelRequested); everything else is a fact the
+pipeline publishes about a job, named in the past tense. Every message is
+keyed by its job id, so all events of one job are ordered on one partition.
+
+Events published by the pipeline carry a deterministic ``event_id``
+(uuid5 of job id and event kind): when a handler re-publishes after a crash,
+consumers see the same id and can recognise the duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID, uuid4, uuid5
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+SCHOOL_YEAR_PATTERN = r"^(\d{4})/(\d{4})$"
+
+
+def _consecutive(value: str) -> str:
+    if not is_consecutive_school_year(value):
+        raise ValueError("a school year spans two consecutive years, e.g. 2026/2027")
+    return value
+
+
+SchoolYear = Annotated[
+    str, StringConstraints(pattern=SCHOOL_YEAR_PATTERN), AfterValidator(_consecutive)
+]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FileFormat(StrEnum):
+    ROSTERFLOW_CSV = "rosterflow_csv"
+    ROSTERFLOW_XLSX = "rosterflow_xlsx"
+    SCHOOLSOFT = "schoolsoft"
+
+
+class Language(StrEnum):
+    SV = "sv"
+    EN = "en"
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+class Event(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ClassVar[str]
+    event_id: UUID = Field(default_factory=uuid4)
+    job_id: UUID
+    occurred_at: datetime = Field(default_factory=_now)
+    schema_version: Literal[1] = 1
+
+    @classmethod
+    def for_job(cls, job_id: UUID, **payload: Any) -> Event:
+        """The event with the id every re-publication of it will carry."""
+        return cls(event_id=uuid5(job_id, cls.kind), job_id=job_id, **payload)
+
+
+class Requester(BaseModel):
+    """The administrator who acts; the platform vouches for them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
+    language: Language = Language.SV
+
+
+class ImportOptions(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    archive_missing: bool = False
+    treat_as_upper_secondary: bool = False
+
+
+class StoredFile(BaseModel):
+    """An uploaded file in object storage. The key is never the client's name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(min_length=1, max_length=1024)
+    name: str = Field(min_length=1, max_length=255, description="The file name as uploaded")
+    sha256: Sha256
+    size_bytes: int = Field(ge=0)
+
+
+class ImportRequest(BaseModel):
+    """What the administrator chose in step 1 of the wizard."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisation_id: UUID
+    unit_id: UUID
+    school_year: SchoolYear
+    format: FileFormat = FileFormat.ROSTERFLOW_CSV
+    options: ImportOptions = Field(default_factory=ImportOptions)
+
+
+# --- requests from the journal platform ---------------------------------
+
+
+class UploadRequested(Event):
+    """The platform stored a file and asks for it to be checked."""
+
+    kind: ClassVar[str] = "upload_requested"
+    request: ImportRequest
+    file: StoredFile
+    requested_by: Requester
+
+
+class ConfirmationRequested(Event):
+    """The administrator confirmed the check result: apply the valid rows."""
+
+    kind: ClassVar[str] = "confirmation_requested"
+    requested_by: Requester
+
+
+class CancelRequested(Event):
+    """Stop the job wherever it runs. Published on the compacted cancellation topic."""
+
+    kind: ClassVar[str] = "cancel_requested"
+    requested_by: Requester | None = None
+
+
+# --- facts the pipeline publishes ----------------------------------------
+
+
+class JobAccepted(Event):
+    kind: ClassVar[str] = "job_accepted"
+    request: ImportRequest
+    file: StoredFile
+
+
+class JobRejected(Event):
+    kind: ClassVar[str] = "job_rejected"
+    code: str
+    message: str
+
+
+class CheckCounts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: int = Field(ge=0, description="Data rows in the file, empty ones included")
+    valid: int = Field(ge=0)
+    invalid: int = Field(ge=0)
+    empty: int = Field(ge=0)
+    warnings: int = Field(ge=0)
+
+
+class Plan(BaseModel):
+    """What confirming would do, computed against the journal at check time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    create: int = Field(ge=0)
+    update: int = Field(ge=0)
+    unchanged: int = Field(ge=0)
+    reactivate: int = Field(ge=0)
+    archive: int = Field(ge=0)
+    archive_held: bool = False
+
+
+class Detected(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    encoding: str
+    delimiter: str
+    format: FileFormat
+    columns: dict[str, str] = Field(description="Canonical column → header in the file")
+
+
+class Report(BaseModel):
+    """Where the check report lies in object storage."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    valid_rows_key: str
+    invalid_rows_key: str
+
+
+class JobValidated(Event):
+    """The check is done; the job awaits the administrator's confirmation."""
+
+    kind: ClassVar[str] = "job_validated"
+    counts: CheckCounts
+    plan: Plan
+    detected: Detected
+    report: Report
+
+
+class ImportConfirmed(Event):
+    kind: ClassVar[str] = "import_confirmed"
+    confirmed_by: Requester
+
+
+class ImportCounts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    created: int = Field(ge=0)
+    updated: int = Field(ge=0)
+    unchanged: int = Field(ge=0)
+    reactivated: int = Field(ge=0)
+
+
+class ImportApplied(Event):
+    """The valid rows are committed to the journal."""
+
+    kind: ClassVar[str] = "import_applied"
+    counts: ImportCounts
+    archive_missing: bool
+
+
+class JobFinished(Event):
+    """The job reached a terminal state; the notifier emails the requester."""
+
+    kind: ClassVar[str] = "job_finished"
+    outcome: Outcome
+    imported: ImportCounts | None = None
+    archived: int = Field(default=0, ge=0)
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class DeadLetter(BaseModel):
+    """A message that can never be processed, kept with the reason for a person."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ClassVar[str] = "dead_letter"
+    event_id: UUID = Field(default_factory=uuid4)
+    job_id: UUID | None = None
+    occurred_at: datetime = Field(default_factory=_now)
+    schema_version: Literal[1] = 1
+    source_topic: str
+    partition: int
+    offset: int
+    consumer: str
+    reason: str
+    original_key_b64: str | None = None
+    original_value_b64: str
+
+
+ALL_EVENTS: tuple[type[BaseModel], ...] = (
+    UploadRequested,
+    ConfirmationRequested,
+    CancelRequested,
+    JobAccepted,
+    JobRejected,
+    JobValidated,
+    ImportConfirmed,
+    ImportApplied,
+    JobFinished,
+    DeadLetter,
+)
+
+
+def school_year_of(moment: datetime) -> str:
+    """The school year (1 July – 30 June) a moment falls in."""
+    start = moment.year if moment.month >= 7 else moment.year - 1
+    return f"{start}/{start + 1}"
+
+
+def is_consecutive_school_year(value: str) -> bool:
+    match = re.match(SCHOOL_YEAR_PATTERN, value)
+    return match is not None and int(match[2]) == int(match[1]) + 1

@@ -1,0 +1,278 @@
+"""The job state machine in PostgreSQL.
+
+Every transition is a compare-and-set (``UPDATE … WHERE state = ANY($expected)``)
+recorded in job_transitions, so a redelivered event or a second instance can
+never run a step twice: whoever loses the race sees zero rows and knows the
+job has moved on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from rosterflow import events
+from rosterflow.db import Connection
+
+
+class JobState(StrEnum):
+    RECEIVED = "received"
+    VALIDATING = "validating"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    IMPORTING = "importing"
+    ARCHIVING = "archiving"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+TERMINAL = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED, JobState.REJECTED})
+ACTIVE = frozenset(JobState) - TERMINAL
+
+NEXT: dict[JobState, frozenset[JobState]] = {
+    JobState.RECEIVED: frozenset({JobState.VALIDATING, JobState.REJECTED}),
+    JobState.VALIDATING: frozenset({JobState.AWAITING_CONFIRMATION}),
+    JobState.AWAITING_CONFIRMATION: frozenset({JobState.IMPORTING}),
+    JobState.IMPORTING: frozenset({JobState.ARCHIVING}),
+    JobState.ARCHIVING: frozenset({JobState.COMPLETED}),
+}
+for _state in ACTIVE:
+    NEXT[_state] = NEXT.get(_state, frozenset()) | {JobState.CANCELLED, JobState.FAILED}
+
+OUTCOME_STATE = {
+    events.Outcome.COMPLETED: JobState.COMPLETED,
+    events.Outcome.FAILED: JobState.FAILED,
+    events.Outcome.CANCELLED: JobState.CANCELLED,
+    events.Outcome.REJECTED: JobState.REJECTED,
+}
+
+# Columns a transition may set besides the state; anything else is a bug.
+_SETTABLE = frozenset(
+    {
+        "validation_started_at",
+        "validation_finished_at",
+        "confirmed_at",
+        "import_started_at",
+        "import_finished_at",
+        "archived_at",
+        "finished_at",
+        "check_result",
+        "import_counts",
+        "archived_count",
+        "error_code",
+        "error_message",
+    }
+)
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+class Job(BaseModel):
+    id: UUID
+    organisation_id: UUID
+    unit_id: UUID
+    school_year: str
+    format: str
+    archive_missing: bool
+    treat_as_upper_secondary: bool
+    file_key: str
+    file_name: str
+    file_sha256: str
+    file_size_bytes: int
+    requested_by_id: str
+    requested_by_name: str
+    requested_by_email: str
+    requested_by_language: str
+    state: JobState
+    cancel_requested_at: datetime | None
+    received_at: datetime
+    validation_started_at: datetime | None
+    validation_finished_at: datetime | None
+    confirmed_at: datetime | None
+    import_started_at: datetime | None
+    import_finished_at: datetime | None
+    archived_at: datetime | None
+    finished_at: datetime | None
+    check_result: dict[str, Any] | None
+    import_counts: dict[str, int] | None
+    archived_count: int | None
+    error_code: str | None
+    error_message: str | None
+
+    @property
+    def request(self) -> events.ImportRequest:
+        return events.ImportRequest(
+            organisation_id=self.organisation_id,
+            unit_id=self.unit_id,
+            school_year=self.school_year,
+            format=events.FileFormat(self.format),
+            options=events.ImportOptions(
+                archive_missing=self.archive_missing,
+                treat_as_upper_secondary=self.treat_as_upper_secondary,
+            ),
+        )
+
+    @property
+    def file(self) -> events.StoredFile:
+        return events.StoredFile(
+            key=self.file_key,
+            name=self.file_name,
+            sha256=self.file_sha256,
+            size_bytes=self.file_size_bytes,
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def finished_event(self) -> events.JobFinished:
+        """The JobFinished this (terminal) job published, rebuilt for re-publication."""
+        outcome = next(o for o, s in OUTCOME_STATE.items() if s is self.state)
+        imported = (
+            events.ImportCounts.model_validate(self.import_counts) if self.import_counts else None
+        )
+        event = events.JobFinished.for_job(
+            self.id,
+            outcome=outcome,
+            imported=imported,
+            archived=self.archived_count or 0,
+            error_code=self.error_code,
+            error_message=self.error_message,
+        )
+        assert isinstance(event, events.JobFinished)
+        return event
+
+
+INSERT_JOB = """
+INSERT INTO jobs (id, organisation_id, unit_id, school_year, format, archive_missing,
+                  treat_as_upper_secondary, file_key, file_name, file_sha256, file_size_bytes,
+                  requested_by_id, requested_by_name, requested_by_email, requested_by_language)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (id) DO NOTHING
+"""
+
+INSERT_TRANSITION = """
+INSERT INTO job_transitions (job_id, from_state, to_state, cause) VALUES ($1, $2, $3, $4)
+"""
+
+GET_JOB = "SELECT * FROM jobs WHERE id = $1"
+
+REQUEST_CANCEL = """
+UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+WHERE id = $1
+RETURNING state
+"""
+
+
+async def register(conn: Connection, event: events.UploadRequested) -> bool:
+    """Record a new job in state *received*; False when the job id is already known."""
+    req, who = event.request, event.requested_by
+    async with conn.transaction():
+        status = await conn.execute(
+            INSERT_JOB,
+            event.job_id,
+            req.organisation_id,
+            req.unit_id,
+            req.school_year,
+            req.format.value,
+            req.options.archive_missing,
+            req.options.treat_as_upper_secondary,
+            event.file.key,
+            event.file.name,
+            event.file.sha256,
+            event.file.size_bytes,
+            who.user_id,
+            who.name,
+            who.email,
+            who.language.value,
+        )
+        created = bool(status == "INSERT 0 1")
+        if created:
+            await conn.execute(INSERT_TRANSITION, event.job_id, None, "received", event.kind)
+    return created
+
+
+async def get(conn: Connection, job_id: UUID) -> Job | None:
+    row = await conn.fetchrow(GET_JOB, job_id)
+    return None if row is None else Job.model_validate(dict(row))
+
+
+async def transition(
+    conn: Connection,
+    job_id: UUID,
+    expected: JobState | frozenset[JobState],
+    to: JobState,
+    cause: str,
+    *,
+    require_not_cancelled: bool = False,
+    **columns: Any,
+) -> bool:
+    """Move the job from an expected state to ``to``; False when it was not there.
+
+    Call inside a transaction when the move must commit with other writes.
+    """
+    sources = frozenset({expected}) if isinstance(expected, JobState) else expected
+    for source in sources:
+        if to not in NEXT.get(source, frozenset()):
+            raise IllegalTransition(f"{source} → {to}")
+    unknown = set(columns) - _SETTABLE
+    if unknown:
+        raise ValueError(f"a transition cannot set {sorted(unknown)}")
+    assignments = ["state = $3", "updated_at = clock_timestamp()"]
+    args: list[Any] = [job_id, [s.value for s in sources], to.value]
+    for name, value in columns.items():
+        args.append(value)
+        assignments.append(f"{name} = ${len(args)}")
+    guard = " AND jobs.cancel_requested_at IS NULL" if require_not_cancelled else ""
+    # Column names come from _SETTABLE only, never from input.
+    # The locking read returns the latest committed state, which is the one
+    # the audit row must name as "from".
+    sql = (
+        "WITH previous AS (SELECT state FROM jobs WHERE id = $1 FOR UPDATE) "
+        f"UPDATE jobs SET {', '.join(assignments)} FROM previous "
+        f"WHERE jobs.id = $1 AND previous.state = ANY($2::text[]){guard} "
+        "RETURNING previous.state"
+    )
+    async with conn.transaction():
+        previous = await conn.fetchval(sql, *args)
+        if previous is None:
+            return False
+        await conn.execute(INSERT_TRANSITION, job_id, previous, to.value, cause)
+    return True
+
+
+async def finish(
+    conn: Connection,
+    job_id: UUID,
+    outcome: events.Outcome,
+    cause: str,
+    *,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    **columns: Any,
+) -> bool:
+    """End an active job; False when it had already ended."""
+    return await transition(
+        conn,
+        job_id,
+        ACTIVE,
+        OUTCOME_STATE[outcome],
+        cause,
+        finished_at=datetime.now(UTC),
+        error_code=error_code,
+        error_message=error_message,
+        **columns,
+    )
+
+
+async def request_cancel(conn: Connection, job_id: UUID) -> JobState | None:
+    """Record the cancel request; returns the job's state, None for an unknown job."""
+    state = await conn.fetchval(REQUEST_CANCEL, job_id)
+    return None if state is None else JobState(state)

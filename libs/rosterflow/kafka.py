@@ -1,0 +1,259 @@
+"""Kafka wiring: the broker, topic creation, publishing and the consume loop.
+
+The consume contract every service relies on:
+
+* offsets are committed only after the handler returned, i.e. after its
+  database transaction committed and its next event was published (the
+  handler awaits the broker's acknowledgement);
+* a message that does not parse or violates its schema goes to the dead-letter
+  topic with the reason and its original bytes, and its job (if the id can be
+  read) ends *failed*;
+* a transient failure (database, storage or broker unreachable) is retried
+  with capped exponential backoff, never dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+from pydantic import BaseModel, ValidationError
+
+from rosterflow import events
+from rosterflow.settings import KafkaSettings
+from rosterflow.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec, topic_for
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=BaseModel)
+
+
+class PermanentError(Exception):
+    """The job cannot go on, whatever the retries; it ends *failed* with this code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TransientError(Exception):
+    """A failure worth retrying that the libraries do not already signal as one."""
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    TransientError,
+    OSError,
+    TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+def topic_name(settings: KafkaSettings, spec: TopicSpec) -> str:
+    return settings.prefix + spec.name
+
+
+def group_name(settings: KafkaSettings, service: str) -> str:
+    return f"{settings.prefix}rosterflow.{service}"
+
+
+def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-{service}",
+        acks="all",
+        enable_idempotence=True,
+        logger=logging.getLogger(f"rosterflow.{service}.kafka"),
+    )
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Create every registered topic that does not exist yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=topic_name(settings, spec),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
+            for spec in ALL_TOPICS
+            if topic_name(settings, spec) not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another service created them first
+    finally:
+        await admin.close()
+
+
+class Publisher:
+    def __init__(self, broker: KafkaBroker, settings: KafkaSettings) -> None:
+        self._broker = broker
+        self._settings = settings
+
+    async def publish(self, event: BaseModel) -> None:
+        """Publish and wait until the broker has it (acks=all)."""
+        spec = topic_for(type(event))
+        job_id = getattr(event, "job_id", None)
+        await self._broker.publish(
+            event.model_dump_json().encode(),
+            topic=topic_name(self._settings, spec),
+            key=str(job_id).encode() if job_id else None,
+            headers={"content-type": "application/json", "event-kind": spec.event.__name__},
+        )
+
+
+def _job_id_of(raw: bytes) -> UUID | None:
+    try:
+        value = json.loads(raw)
+        return UUID(str(value["job_id"])) if isinstance(value, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def retry_transient(
+    step: Callable[[], Awaitable[None]], what: str, *, max_delay: float = 30.0
+) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await step()
+            return
+        except TRANSIENT as exc:
+            log.warning(
+                "transient failure, retrying",
+                extra={"step": what, "error": type(exc).__name__, "retry_in_s": delay},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+FailJob = Callable[[UUID, str, str], Awaitable[None]]
+
+
+class Consumer:
+    """Registers a service's handlers with the broker under the consume contract."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: KafkaSettings,
+        service: str,
+        publisher: Publisher,
+        fail_job: FailJob,
+    ) -> None:
+        self._broker = broker
+        self._settings = settings
+        self._service = service
+        self._publisher = publisher
+        self._fail_job = fail_job
+
+    def handle(self, event_type: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
+        spec = topic_for(event_type)
+
+        async def consume(message: KafkaMessage) -> None:
+            await self._consume(spec, event_type, handler, message)
+
+        consume.__name__ = f"{self._service}_{spec.event.__name__}"
+        self._broker.subscriber(
+            topic_name(self._settings, spec),
+            group_id=group_name(self._settings, self._service),
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            max_poll_interval_ms=self._settings.max_poll_interval_ms,
+        )(consume)
+
+    async def _consume(
+        self,
+        spec: TopicSpec,
+        event_type: type[E],
+        handler: Callable[[E], Awaitable[None]],
+        message: KafkaMessage,
+    ) -> None:
+        raw: bytes = message.body
+        try:
+            event = event_type.model_validate_json(raw)
+        except ValidationError as exc:
+            # Name the fields, never echo their values: they may be personal data.
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            await self._dead_letter(spec, message, f"not a valid {spec.event.__name__}: {problems}")
+            return
+        job_id: UUID | None = getattr(event, "job_id", None)
+
+        async def run() -> None:
+            try:
+                await handler(event)
+            except PermanentError as exc:
+                if job_id is None:
+                    raise
+                await self._fail_job(job_id, exc.code, exc.message)
+
+        try:
+            await retry_transient(run, f"{self._service}:{spec.name}")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            # A bug or a state the code cannot handle: retrying would block the
+            # partition forever. Keep the message for a replay after the fix.
+            log.exception("handler failed; dead-lettering", extra={"topic": spec.name})
+            await self._dead_letter(spec, message, f"handler error: {type(exc).__name__}: {exc}")
+
+    async def _dead_letter(self, spec: TopicSpec, message: KafkaMessage, reason: str) -> None:
+        raw: bytes = message.body
+        record: Any = message.raw_message
+        job_id = _job_id_of(raw)
+        letter = events.DeadLetter(
+            job_id=job_id,
+            source_topic=topic_name(self._settings, spec),
+            partition=record.partition,
+            offset=record.offset,
+            consumer=self._service,
+            reason=reason[:2000],
+            original_key_b64=base64.b64encode(record.key).decode() if record.key else None,
+            original_value_b64=base64.b64encode(raw).decode(),
+        )
+
+        async def publish_and_fail() -> None:
+            await self._publisher.publish(letter)
+            if job_id is not None:
+                await self._fail_job(job_id, "unprocessable_event", reason[:500])
+
+        log.error("dead letter", extra={"topic": spec.name, "job_id": str(job_id)})
+        await retry_transient(publish_and_fail, f"{self._service}:dead-letter")
+
+
+__all__ = [
+    "DEAD_LETTERS",
+    "Consumer",
+    "PermanentError",
+    "Publisher",
+    "create_broker",
+    "ensure_topics",
+    "retry_transient",
+]

@@ -1,0 +1,87 @@
+"""The one place a service's dependencies are built (cosmicpython's bootstrap).
+
+Nothing here does I/O at import time: ``Runtime.start`` opens the pool,
+applies migrations and creates topics when the service starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+
+from rosterflow import db, jobs
+from rosterflow.cancellation import CancellationWatch
+from rosterflow.events import Outcome
+from rosterflow.kafka import Consumer, Publisher, create_broker, ensure_topics
+from rosterflow.settings import Settings
+from rosterflow.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, service: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.broker: KafkaBroker = create_broker(settings.kafka, service)
+        self.publisher = Publisher(self.broker, settings.kafka)
+        self.consumer = Consumer(
+            self.broker, settings.kafka, service, self.publisher, self.fail_job
+        )
+        self.cancellations = CancellationWatch()
+        self.store = ObjectStore.from_settings(settings.storage)
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the runtime has not been started")
+        return self._pool
+
+    async def start(self) -> None:
+        """Open the pool, migrate and create topics; call before the broker starts."""
+        self._pool = await db.create_pool(self.settings.db)
+        async with self._pool.acquire() as conn:
+            await db.migrate(conn)
+        await ensure_topics(self.settings.kafka)
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def end_job(
+        self,
+        job_id: UUID,
+        outcome: Outcome,
+        cause: str,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        """End an active job and announce it; False (and silence) if it had ended already.
+
+        Handlers that find a job ended re-publish its JobFinished themselves; that
+        covers a crash between this commit and the publish.
+        """
+        async with self.pool.acquire() as conn:
+            ended = await jobs.finish(
+                conn,
+                job_id,
+                outcome,
+                cause,
+                error_code=error_code,
+                error_message=error_message,
+            )
+            job = await jobs.get(conn, job_id)
+        if ended and job is not None:
+            await self.publisher.publish(job.finished_event())
+        return ended
+
+    async def fail_job(self, job_id: UUID, code: str, message: str) -> None:
+        await self.end_job(
+            job_id, Outcome.FAILED, f"{self.service}:{code}", error_code=code, error_message=message
+        )

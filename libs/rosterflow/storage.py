@@ -1,0 +1,124 @@
+"""Object storage through pyarrow.fs: a local directory or an S3 bucket.
+
+Every object of an organisation lives under ``orgs/<organisation id>/`` so
+that retention and access can be reasoned about per organisation. Object keys
+are built from ids only, never from a client's file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from uuid import UUID
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from rosterflow.settings import StorageSettings
+
+
+class StorageError(Exception):
+    pass
+
+
+class UploadTooLarge(StorageError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+def upload_key(organisation_id: UUID, job_id: UUID) -> str:
+    return f"orgs/{organisation_id}/uploads/{job_id}/source"
+
+
+def report_keys(organisation_id: UUID, job_id: UUID) -> tuple[str, str]:
+    base = f"orgs/{organisation_id}/reports/{job_id}"
+    return f"{base}/valid.parquet", f"{base}/invalid.parquet"
+
+
+@dataclass(frozen=True)
+class WrittenObject:
+    key: str
+    sha256: str
+    size_bytes: int
+
+
+class ObjectStore:
+    def __init__(self, fs: pafs.FileSystem, root: str) -> None:
+        self._fs = fs
+        self._root = root.rstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings) -> ObjectStore:
+        fs, root = pafs.FileSystem.from_uri(settings.uri)
+        if isinstance(fs, pafs.LocalFileSystem):
+            fs.create_dir(root, recursive=True)
+        return cls(fs, root)
+
+    def _path(self, key: str) -> str:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise StorageError(f"refusing an object key outside the store: {key!r}")
+        return f"{self._root}/{key}"
+
+    async def write_stream(
+        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int
+    ) -> WrittenObject:
+        """Stream chunks into an object, hashing as it goes; nothing is kept on overflow."""
+        digest = hashlib.sha256()
+        size = 0
+        path = self._path(key)
+        self._ensure_parent(path)
+        try:
+            with self._fs.open_output_stream(path) as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise UploadTooLarge(max_bytes)
+                    digest.update(chunk)
+                    out.write(chunk)
+        except UploadTooLarge:
+            self.delete(key)
+            raise
+        return WrittenObject(key, digest.hexdigest(), size)
+
+    def write_bytes(self, key: str, data: bytes) -> WrittenObject:
+        path = self._path(key)
+        self._ensure_parent(path)
+        with self._fs.open_output_stream(path) as out:
+            out.write(data)
+        return WrittenObject(key, hashlib.sha256(data).hexdigest(), len(data))
+
+    def open_input(self, key: str) -> pa.NativeFile:
+        try:
+            return self._fs.open_input_stream(self._path(key))
+        except FileNotFoundError as exc:
+            raise StorageError(f"object {key} does not exist") from exc
+
+    def size(self, key: str) -> int:
+        info = self._fs.get_file_info(self._path(key))
+        if info.type != pafs.FileType.File:
+            raise StorageError(f"object {key} does not exist")
+        return int(info.size)
+
+    def write_table(self, key: str, table: pa.Table) -> None:
+        path = self._path(key)
+        self._ensure_parent(path)
+        pq.write_table(table, path, filesystem=self._fs, compression="zstd")
+
+    def parquet_file(self, key: str) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self._fs.open_input_file(self._path(key)))
+        except FileNotFoundError as exc:
+            raise StorageError(f"object {key} does not exist") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._fs.delete_file(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def _ensure_parent(self, path: str) -> None:
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            self._fs.create_dir(path.rsplit("/", 1)[0], recursive=True)

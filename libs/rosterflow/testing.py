@@ -1,0 +1,179 @@
+"""Building blocks for tests, the demo and benchmarks: sample rosters, seeding, waiting.
+
+Identity numbers come only from Skatteverket's published test numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+from rosterflow.db import Connection
+from rosterflow.settings import REPO_ROOT
+
+TEST_NUMBERS = REPO_ROOT.parent / "shared" / "data" / "skatteverket-testpersonnummer.txt"
+
+GIVEN = [
+    "Alva",
+    "Elsa",
+    "Maja",
+    "Wilma",
+    "Astrid",
+    "Nils",
+    "Hugo",
+    "Oskar",
+    "Liam",
+    "Ebbe",
+    "Åsa",
+    "Märta",
+    "Björn",
+    "Sören",
+    "Ingrid",
+    "Örjan",
+]
+FAMILY = [
+    "Andersson",
+    "Johansson",
+    "Karlsson",
+    "Nilsson",
+    "Eriksson",
+    "Larsson",
+    "Olsson",
+    "Persson",
+    "Svensson",
+    "Gustafsson",
+    "Lindström",
+    "Åberg",
+    "Öberg",
+    "Sjögren",
+]
+
+T = TypeVar("T")
+
+
+def test_numbers(born_after: int = 2006, born_before: int = 2022) -> list[str]:
+    """Skatteverket's test numbers of school age, as 12 digits."""
+    numbers = TEST_NUMBERS.read_text().split()
+    return [n for n in numbers if born_after <= int(n[:4]) <= born_before]
+
+
+@dataclass
+class Roster:
+    """A roster file's rows and what a correct check must find in them."""
+
+    header: list[str]
+    rows: list[list[str]]
+    valid_identities: list[str] = field(default_factory=list)
+    invalid_lines: dict[int, str] = field(default_factory=dict)  # line → expected code
+
+    def to_csv(self, delimiter: str = ";", newline: str = "\r\n") -> str:
+        lines = [delimiter.join(self.header), *(delimiter.join(r) for r in self.rows)]
+        return newline.join(lines) + newline
+
+    def names(self) -> set[str]:
+        return {cell for row in self.rows for cell in row[1:3] if cell}
+
+
+def sample_roster(size: int, numbers: list[str], *, invalid: int = 0, seed: int = 7) -> Roster:
+    """``size`` valid students (class 1A–9C) plus ``invalid`` rows with known errors."""
+    rng = random.Random(seed)
+    roster = Roster(["Personnummer", "Förnamn", "Efternamn", "Årskurs", "Klass"], [])
+    for number in numbers[:size]:
+        grade = str(rng.randint(1, 9))
+        # Administrators write the short form with a hyphen more often than not.
+        shown = f"{number[2:8]}-{number[8:]}" if rng.random() < 0.7 else number
+        roster.rows.append(
+            [shown, rng.choice(GIVEN), rng.choice(FAMILY), grade, grade + rng.choice("ABC")]
+        )
+        roster.valid_identities.append(number)
+    spare = numbers[size : size + invalid]
+    broken: list[tuple[Callable[[str], str], str]] = [
+        (_wrong_check_digit, "identity_bad_check_digit"),
+        (_wrong_separator, "identity_format"),
+        (str, "given_name_missing"),
+    ]
+    for i, number in enumerate(spare):
+        make, code = broken[i % len(broken)]
+        row = [make(number), rng.choice(GIVEN), rng.choice(FAMILY), "5", "5A"]
+        if code == "given_name_missing":
+            row[1] = ""
+        roster.rows.append(row)
+        roster.invalid_lines[len(roster.rows) + 1] = code
+    return roster
+
+
+def _wrong_check_digit(number: str) -> str:
+    return number[:-1] + str((int(number[-1]) + 1) % 10)
+
+
+def _wrong_separator(number: str) -> str:
+    return number[2:8] + "/" + number[8:]
+
+
+@dataclass(frozen=True)
+class School:
+    organisation_id: UUID
+    unit_id: UUID
+
+
+async def seed_school(
+    conn: Connection, *, name: str = "Solbackens skola", level: str = "compulsory"
+) -> School:
+    org, unit = uuid4(), uuid4()
+    await conn.execute(
+        "INSERT INTO organisations (id, name) VALUES ($1, $2)", org, "Elevhälsan Testkommun"
+    )
+    await conn.execute(
+        "INSERT INTO units (id, organisation_id, name, school_level) VALUES ($1, $2, $3, $4)",
+        unit,
+        org,
+        name,
+        level,
+    )
+    return School(org, unit)
+
+
+async def seed_active_patients(conn: Connection, school: School, identities: list[str]) -> None:
+    """Patients already active in the unit, e.g. last year's students."""
+    await conn.executemany(
+        """WITH p AS (
+               INSERT INTO patients (organisation_id, identity_number, identity_kind,
+                                     given_name, family_name)
+               VALUES ($1, $3, 'personnummer', 'Tidigare', 'Elev') RETURNING id)
+           INSERT INTO enrolments (patient_id, unit_id) SELECT id, $2 FROM p""",
+        [(school.organisation_id, school.unit_id, n) for n in identities],
+    )
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition"
+) -> T:
+    """Poll until ``probe`` returns something, or fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        value = await probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def read_mailbox(mailbox: Path) -> list[EmailMessage]:
+    messages = []
+    for path in sorted(mailbox.glob("*.eml")):
+        parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        messages.append(parsed)
+    return messages

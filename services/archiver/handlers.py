@@ -1,0 +1,123 @@
+"""Archiver: archive the unit's patients missing from the file, after the import committed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pyarrow.compute as pc
+from rosterflow import events, jobs, journal
+from rosterflow.events import Outcome
+from rosterflow.jobs import Job, JobState
+from rosterflow.kafka import PermanentError
+from rosterflow.runtime import Runtime
+from rosterflow.storage import ObjectStore, StorageError
+
+SERVICE = "archiver"
+
+
+def register(rt: Runtime) -> None:
+    async def on_applied(event: events.ImportApplied) -> None:
+        async with rt.pool.acquire() as conn:
+            job = await jobs.get(conn, event.job_id)
+        if job is None:
+            raise PermanentError("unknown_job", "the imported job does not exist")
+        if job.state is JobState.ARCHIVING:
+            await finish(rt, job)
+        elif job.terminal:
+            await rt.publisher.publish(job.finished_event())
+
+    rt.consumer.handle(events.ImportApplied, on_applied)
+
+
+def file_identities(store: ObjectStore, job: Job) -> list[str]:
+    """Every identity number in the file, from valid and invalid rows alike.
+
+    A patient whose row merely had a typo must not be archived.
+    """
+    keys = (job.check_result or {}).get("report", {})
+    found: list[str] = []
+    for key in (keys.get("valid_rows_key"), keys.get("invalid_rows_key")):
+        if not key:
+            raise PermanentError("report_missing", "the job's check report is incomplete")
+        try:
+            table = store.parquet_file(key).read(columns=["identity_number"])
+        except StorageError as exc:
+            raise PermanentError("report_missing", str(exc)) from exc
+        column = pc.drop_null(table.column("identity_number"))
+        found.extend(column.to_pylist())
+    return found
+
+
+async def finish(rt: Runtime, job: Job) -> None:
+    if job.cancel_requested_at is not None or rt.cancellations.is_cancelled(job.id):
+        await rt.end_job(
+            job.id,
+            Outcome.CANCELLED,
+            "cancelled after the import committed",
+            error_code="cancelled_after_import",
+            error_message="The import was applied; archiving did not happen.",
+        )
+        return
+    try:
+        await archive_and_complete(rt, job)
+    except _CancelWon:
+        await rt.end_job(
+            job.id,
+            Outcome.CANCELLED,
+            "cancelled during archiving",
+            error_code="cancelled_after_import",
+            error_message="The import was applied; archiving was rolled back.",
+        )
+        return
+    async with rt.pool.acquire() as conn:
+        ended = await jobs.get(conn, job.id)
+    assert ended is not None and ended.terminal
+    await rt.publisher.publish(ended.finished_event())
+
+
+async def archive_and_complete(rt: Runtime, job: Job) -> None:
+    error_code = error_message = None
+    archived = 0
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if job.archive_missing:
+            identities = await asyncio.to_thread(file_identities, rt.store, job)
+            await journal.create_staging(conn)
+            await journal.stage_file_identities(conn, identities)
+            plan = await journal.archive_plan(
+                conn,
+                job.organisation_id,
+                job.unit_id,
+                rt.settings.imports.default_archive_hold_ratio,
+            )
+            if plan.held:
+                # Approving a held archive comes with the archiver issue; until then
+                # nobody is archived and the job says why.
+                error_code = "archive_held"
+                error_message = (
+                    f"Archiving {len(plan.patient_ids)} of {plan.active} active patients "
+                    "exceeds the safety threshold; nobody was archived."
+                )
+            else:
+                archived = await journal.archive(conn, job.unit_id, plan.patient_ids, job.id)
+        now = datetime.now(UTC)
+        completed = await jobs.transition(
+            conn,
+            job.id,
+            JobState.ARCHIVING,
+            JobState.COMPLETED,
+            "archiving done" if job.archive_missing else "nothing to archive",
+            require_not_cancelled=True,
+            archived_at=now if job.archive_missing else None,
+            finished_at=now,
+            archived_count=archived,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        if not completed:
+            # A cancel won the race for the job row: the rollback undoes the archiving.
+            raise _CancelWon
+
+
+class _CancelWon(Exception):
+    pass

@@ -1,0 +1,33 @@
+"""create_app: the ingest service's only wiring."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from rosterflow.runtime import Runtime
+from rosterflow.settings import Settings
+
+from services.ingest import api, handlers
+
+SERVICE = "ingest"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    rt = Runtime(settings, SERVICE)
+    handlers.register(rt)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        await rt.broker.start()
+        try:
+            yield
+        finally:
+            await rt.broker.stop()
+            await rt.stop()
+
+    app = FastAPI(title="rosterflow ingest", version="1", lifespan=lifespan)
+    app.include_router(api.build_router(rt))
+    return app

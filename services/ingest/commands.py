@@ -1,0 +1,92 @@
+"""What the front door does, whether asked over HTTP or by an event.
+
+Each command is safe to repeat: a second delivery finds the job already
+moved on and only re-publishes what the first one published.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from rosterflow import events, jobs
+from rosterflow.events import Outcome
+from rosterflow.jobs import Job, JobState
+from rosterflow.runtime import Runtime
+
+from services.ingest import store
+from services.ingest.logic import check_request
+
+
+async def accept_upload(rt: Runtime, event: events.UploadRequested) -> Job:
+    async with rt.pool.acquire() as conn:
+        await jobs.register(conn, event)
+        unit = await store.get_unit(conn, event.request.unit_id)
+        rejection = check_request(event.request, unit)
+        if rejection is not None:
+            await jobs.finish(
+                conn,
+                event.job_id,
+                Outcome.REJECTED,
+                f"ingest:{rejection.code}",
+                error_code=rejection.code,
+                error_message=rejection.message,
+            )
+        job = await jobs.get(conn, event.job_id)
+    assert job is not None
+    await announce(rt, job)
+    return job
+
+
+async def announce(rt: Runtime, job: Job) -> None:
+    """(Re-)publish what the front door said about this job."""
+    if job.state is JobState.REJECTED:
+        await rt.publisher.publish(
+            events.JobRejected.for_job(
+                job.id, code=job.error_code or "rejected", message=job.error_message or ""
+            )
+        )
+        await rt.publisher.publish(job.finished_event())
+    elif job.state is JobState.RECEIVED:
+        await rt.publisher.publish(
+            events.JobAccepted.for_job(job.id, request=job.request, file=job.file)
+        )
+
+
+async def confirm(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | None:
+    async with rt.pool.acquire() as conn:
+        await jobs.transition(
+            conn,
+            job_id,
+            JobState.AWAITING_CONFIRMATION,
+            JobState.IMPORTING,
+            f"confirmed by {who.user_id}",
+            require_not_cancelled=True,
+            confirmed_at=datetime.now(UTC),
+        )
+        job = await jobs.get(conn, job_id)
+    if job is not None and job.confirmed_at is not None and not job.terminal:
+        await rt.publisher.publish(events.ImportConfirmed.for_job(job_id, confirmed_by=who))
+    return job
+
+
+async def cancel(
+    rt: Runtime, job_id: UUID, who: events.Requester | None, *, broadcast: bool
+) -> Job | None:
+    """Record the cancel; end a job that is waiting, tell running stages to stop.
+
+    ``broadcast`` is False when the request came from the cancellation topic
+    itself: running stages have heard it already.
+    """
+    async with rt.pool.acquire() as conn:
+        state = await jobs.request_cancel(conn, job_id)
+    if state is None:
+        return None
+    if state in (JobState.RECEIVED, JobState.AWAITING_CONFIRMATION):
+        # Nothing runs for a waiting job; the stage that picks it up would end
+        # it anyway, so end it now and the administrator hears at once.
+        await rt.end_job(job_id, Outcome.CANCELLED, "cancelled while waiting")
+    elif broadcast and state not in jobs.TERMINAL:
+        await rt.publisher.publish(events.CancelRequested.for_job(job_id, requested_by=who))
+    async with rt.pool.acquire() as conn:
+        return await jobs.get(conn, job_id)

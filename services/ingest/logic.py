@@ -1,0 +1,43 @@
+"""The front door's checks, free of I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from rosterflow.events import FileFormat, ImportRequest
+
+SUPPORTED_FORMATS = frozenset({FileFormat.ROSTERFLOW_CSV})
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: UUID
+    organisation_id: UUID
+    name: str
+    school_level: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    message: str
+
+
+def check_request(request: ImportRequest, unit: Unit | None) -> Rejection | None:
+    """Why this import may not start, or None when it may."""
+    if unit is None or unit.organisation_id != request.organisation_id:
+        # The same answer whether the unit is missing or another organisation's:
+        # a request must not reveal what exists elsewhere.
+        return Rejection("unit_not_found", "The unit does not exist in this organisation.")
+    if request.options.treat_as_upper_secondary and unit.school_level != "unspecified":
+        return Rejection(
+            "option_not_allowed",
+            "'Treat as upper secondary' is offered only for units whose school level is "
+            "unspecified.",
+        )
+    if request.format not in SUPPORTED_FORMATS:
+        return Rejection(
+            "format_not_supported", f"The file format {request.format.value} is not supported yet."
+        )
+    return None

@@ -1,0 +1,18 @@
+"""create_app: the notifier's only wiring."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from rosterflow.runtime import Runtime
+from rosterflow.service import stream_app
+from rosterflow.settings import Settings
+
+from services.notifier import handlers
+
+SERVICE = handlers.SERVICE
+
+
+def create_app(settings: Settings) -> FastStream:
+    rt = Runtime(settings, SERVICE)
+    handlers.register(rt)
+    return stream_app(rt)
