@@ -57,12 +57,17 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
 
 
-class Event(BaseModel):
-    """Fields every event carries."""
+class Message(BaseModel):
+    """Anything on a rosterflow topic."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: ClassVar[str]
+
+
+class Event(Message):
+    """Fields every event carries."""
+
     event_id: UUID = Field(default_factory=uuid4)
     job_id: UUID
     occurred_at: datetime = Field(default_factory=_now)
@@ -240,10 +245,8 @@ class JobFinished(Event):
     error_message: str | None = None
 
 
-class DeadLetter(BaseModel):
+class DeadLetter(Message):
     """A message that can never be processed, kept with the reason for a person."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: ClassVar[str] = "dead_letter"
     event_id: UUID = Field(default_factory=uuid4)
@@ -259,7 +262,7 @@ class DeadLetter(BaseModel):
     original_value_b64: str
 
 
-ALL_EVENTS: tuple[type[BaseModel], ...] = (
+ALL_EVENTS: tuple[type[Message], ...] = (
     UploadRequested,
     ConfirmationRequested,
     CancelRequested,

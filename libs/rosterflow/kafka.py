@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from rosterflow import events
 from rosterflow.settings import KafkaSettings
@@ -36,7 +37,7 @@ from rosterflow.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec, topic_for
 
 log = logging.getLogger(__name__)
 
-E = TypeVar("E", bound=BaseModel)
+E = TypeVar("E", bound=events.Message)
 
 
 class PermanentError(Exception):
@@ -101,10 +102,9 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             if topic_name(settings, spec) not in existing
         ]
         if wanted:
-            try:
+            # Another service may have created them a moment ago.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another service created them first
     finally:
         await admin.close()
 
@@ -114,7 +114,7 @@ class Publisher:
         self._broker = broker
         self._settings = settings
 
-    async def publish(self, event: BaseModel) -> None:
+    async def publish(self, event: events.Message) -> None:
         """Publish and wait until the broker has it (acks=all)."""
         spec = topic_for(type(event))
         job_id = getattr(event, "job_id", None)

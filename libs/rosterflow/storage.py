@@ -7,6 +7,7 @@ are built from ids only, never from a client's file name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -114,10 +115,8 @@ class ObjectStore:
             raise StorageError(f"object {key} does not exist") from exc
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._fs.delete_file(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def _ensure_parent(self, path: str) -> None:
         if isinstance(self._fs, pafs.LocalFileSystem):

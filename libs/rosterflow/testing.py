@@ -60,7 +60,7 @@ FAMILY = [
 T = TypeVar("T")
 
 
-def test_numbers(born_after: int = 2006, born_before: int = 2022) -> list[str]:
+def school_age_numbers(born_after: int = 2006, born_before: int = 2022) -> list[str]:
     """Skatteverket's test numbers of school age, as 12 digits."""
     numbers = TEST_NUMBERS.read_text().split()
     return [n for n in numbers if born_after <= int(n[:4]) <= born_before]
@@ -155,17 +155,17 @@ async def seed_active_patients(conn: Connection, school: School, identities: lis
 
 
 async def wait_for(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 30.0, what: str = "condition"
 ) -> T:
     """Poll until ``probe`` returns something, or fail naming what never happened."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     delay = 0.02
     while True:
         value = await probe()
         if value is not None and value is not False:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout} s")
+            raise TimeoutError(f"{what} did not happen within {within} s")
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 0.25)
 

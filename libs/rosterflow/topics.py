@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from rosterflow import events
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    event: type[BaseModel]
+    event: type[events.Message]
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
     description: str
@@ -108,7 +106,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-def topic_for(event: type[BaseModel]) -> TopicSpec:
+def topic_for(event: type[events.Message]) -> TopicSpec:
     for spec in ALL_TOPICS:
         if spec.event is event:
             return spec
