@@ -72,7 +72,8 @@ async def finish(rt: Runtime, job: Job) -> None:
         return
     async with rt.pool.acquire() as conn:
         ended = await jobs.get(conn, job.id)
-    assert ended is not None and ended.terminal
+    assert ended is not None
+    assert ended.terminal
     await rt.publisher.publish(ended.finished_event())
 
 
