@@ -12,7 +12,7 @@ from collections import OrderedDict
 from uuid import UUID
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from rosterflow.events import CancelRequested

@@ -259,11 +259,12 @@ async def finish(
     **columns: Any,
 ) -> bool:
     """End an active job; False when it had already ended."""
+    target = OUTCOME_STATE[outcome]
     return await transition(
         conn,
         job_id,
-        ACTIVE,
-        OUTCOME_STATE[outcome],
+        frozenset(s for s in ACTIVE if target in NEXT[s]),
+        target,
         cause,
         finished_at=datetime.now(UTC),
         error_code=error_code,

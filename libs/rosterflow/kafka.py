@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from rosterflow import events
@@ -71,8 +71,10 @@ def topic_name(settings: KafkaSettings, spec: TopicSpec) -> str:
     return settings.prefix + spec.name
 
 
-def group_name(settings: KafkaSettings, service: str) -> str:
-    return f"{settings.prefix}rosterflow.{service}"
+def group_name(settings: KafkaSettings, service: str, spec: TopicSpec) -> str:
+    # One group per service and topic: a subscriber's consumer joins and
+    # rebalances alone instead of disturbing the service's other subscribers.
+    return f"{settings.prefix}rosterflow.{service}.{spec.event.kind}"
 
 
 def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
@@ -180,7 +182,7 @@ class Consumer:
         consume.__name__ = f"{self._service}_{spec.event.__name__}"
         self._broker.subscriber(
             topic_name(self._settings, spec),
-            group_id=group_name(self._settings, self._service),
+            group_id=group_name(self._settings, self._service, spec),
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             max_poll_interval_ms=self._settings.max_poll_interval_ms,

@@ -6,19 +6,27 @@ Identity numbers come only from Skatteverket's published test numbers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TypeVar
 from uuid import UUID, uuid4
 
+from aiokafka import AIOKafkaConsumer
+
 from rosterflow.db import Connection
-from rosterflow.settings import REPO_ROOT
+from rosterflow.events import Message
+from rosterflow.kafka import ensure_topics, topic_name
+from rosterflow.runtime import Runtime
+from rosterflow.settings import REPO_ROOT, KafkaSettings
+from rosterflow.topics import ALL_TOPICS
 
 TEST_NUMBERS = REPO_ROOT.parent / "shared" / "data" / "skatteverket-testpersonnummer.txt"
 
@@ -58,6 +66,7 @@ FAMILY = [
 ]
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
 def school_age_numbers(born_after: int = 2006, born_before: int = 2022) -> list[str]:
@@ -177,3 +186,68 @@ def read_mailbox(mailbox: Path) -> list[EmailMessage]:
         assert isinstance(parsed, EmailMessage)
         messages.append(parsed)
     return messages
+
+
+@asynccontextmanager
+async def running(rt: Runtime) -> AsyncIterator[Runtime]:
+    """A service's runtime and broker, started in this process for a test."""
+    await rt.start()
+    try:
+        await rt.broker.start()
+        yield rt
+    finally:
+        await rt.broker.stop()
+        await rt.stop()
+
+
+class EventTap:
+    """Reads every rosterflow topic of one prefix from the beginning, for assertions."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._names = {topic_name(settings, spec): spec for spec in ALL_TOPICS}
+        self.seen: list[tuple[str, Message]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EventTap:
+        await ensure_topics(self._settings)
+        self._consumer = AIOKafkaConsumer(
+            *self._names,
+            bootstrap_servers=self._settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _collect(self) -> None:
+        assert self._consumer is not None
+        async for record in self._consumer:
+            spec = self._names[record.topic]
+            with contextlib.suppress(ValueError):
+                self.seen.append((record.topic, spec.event.model_validate_json(record.value)))
+
+    def of(self, event_type: type[M], job_id: UUID | None = None) -> list[M]:
+        return [
+            e
+            for _, e in self.seen
+            if isinstance(e, event_type)
+            and (job_id is None or getattr(e, "job_id", None) == job_id)
+        ]
+
+    async def next(self, event_type: type[M], job_id: UUID, *, within: float = 30.0) -> M:
+        async def probe() -> M | None:
+            found = self.of(event_type, job_id)
+            return found[0] if found else None
+
+        return await wait_for(probe, within=within, what=f"{event_type.__name__} for {job_id}")

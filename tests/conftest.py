@@ -1,0 +1,81 @@
+"""Fixtures for tests against the real local stack (deploy/local/stack.py up).
+
+Each test gets its own database, created from a migrated template database,
+its own topic prefix and consumer groups, and its own object-storage
+directory. A stack that is not running fails the test; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from rosterflow import db
+from rosterflow.settings import (
+    DatabaseSettings,
+    KafkaSettings,
+    Settings,
+    StorageSettings,
+)
+
+ADMIN_DSN = DatabaseSettings().dsn.get_secret_value()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    return dsn.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+async def template_database() -> str:
+    """A database with every migration applied, named after their content."""
+    digest = hashlib.sha256("".join(m.sql for m in db.migrations()).encode()).hexdigest()[:12]
+    name = f"rf_template_{digest}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            conn = await asyncpg.connect(_with_database(ADMIN_DSN, name))
+            try:
+                await db.migrate(conn)
+            finally:
+                await conn.close()
+            await admin.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true')
+    finally:
+        await admin.close()
+    return name
+
+
+@pytest.fixture
+async def database_dsn(template_database: str) -> AsyncIterator[str]:
+    name = f"rf_test_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield _with_database(ADMIN_DSN, name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def conn(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def settings(database_dsn: str, tmp_path: Path) -> Settings:
+    """Settings for one test: its own database, topics, groups and storage."""
+    return Settings(
+        kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
+        db=DatabaseSettings(dsn=database_dsn),
+        storage=StorageSettings(uri=(tmp_path / "objects").as_uri()),
+    )
