@@ -179,13 +179,15 @@ async def wait_for(
         delay = min(delay * 1.5, 0.25)
 
 
+def read_message(path: Path) -> EmailMessage:
+    parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
 def read_mailbox(mailbox: Path) -> list[EmailMessage]:
-    messages = []
-    for path in sorted(mailbox.glob("*.eml")):
-        parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        messages.append(parsed)
-    return messages
+    """Every message the local SMTP sink kept, oldest first."""
+    return [read_message(path) for path in sorted(mailbox.glob("*.eml"))]
 
 
 @asynccontextmanager

@@ -1,0 +1,45 @@
+# The two commands: `make demo` (the main job) and `make test` (the whole suite).
+# Both set up everything on a fresh machine: uv, the locked environment, the stack.
+
+PYTHON   ?= python3
+UV_VER   := 0.13.9
+TOOLS    := .local/tools
+UV       := $(TOOLS)/bin/uv
+VENV_PY  := .venv/bin/python
+STACK    := $(PYTHON) deploy/local/stack.py
+
+.PHONY: demo test check setup up down status schemas
+
+demo: setup up
+	$(VENV_PY) deploy/local/demo.py
+
+test: setup up check
+	$(VENV_PY) -m pytest
+
+check: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy libs services tests deploy bench
+	$(VENV_PY) -m rosterflow.contracts --check
+
+setup: $(VENV_PY)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VER)
+
+$(VENV_PY): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python python3.11
+	touch $(VENV_PY)
+
+up: setup
+	$(STACK) up
+
+down:
+	$(STACK) down
+
+status:
+	$(STACK) status
+
+schemas: setup
+	$(VENV_PY) -m rosterflow.contracts
