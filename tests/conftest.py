@@ -25,7 +25,7 @@ from rosterflow.settings import (
 ADMIN_DSN = DatabaseSettings().dsn.get_secret_value()
 
 
-def _with_database(dsn: str, name: str) -> str:
+def with_database(dsn: str, name: str) -> str:
     return dsn.rsplit("/", 1)[0] + "/" + name
 
 
@@ -39,7 +39,7 @@ async def template_database() -> str:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             await admin.execute(f'CREATE DATABASE "{name}"')
-            conn = await asyncpg.connect(_with_database(ADMIN_DSN, name))
+            conn = await asyncpg.connect(with_database(ADMIN_DSN, name))
             try:
                 await db.migrate(conn)
             finally:
@@ -56,7 +56,7 @@ async def database_dsn(template_database: str) -> AsyncIterator[str]:
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield _with_database(ADMIN_DSN, name)
+        yield with_database(ADMIN_DSN, name)
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
@@ -64,7 +64,7 @@ async def database_dsn(template_database: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def conn(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_dsn)
+    connection = await db.connect(database_dsn)
     try:
         yield connection
     finally:

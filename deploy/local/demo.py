@@ -14,7 +14,6 @@ from email.message import EmailMessage
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import httpx
 import pyarrow.compute as pc
 from rosterflow import db
@@ -54,7 +53,7 @@ def poll(
 
 
 async def seed(settings: Settings, leavers: list[str]) -> tuple[UUID, UUID]:
-    conn = await asyncpg.connect(settings.db.dsn.get_secret_value())
+    conn = await db.connect(settings.db.dsn.get_secret_value())
     try:
         await db.migrate(conn)
         school = await seed_school(conn)

@@ -73,6 +73,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection with the same codecs the pool's connections have."""
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         settings.dsn.get_secret_value(),

@@ -1,0 +1,105 @@
+"""Helpers for integration tests that run services in this process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from uuid import UUID, uuid4
+
+from rosterflow import events, jobs
+from rosterflow.db import Connection
+from rosterflow.runtime import Runtime
+from rosterflow.settings import LOCAL_DIR, Settings
+from rosterflow.storage import upload_key
+from rosterflow.testing import EventTap, School, read_mailbox, running
+
+from services.archiver import handlers as archiver
+from services.importer import handlers as importer
+from services.ingest import handlers as ingest
+from services.notifier import handlers as notifier
+from services.validator import handlers as validator
+
+REGISTER = {
+    "ingest": ingest.register,
+    "validator": validator.register,
+    "importer": importer.register,
+    "archiver": archiver.register,
+    "notifier": notifier.register,
+}
+STAGES = ("validator", "importer", "archiver")
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    runtimes: dict[str, Runtime]
+    tap: EventTap
+
+    @property
+    def any(self) -> Runtime:
+        return next(iter(self.runtimes.values()))
+
+    async def upload(
+        self,
+        school: School,
+        content: bytes,
+        *,
+        archive_missing: bool = False,
+        admin: events.Requester | None = None,
+    ) -> events.UploadRequested:
+        """Store a file and publish the platform's upload event for it."""
+        job_id = uuid4()
+        key = upload_key(school.organisation_id, job_id)
+        written = self.any.store.write_bytes(key, content)
+        event = events.UploadRequested(
+            job_id=job_id,
+            request=events.ImportRequest(
+                organisation_id=school.organisation_id,
+                unit_id=school.unit_id,
+                school_year="2026/2027",
+                options=events.ImportOptions(archive_missing=archive_missing),
+            ),
+            file=events.StoredFile(
+                key=key, name="elever.csv", sha256=written.sha256, size_bytes=written.size_bytes
+            ),
+            requested_by=admin or new_admin(),
+        )
+        await self.any.publisher.publish(event)
+        return event
+
+
+def new_admin(language: events.Language = events.Language.SV) -> events.Requester:
+    """An administrator with an address of their own, so a test finds its own emails."""
+    return events.Requester(
+        user_id="u-9",
+        name="Karin Admin",
+        email=f"admin-{uuid4().hex[:10]}@skolhalsan.example",
+        language=language,
+    )
+
+
+def mails_to(address: str) -> list[EmailMessage]:
+    return [m for m in read_mailbox(LOCAL_DIR / "mail") if m["To"] == address]
+
+
+async def final_job(conn: Connection, job_id: UUID) -> jobs.Job:
+    job = await jobs.get(conn, job_id)
+    assert job is not None
+    return job
+
+
+@asynccontextmanager
+async def pipeline(settings: Settings, *services: str) -> AsyncIterator[Pipeline]:
+    """The named services (all five by default), started in this process."""
+    async with AsyncExitStack() as stack:
+        tap = await stack.enter_async_context(EventTap(settings.kafka))
+        runtimes: dict[str, Runtime] = {}
+        for name in services or tuple(REGISTER):
+            rt = Runtime(settings, name)
+            REGISTER[name](rt)
+            if name in STAGES:
+                rt.cancellations.subscribe(rt.broker, settings.kafka)
+            runtimes[name] = await stack.enter_async_context(running(rt))
+        yield Pipeline(settings, runtimes, tap)
