@@ -63,12 +63,12 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: ClassVar[str]
+    event_id: UUID = Field(default_factory=uuid4)
 
 
 class Event(Message):
     """Fields every event carries."""
 
-    event_id: UUID = Field(default_factory=uuid4)
     job_id: UUID
     occurred_at: datetime = Field(default_factory=_now)
     schema_version: Literal[1] = 1
@@ -249,7 +249,6 @@ class DeadLetter(Message):
     """A message that can never be processed, kept with the reason for a person."""
 
     kind: ClassVar[str] = "dead_letter"
-    event_id: UUID = Field(default_factory=uuid4)
     job_id: UUID | None = None
     occurred_at: datetime = Field(default_factory=_now)
     schema_version: Literal[1] = 1

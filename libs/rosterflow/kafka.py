@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -156,6 +156,14 @@ async def retry_transient(
 FailJob = Callable[[UUID, str, str], Awaitable[None]]
 
 
+class Ledger(Protocol):
+    """Which events a consumer has fully handled (the processed_events table)."""
+
+    async def seen(self, consumer: str, event_id: UUID) -> bool: ...
+
+    async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None: ...
+
+
 class Consumer:
     """Registers a service's handlers with the broker under the consume contract."""
 
@@ -166,12 +174,14 @@ class Consumer:
         service: str,
         publisher: Publisher,
         fail_job: FailJob,
+        ledger: Ledger,
     ) -> None:
         self._broker = broker
         self._settings = settings
         self._service = service
         self._publisher = publisher
         self._fail_job = fail_job
+        self._ledger = ledger
 
     def handle(self, event_type: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
         spec = topic_for(event_type)
@@ -207,14 +217,22 @@ class Consumer:
             await self._dead_letter(spec, message, f"not a valid {spec.event.__name__}: {problems}")
             return
         job_id: UUID | None = getattr(event, "job_id", None)
+        consumer = group_name(self._settings, self._service, spec)
 
         async def run() -> None:
+            # Recorded only after the handler's effects and publications, so a
+            # crash in between means the handler runs again (and finds its
+            # job already advanced); a recorded event is skipped outright.
+            event_id: UUID = event.event_id
+            if await self._ledger.seen(consumer, event_id):
+                return
             try:
                 await handler(event)
             except PermanentError as exc:
                 if job_id is None:
                     raise
                 await self._fail_job(job_id, exc.code, exc.message)
+            await self._ledger.record(consumer, event_id, job_id)
 
         try:
             await retry_transient(run, f"{self._service}:{spec.name}")
@@ -224,9 +242,17 @@ class Consumer:
             # A bug or a state the code cannot handle: retrying would block the
             # partition forever. Keep the message for a replay after the fix.
             log.exception("handler failed; dead-lettering", extra={"topic": spec.name})
-            await self._dead_letter(spec, message, f"handler error: {type(exc).__name__}: {exc}")
+            await self._dead_letter(
+                spec,
+                message,
+                f"handler error: {type(exc).__name__}: {exc}",
+                job_message=f"An internal error ({type(exc).__name__}) stopped the job; "
+                "the operators have the message in the dead-letter topic.",
+            )
 
-    async def _dead_letter(self, spec: TopicSpec, message: KafkaMessage, reason: str) -> None:
+    async def _dead_letter(
+        self, spec: TopicSpec, message: KafkaMessage, reason: str, job_message: str | None = None
+    ) -> None:
         raw: bytes = message.body
         record: Any = message.raw_message
         job_id = _job_id_of(raw)
@@ -244,7 +270,7 @@ class Consumer:
         async def publish_and_fail() -> None:
             await self._publisher.publish(letter)
             if job_id is not None:
-                await self._fail_job(job_id, "unprocessable_event", reason[:500])
+                await self._fail_job(job_id, "unprocessable_event", job_message or reason[:500])
 
         log.error("dead letter", extra={"topic": spec.name, "job_id": str(job_id)})
         await retry_transient(publish_and_fail, f"{self._service}:dead-letter")

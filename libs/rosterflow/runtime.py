@@ -29,7 +29,7 @@ class Runtime:
         self.broker: KafkaBroker = create_broker(settings.kafka, service)
         self.publisher = Publisher(self.broker, settings.kafka)
         self.consumer = Consumer(
-            self.broker, settings.kafka, service, self.publisher, self.fail_job
+            self.broker, settings.kafka, service, self.publisher, self.fail_job, self
         )
         self.cancellations = CancellationWatch()
         self.store = ObjectStore.from_settings(settings.storage)
@@ -80,6 +80,14 @@ class Runtime:
         if ended and job is not None:
             await self.publisher.publish(job.finished_event())
         return ended
+
+    async def seen(self, consumer: str, event_id: UUID) -> bool:
+        async with self.pool.acquire() as conn:
+            return bool(await conn.fetchval(db.EVENT_SEEN, consumer, event_id))
+
+    async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(db.RECORD_EVENT, consumer, event_id, job_id)
 
     async def fail_job(self, job_id: UUID, code: str, message: str) -> None:
         await self.end_job(

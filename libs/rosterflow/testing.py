@@ -20,6 +20,7 @@ from typing import TypeVar
 from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from rosterflow.db import Connection
 from rosterflow.events import Message
@@ -246,6 +247,26 @@ class EventTap:
             if isinstance(e, event_type)
             and (job_id is None or getattr(e, "job_id", None) == job_id)
         ]
+
+    async def drained(self) -> bool:
+        """True when every consumer group of this prefix has committed up to each topic's end."""
+        assert self._consumer is not None
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap_servers)
+        await admin.start()
+        try:
+            groups = [
+                g[0]
+                for g in await admin.list_consumer_groups()
+                if g[0].startswith(self._settings.prefix + "rosterflow.")
+            ]
+            for group in groups:
+                committed = await admin.list_consumer_group_offsets(group)
+                ends = await self._consumer.end_offsets(list(committed))
+                if any(meta.offset < ends[tp] for tp, meta in committed.items()):
+                    return False
+            return bool(groups)
+        finally:
+            await admin.close()
 
     async def next(self, event_type: type[M], job_id: UUID, *, within: float = 30.0) -> M:
         async def probe() -> M | None:
