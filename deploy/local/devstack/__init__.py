@@ -1,0 +1,1 @@
+"""The rosterflow local development stack behind deploy/local/stack.py, one module per role."""
