@@ -209,7 +209,18 @@ def pg_probe(cfg: Config) -> str | None:
     bindir = find_pg_bindir()
     if bindir is None:
         return "no PostgreSQL binaries found"
-    cmd = [str(bindir / "pg_isready"), "-q", "-h", HOST, "-p", str(cfg.pg_port), "-t", "2", "-U", "postgres"]
+    cmd = [
+        str(bindir / "pg_isready"),
+        "-q",
+        "-h",
+        HOST,
+        "-p",
+        str(cfg.pg_port),
+        "-t",
+        "2",
+        "-U",
+        "postgres",
+    ]
     code = subprocess.run(cmd, check=False).returncode
     return None if code == 0 else f"pg_isready on {HOST}:{cfg.pg_port} returned {code}"
 
