@@ -14,6 +14,7 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+
 from rosterflow import db
 from rosterflow.settings import (
     DatabaseSettings,

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import httpx
 import pyarrow.compute as pc
+
 from rosterflow import db
 from rosterflow.launcher import service_processes
 from rosterflow.settings import LOCAL_DIR, Settings

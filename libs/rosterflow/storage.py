@@ -103,10 +103,13 @@ class ObjectStore:
             raise StorageError(f"object {key} does not exist")
         return int(info.size)
 
-    def write_table(self, key: str, table: pa.Table) -> None:
+    def write_table(self, key: str, table: pa.Table, row_group_size: int = 50_000) -> None:
+        """Parquet; row groups are the batches readers (the importer) work through."""
         path = self._path(key)
         self._ensure_parent(path)
-        pq.write_table(table, path, filesystem=self._fs, compression="zstd")
+        pq.write_table(
+            table, path, filesystem=self._fs, compression="zstd", row_group_size=row_group_size
+        )
 
     def parquet_file(self, key: str) -> pq.ParquetFile:
         try:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pyarrow.compute as pc
+
 from rosterflow import events, jobs, journal
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState

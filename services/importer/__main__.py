@@ -1,7 +1,6 @@
 """python -m services.importer"""
 
 from rosterflow.service import run
-
 from services.importer.app import SERVICE, create_app
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from faststream import FastStream
+
 from rosterflow.runtime import Runtime
 from rosterflow.service import stream_app
 from rosterflow.settings import Settings
-
 from services.importer import handlers
 
 SERVICE = handlers.SERVICE

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uvicorn
+
 from rosterflow.logs import configure_logging
 from rosterflow.settings import Settings
-
 from services.ingest.app import create_app
 
 

@@ -12,11 +12,11 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, ValidationError
+
 from rosterflow import events, jobs
 from rosterflow.jobs import Job, JobState
 from rosterflow.runtime import Runtime
 from rosterflow.storage import UploadTooLarge, upload_key
-
 from services.ingest import commands
 
 

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
-
 from services.ingest import api, handlers
 
 SERVICE = "ingest"

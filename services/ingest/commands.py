@@ -13,7 +13,6 @@ from rosterflow import events, jobs
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.runtime import Runtime
-
 from services.ingest import store
 from services.ingest.logic import check_request
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rosterflow import events
 from rosterflow.runtime import Runtime
-
 from services.ingest import commands
 
 

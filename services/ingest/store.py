@@ -5,7 +5,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from rosterflow.db import Connection
-
 from services.ingest.logic import Unit
 
 GET_UNIT = "SELECT id, organisation_id, name, school_level FROM units WHERE id = $1"

@@ -1,7 +1,6 @@
 """python -m services.notifier"""
 
 from rosterflow.service import run
-
 from services.notifier.app import SERVICE, create_app
 
 if __name__ == "__main__":

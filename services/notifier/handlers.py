@@ -5,10 +5,10 @@ from __future__ import annotations
 from uuid import UUID
 
 import aiosmtplib
+
 from rosterflow import events, jobs
 from rosterflow.kafka import PermanentError, TransientError
 from rosterflow.runtime import Runtime
-
 from services.notifier import logic, store
 
 SERVICE = "notifier"

@@ -1,7 +1,6 @@
 """python -m services.validator"""
 
 from rosterflow.service import run
-
 from services.validator.app import SERVICE, create_app
 
 if __name__ == "__main__":

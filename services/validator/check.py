@@ -8,12 +8,20 @@ from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from rosterflow.events import CheckCounts, Detected, ImportRequest
 from rosterflow.journal import VALID_ROWS_SCHEMA
-
 from services.validator import grades
-from services.validator.identity import parse_identity_column
-from services.validator.reading import FileError, MisshapenRow, detect_layout, read_batches
+from services.validator.identity import Identity, parse_identity, parse_identity_column
+from services.validator.reading import (
+    SAMPLE_BYTES,
+    FileError,
+    Layout,
+    detect_layout,
+    read_batches,
+    with_all_columns,
+)
+from services.validator.records import LooseRow, scan_records
 from services.validator.rows import (
     ISSUE_SCHEMA,
     duplicate_issues,
@@ -73,51 +81,58 @@ def _with_messages(issues: pa.Table) -> pa.Table:
     return issues
 
 
+OpenSource = Callable[[], pa.NativeFile]
+
+
 def check_file(
-    source: pa.NativeFile,
-    sample: bytes,
+    open_source: OpenSource,
     request: ImportRequest,
     *,
     today: date,
     max_rows: int,
     stop: Callable[[], bool],
 ) -> CheckResult:
-    """Check a whole file; raises FileError for a file-level problem, JobCancelled on stop."""
-    layout = detect_layout(sample)
-    misshapen: list[MisshapenRow] = []
+    """Check a whole file; raises FileError for a file-level problem, Stopped on stop.
+
+    ``open_source`` opens the file anew: it is read twice, once to find where
+    every record starts (records.scan_records), once in batches by pyarrow.
+    """
+    with open_source() as source:
+        layout = detect_layout(source.read(SAMPLE_BYTES))
+    with open_source() as source:
+        scan = scan_records(source, layout, max_rows)
     valid_parts: list[pa.Table] = []
     issue_parts: list[pa.Table] = []
-    rows = empty = 0
-    for batch in read_batches(source, layout, misshapen):
-        if stop():
-            raise Stopped
-        first_line = rows + 2  # line 1 is the header
-        rows += batch.num_rows
-        if rows > max_rows:
-            raise FileError(
-                "file_too_many_rows", f"The file has more than {max_rows} rows, the limit."
-            )
-        result = validate_batch(batch, first_line, today, carry=CONTACT)
+    empty = scan.empty
+    delivered = 0
+
+    def check_batch(batch: pa.RecordBatch, lines: pa.Array) -> None:
+        nonlocal empty
+        result = validate_batch(batch, lines, today, carry=CONTACT)
         parsed = parse_identity_column(batch.column("identity"), today)
-        lines = pa.arange(first_line, first_line + batch.num_rows)
         issue_parts.append(_with_identity(result.issues, lines, parsed.normalised))
         valid_parts.append(result.valid)
         empty += result.empty_rows
-    if misshapen:
-        issue_parts.append(
-            pa.table(
-                {
-                    "line": pa.array([m.line for m in misshapen], pa.int64()),
-                    "column": pa.array(["*"] * len(misshapen)),
-                    "code": pa.array([MISSHAPEN] * len(misshapen)),
-                    "severity": pa.array(["error"] * len(misshapen)),
-                    "value": pa.array(
-                        [f"{m.fields} of {m.expected} fields" for m in misshapen], pa.string()
-                    ),
-                    "identity_number": pa.nulls(len(misshapen), pa.string()),
-                }
-            )
+
+    with open_source() as source:
+        for batch in read_batches(source, layout):
+            if stop():
+                raise Stopped
+            check_batch(batch, scan.lines(delivered, batch.num_rows))
+            delivered += batch.num_rows
+    if delivered != len(scan.good_lines):
+        raise FileError(
+            "file_unreadable",
+            "The file's quoting could not be read consistently; check for unbalanced quotes.",
         )
+    if scan.rescued:
+        check_batch(
+            _as_batch([row.fields for row in scan.rescued], layout),
+            pa.array([row.line for row in scan.rescued], pa.int64()),
+        )
+    if scan.misshapen:
+        issue_parts.append(_misshapen_issues(scan.misshapen, layout, today))
+
     valid = _empty_valid() if not valid_parts else pa.concat_tables(valid_parts)
     duplicates = find_duplicates(valid.column("identity"), row_fingerprint(valid, CONTACT))
     issue_parts.append(
@@ -128,11 +143,12 @@ def check_file(
         )
     )
     valid = valid.filter(pc.invert(pc.or_(duplicates.conflict, duplicates.exact)))
+    valid = valid.take(pc.sort_indices(valid, [("line", "ascending")]))
     issues = _with_messages(pa.concat_tables([p.cast(_LOCATED_SCHEMA) for p in issue_parts]))
     issues = issues.take(pc.sort_indices(issues, [("line", "ascending")]))
     errors = issues.filter(pc.equal(issues.column("severity"), "error"))
     counts = CheckCounts(
-        rows=rows + len(misshapen),
+        rows=scan.rows,
         valid=valid.num_rows,
         invalid=len(pc.unique(errors.column("line"))),
         empty=empty,
@@ -145,6 +161,34 @@ def check_file(
         columns=layout.columns,
     )
     return CheckResult(_to_journal_rows(valid, request), issues, counts, detected)
+
+
+def _as_batch(rows: list[list[str]], layout: Layout) -> pa.RecordBatch:
+    columns = {
+        name: pa.array([row[i] for row in rows], pa.string())
+        for i, name in enumerate(layout.names)
+        if not name.startswith("_unused_")
+    }
+    return with_all_columns(pa.RecordBatch.from_pydict(columns))
+
+
+def _misshapen_issues(rows: list[LooseRow], layout: Layout, today: date) -> pa.Table:
+    position = layout.names.index("identity")
+    identities = []
+    for row in rows:
+        parsed = parse_identity(row.fields[position], today) if len(row.fields) > position else None
+        identities.append(parsed.normalised if isinstance(parsed, Identity) else None)
+    width = len(layout.names)
+    return pa.table(
+        {
+            "line": pa.array([row.line for row in rows], pa.int64()),
+            "column": pa.array(["*"] * len(rows)),
+            "code": pa.array([MISSHAPEN] * len(rows)),
+            "severity": pa.array(["error"] * len(rows)),
+            "value": pa.array([f"{len(row.fields)} of {width} fields" for row in rows]),
+            "identity_number": pa.array(identities, pa.string()),
+        }
+    )
 
 
 class Stopped(Exception):

@@ -11,9 +11,8 @@ from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.runtime import Runtime
 from rosterflow.storage import StorageError, report_keys
-
 from services.validator.check import CheckResult, Stopped, check_file
-from services.validator.reading import SAMPLE_BYTES, FileError
+from services.validator.reading import FileError
 
 SERVICE = "validator"
 
@@ -103,17 +102,13 @@ async def validate(rt: Runtime, job: Job) -> Job:
 
 def _check(rt: Runtime, job: Job) -> CheckResult:
     try:
-        with rt.store.open_input(job.file_key) as source:
-            sample = source.read(SAMPLE_BYTES)
-        with rt.store.open_input(job.file_key) as source:
-            return check_file(
-                source,
-                sample,
-                job.request,
-                today=date.today(),
-                max_rows=rt.settings.imports.max_rows,
-                stop=lambda: rt.cancellations.is_cancelled(job.id),
-            )
+        return check_file(
+            lambda: rt.store.open_input(job.file_key),
+            job.request,
+            today=date.today(),
+            max_rows=rt.settings.imports.max_rows,
+            stop=lambda: rt.cancellations.is_cancelled(job.id),
+        )
     except StorageError as exc:
         raise FileError("file_missing", "The uploaded file is no longer in storage.") from exc
 

@@ -6,7 +6,6 @@ import codecs
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -73,10 +72,11 @@ def detect_encoding(sample: bytes) -> str:
         raise FileError("file_not_text", "The file is not a text (CSV) file.")
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    # The sample may end inside a multi-byte character; judge it up to the last newline.
-    cut = sample.rfind(b"\n")
+    # The sample may end inside a multi-byte character: a non-final decode
+    # accepts an incomplete character at the end, and nothing else.
     try:
-        (sample[: cut + 1] if 0 < cut < len(sample) - 1 else sample).decode("utf-8")
+        # A sample shorter than SAMPLE_BYTES is the whole file: judge all of it.
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=len(sample) < SAMPLE_BYTES)
     except UnicodeDecodeError:
         return "cp1252"
     return "utf-8"
@@ -115,56 +115,43 @@ def detect_layout(sample: bytes) -> Layout:
     return Layout(encoding, delimiter, columns, names)
 
 
-@dataclass(frozen=True)
-class MisshapenRow:
-    line: int | None
-    fields: int
-    expected: int
-
-
 def read_batches(
-    source: pa.NativeFile,
-    layout: Layout,
-    misshapen: list[MisshapenRow],
-    block_size: int = 4 << 20,
+    source: pa.NativeFile, layout: Layout, block_size: int = 4 << 20
 ) -> Iterator[pa.RecordBatch]:
     """Stream the data rows as batches of strings, every canonical column present.
 
-    Rows with more or fewer fields than the header are appended to ``misshapen``
-    for the report, never dropped silently.
+    Rows with the wrong number of fields are skipped here; records.scan_records
+    finds and reports each of them.
     """
-
-    def on_invalid(row: Any) -> str:
-        misshapen.append(MisshapenRow(row.number, row.actual_columns, row.expected_columns))
-        return "skip"
-
-    reader = pacsv.open_csv(
-        source,
-        read_options=pacsv.ReadOptions(
-            encoding="utf8" if layout.encoding.startswith("utf-8") else layout.encoding,
-            column_names=layout.names,
-            skip_rows=1,
-            block_size=block_size,
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=layout.delimiter,
-            newlines_in_values=True,
-            invalid_row_handler=on_invalid,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(layout.names, pa.string()),
-            strings_can_be_null=False,
-            include_columns=[n for n in layout.names if not n.startswith("_unused_")],
-        ),
-    )
     try:
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                encoding="utf8" if layout.encoding.startswith("utf-8") else layout.encoding,
+                column_names=layout.names,
+                skip_rows=1,
+                block_size=block_size,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=layout.delimiter,
+                newlines_in_values=True,
+                invalid_row_handler=lambda _row: "skip",
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(layout.names, pa.string()),
+                strings_can_be_null=False,
+                include_columns=[n for n in layout.names if not n.startswith("_unused_")],
+            ),
+        )
         for batch in reader:
-            yield _with_all_columns(batch)
+            yield with_all_columns(batch)
     except pa.ArrowInvalid as exc:
-        raise FileError("file_unreadable", f"The file could not be read as CSV: {exc}") from exc
+        raise FileError(
+            "file_unreadable", f"The file could not be read as {layout.encoding} CSV: {exc}"
+        ) from exc
 
 
-def _with_all_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
+def with_all_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
     arrays = [
         batch.column(name) if name in batch.schema.names else pa.nulls(batch.num_rows, pa.string())
         for name in CANONICAL

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
+
 from rosterflow.launcher import service_processes
 from rosterflow.settings import LOCAL_DIR, HttpSettings, Settings
 from rosterflow.testing import (

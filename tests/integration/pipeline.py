@@ -14,7 +14,6 @@ from rosterflow.runtime import Runtime
 from rosterflow.settings import LOCAL_DIR, Settings
 from rosterflow.storage import upload_key
 from rosterflow.testing import EventTap, School, read_mailbox, running
-
 from services.archiver import handlers as archiver
 from services.importer import handlers as importer
 from services.ingest import handlers as ingest

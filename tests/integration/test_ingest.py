@@ -7,11 +7,11 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
+
 from rosterflow import events, jobs
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 from rosterflow.testing import EventTap, running, seed_school, wait_for
-
 from services.ingest import handlers
 from services.ingest.app import create_app
 

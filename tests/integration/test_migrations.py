@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-from rosterflow import db
 
+from rosterflow import db
 from tests.conftest import ADMIN_DSN, with_database
 
 EXPECTED = Path(__file__).with_name("expected_schema.txt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from rosterflow import events, jobs
 from rosterflow.jobs import JobState
 from rosterflow.settings import Settings
@@ -13,7 +14,6 @@ from rosterflow.testing import (
     seed_school,
     wait_for,
 )
-
 from services.ingest import commands
 from tests.integration.pipeline import final_job, mails_to, new_admin, pipeline
 

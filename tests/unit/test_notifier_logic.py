@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from rosterflow.events import ImportCounts, JobFinished, Outcome
+from rosterflow.jobs import OUTCOME_STATE, Job, JobState
+from rosterflow.testing import school_age_numbers
+from services.notifier.logic import compose, to_message
+
+JOB_ID = UUID("6f1c1e0e-3b7a-4c57-9d2e-2f0c8a1d5b10")
+RECEIVED = datetime(2026, 8, 17, 7, 30, tzinfo=UTC)
+LINK = f"https://journal.example.org/imports/{JOB_ID}"
+SENDER = "rosterflow@example.org"
+COUNTS = ImportCounts(created=12, updated=30, unchanged=410, reactivated=2)
+# Skatteverket test numbers that a careless composer could leak.
+IDENTITIES = school_age_numbers()[:3]
+
+
+def make_job(**overrides: Any) -> Job:
+    fields: dict[str, Any] = {
+        "id": JOB_ID,
+        "organisation_id": UUID(int=1),
+        "unit_id": UUID(int=2),
+        "school_year": "2026/2027",
+        "format": "rosterflow_csv",
+        "archive_missing": True,
+        "treat_as_upper_secondary": False,
+        "file_key": f"orgs/{UUID(int=1)}/uploads/{JOB_ID}/source",
+        "file_name": "elever-ht2026.csv",
+        "file_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "file_size_bytes": 48213,
+        "requested_by_id": "u-1042",
+        "requested_by_name": "Karin Admin",
+        "requested_by_email": "karin.admin@example.org",
+        "requested_by_language": "sv",
+        "state": JobState.COMPLETED,
+        "cancel_requested_at": None,
+        "received_at": RECEIVED,
+        "validation_started_at": None,
+        "validation_finished_at": None,
+        "confirmed_at": None,
+        "import_started_at": None,
+        "import_finished_at": None,
+        "archived_at": None,
+        "finished_at": RECEIVED + timedelta(minutes=2, seconds=5),
+        "check_result": {
+            "counts": {"rows": 460, "valid": 454, "invalid": 5, "empty": 1, "warnings": 3},
+            "detected": {"columns": {"identity": "Personnummer"}},
+        },
+        "import_counts": COUNTS.model_dump(),
+        "archived_count": 7,
+        "error_code": None,
+        "error_message": None,
+    }
+    fields.update(overrides)
+    return Job.model_validate(fields)
+
+
+def finished(outcome: Outcome, **payload: Any) -> JobFinished:
+    event = JobFinished.for_job(JOB_ID, outcome=outcome, **payload)
+    assert isinstance(event, JobFinished)
+    return event
+
+
+def completed() -> JobFinished:
+    return finished(Outcome.COMPLETED, imported=COUNTS, archived=7)
+
+
+def parsed(message: EmailMessage) -> EmailMessage:
+    """The message as a mail client would see it after transport."""
+    result = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert isinstance(result, EmailMessage)
+    return result
+
+
+def body(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def test_completed_email_is_in_swedish_by_default_with_every_count() -> None:
+    mail = compose(make_job(), completed(), "Solbackens skola", LINK)
+
+    assert mail.recipient == "karin.admin@example.org"
+    assert mail.subject == "Importen är klar"
+    for line in [
+        "Enhet: Solbackens skola",
+        "Läsår: 2026/2027",
+        "Fil: elever-ht2026.csv",
+        "Nya: 12",
+        "Uppdaterade: 30",
+        "Oförändrade: 410",
+        "Återaktiverade: 2",
+        "Arkiverade: 7",
+        "Överhoppade rader: 5",
+        "Tid: 2 min 5 s",
+        f"Visa importen: {LINK}",
+    ]:
+        assert line in mail.text.splitlines(), line
+    assert "<td>410</td>" in mail.html
+
+
+def test_email_is_in_english_when_the_requester_chose_english() -> None:
+    mail = compose(make_job(requested_by_language="en"), completed(), "Solbacken School", LINK)
+
+    assert mail.subject == "The import is complete"
+    for line in ["Unit: Solbacken School", "School year: 2026/2027", "Created: 12", "Archived: 7"]:
+        assert line in mail.text.splitlines(), line
+    assert "Enhet" not in mail.text
+    assert "Visa importen" not in mail.html
+
+
+@pytest.mark.parametrize(
+    ("outcome", "swedish", "english"),
+    [
+        (Outcome.COMPLETED, "Importen är klar", "The import is complete"),
+        (Outcome.FAILED, "Importen misslyckades", "The import failed"),
+        (Outcome.CANCELLED, "Importen avbröts", "The import was cancelled"),
+        (Outcome.REJECTED, "Importen avvisades", "The import was rejected"),
+    ],
+)
+def test_subject_says_the_outcome(outcome: Outcome, swedish: str, english: str) -> None:
+    job = make_job(state=OUTCOME_STATE[outcome])
+
+    sv = to_message(compose(job, finished(outcome), "Solbackens skola", LINK), SENDER)
+    en = to_message(
+        compose(
+            job.model_copy(update={"requested_by_language": "en"}), finished(outcome), "X", LINK
+        ),
+        SENDER,
+    )
+
+    assert parsed(sv)["Subject"] == swedish
+    assert parsed(en)["Subject"] == english
+
+
+@pytest.mark.parametrize("outcome", [Outcome.FAILED, Outcome.REJECTED])
+def test_failed_or_rejected_job_says_nothing_was_imported(outcome: Outcome) -> None:
+    job = make_job(state=OUTCOME_STATE[outcome], import_counts=None, archived_count=None)
+    event = finished(outcome, error_code="file_empty", error_message="The file is empty.")
+
+    sv = compose(job, event, "Solbackens skola", LINK)
+    en = compose(job.model_copy(update={"requested_by_language": "en"}), event, "X", LINK)
+
+    assert "Ingenting importerades; journalen är oförändrad." in sv.text
+    assert "Ingenting importerades" in sv.html
+    assert "Nothing was imported; the journal is unchanged." in en.text
+    assert "Orsak: The file is empty." in sv.text.splitlines()
+    # No import counts that could be read as "this many were imported".
+    assert "Nya:" not in sv.text
+    assert "Created:" not in en.text
+
+
+def test_completed_job_does_not_say_nothing_was_imported() -> None:
+    mail = compose(make_job(), completed(), "Solbackens skola", LINK)
+
+    assert "Ingenting importerades" not in mail.text
+
+
+INJECTION = "elever.csv\r\nBcc: x@y\r\nSubject: hacked"
+
+
+def test_line_breaks_in_file_or_unit_name_cannot_add_headers() -> None:
+    job = make_job(file_name=INJECTION)
+    event = finished(Outcome.FAILED, error_message="boom\nBcc: x@y")
+
+    message = parsed(to_message(compose(job, event, "Skola\nBcc: x@y", LINK), SENDER))
+
+    assert message["Bcc"] is None
+    assert message.get_all("Subject") == ["Importen misslyckades"]
+    assert message.get_all("To") == ["karin.admin@example.org"]
+    assert sorted(message.keys()) == sorted(
+        ["From", "To", "Subject", "Message-ID", "MIME-Version", "Content-Type"]
+    )
+    for subtype in ("plain", "html"):
+        part = body(message, subtype)
+        assert not any(line.startswith("Bcc:") for line in part.splitlines()), subtype
+    text = body(message, "plain").splitlines()
+    assert "Fil: elever.csv Bcc: x@y Subject: hacked" in text
+    assert "Enhet: Skola Bcc: x@y" in text
+
+
+def test_html_special_characters_in_names_are_escaped() -> None:
+    job = make_job(file_name='<img src=x onerror="alert(1)">&.csv')
+
+    mail = compose(job, completed(), "<b>Solbacken</b> & Co", LINK)
+    html_part = body(parsed(to_message(mail, SENDER)), "html")
+
+    assert "<img" not in html_part
+    assert "<b>" not in html_part
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;.csv" in html_part
+    assert "&lt;b&gt;Solbacken&lt;/b&gt; &amp; Co" in html_part
+    # The plain-text part shows the names as typed.
+    assert "Enhet: <b>Solbacken</b> & Co" in mail.text.splitlines()
+
+
+def test_message_has_a_plain_text_and_an_html_part_and_a_message_id() -> None:
+    message = parsed(to_message(compose(make_job(), completed(), "Solbackens skola", LINK), SENDER))
+
+    assert message["From"] == SENDER
+    assert message["Message-ID"]
+    assert message.get_content_type() == "multipart/alternative"
+    assert "Nya: 12" in body(message, "plain")
+    assert LINK in body(message, "html")
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_no_identity_number_appears_in_the_email(outcome: Outcome) -> None:
+    # The job carries what the pipeline knows about the file; none of the
+    # patients' numbers may travel by email, even where a key or result holds one.
+    job = make_job(
+        state=OUTCOME_STATE[outcome],
+        file_key=f"orgs/x/uploads/{IDENTITIES[0]}/source",
+        check_result={
+            "counts": {"rows": 3, "valid": 2, "invalid": 1, "empty": 0, "warnings": 0},
+            "invalid_rows": [{"line": 4, "identity_number": IDENTITIES[1]}],
+        },
+    )
+    mail = compose(job, finished(outcome, imported=COUNTS), "Solbackens skola", LINK)
+
+    message = parsed(to_message(mail, SENDER))
+    headers = " ".join(f"{k}: {v}" for k, v in message.items())
+    everything = [headers, body(message, "plain"), body(message, "html")]
+    for number in IDENTITIES:
+        short = f"{number[2:8]}-{number[8:]}"
+        for text in everything:
+            assert number not in text
+            assert short not in text
