@@ -28,6 +28,9 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 SERVER_HOSTNAME = "rosterflow-smtp-sink"
+# Recipients in this reserved domain are refused permanently (550), as a relay
+# refuses a bad address: tests of the notifier's refusal handling use it.
+REFUSED_DOMAIN = "@refused.invalid"
 
 
 class MailboxHandler:
@@ -35,6 +38,14 @@ class MailboxHandler:
 
     def __init__(self, mailbox: Path) -> None:
         self.mailbox = mailbox
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.lower().endswith(REFUSED_DOMAIN):
+            return "550 5.1.1 Recipient address rejected: no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         path = self.store(envelope)
