@@ -8,6 +8,7 @@ HTML and stripped of line breaks, so they can never add headers or markup.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -76,6 +77,12 @@ def _plain(value: str) -> str:
     return " ".join(value.split())
 
 
+def duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60} s"
+
+
 def compose(job: Job, event: JobFinished, unit_name: str, link: str) -> Email:
     lang = Language(job.requested_by_language)
     words = LABELS[lang]
@@ -95,8 +102,9 @@ def compose(job: Job, event: JobFinished, unit_name: str, link: str) -> Email:
     if skipped is not None:
         lines.append((words["skipped"], str(skipped)))
     if job.finished_at is not None:
-        seconds = int((job.finished_at - job.received_at).total_seconds())
-        lines.append((words["duration"], f"{seconds // 60} min {seconds % 60} s"))
+        # Rounded up: a job that took 0.4 s did not take "0 s".
+        seconds = math.ceil((job.finished_at - job.received_at).total_seconds())
+        lines.append((words["duration"], duration(seconds)))
     if event.error_message:
         lines.append((words["reason"], _plain(event.error_message)))
     subject = SUBJECTS[lang][event.outcome]
