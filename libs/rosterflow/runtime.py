@@ -15,7 +15,8 @@ from faststream.kafka import KafkaBroker
 from rosterflow import db, jobs
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
-from rosterflow.kafka import Consumer, Publisher, create_broker, ensure_topics
+from rosterflow.jobs import Job, JobState
+from rosterflow.kafka import Consumer, PermanentError, Publisher, create_broker, ensure_topics
 from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore
 
@@ -80,6 +81,26 @@ class Runtime:
         if ended and job is not None:
             await self.publisher.publish(job.finished_event())
         return ended
+
+    async def job(self, job_id: UUID) -> Job:
+        """The job an event names; an event for an unknown job can never be processed."""
+        async with self.pool.acquire() as conn:
+            job = await jobs.get(conn, job_id)
+        if job is None:
+            raise PermanentError("unknown_job", f"no job {job_id} is registered")
+        return job
+
+    async def settle(self, job_id: UUID, stage: JobState, cause: str) -> Job:
+        """The job after a stage stopped without advancing it.
+
+        Still in the stage with a cancel requested (the cancel won the race for
+        the job row): it ends *cancelled* now.
+        """
+        job = await self.job(job_id)
+        if job.state is stage and job.cancel_requested_at is not None:
+            await self.end_job(job_id, Outcome.CANCELLED, cause)
+            job = await self.job(job_id)
+        return job
 
     async def seen(self, consumer: str, event_id: UUID) -> bool:
         async with self.pool.acquire() as conn:

@@ -12,7 +12,14 @@ from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 
 
-def stream_app(rt: Runtime) -> FastStream:
+def stream_app(
+    settings: Settings, service: str, register: Callable[[Runtime], None], *, cancellable: bool
+) -> FastStream:
+    """A Kafka-only service: its handlers and, for a stage that runs jobs, the cancel watch."""
+    rt = Runtime(settings, service)
+    register(rt)
+    if cancellable:
+        rt.cancellations.subscribe(rt.broker, settings.kafka)
     # on_startup runs before the broker connects, so the pool and the topics
     # exist before the first message arrives.
     return FastStream(rt.broker, on_startup=[rt.start], after_shutdown=[rt.stop])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from faststream import FastStream
 
-from rosterflow.runtime import Runtime
 from rosterflow.service import stream_app
 from rosterflow.settings import Settings
 from services.archiver import handlers
@@ -13,7 +12,4 @@ SERVICE = handlers.SERVICE
 
 
 def create_app(settings: Settings) -> FastStream:
-    rt = Runtime(settings, SERVICE)
-    handlers.register(rt)
-    rt.cancellations.subscribe(rt.broker, settings.kafka)
-    return stream_app(rt)
+    return stream_app(settings, SERVICE, handlers.register, cancellable=True)

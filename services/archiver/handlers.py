@@ -19,10 +19,7 @@ SERVICE = "archiver"
 
 def register(rt: Runtime) -> None:
     async def on_applied(event: events.ImportApplied) -> None:
-        async with rt.pool.acquire() as conn:
-            job = await jobs.get(conn, event.job_id)
-        if job is None:
-            raise PermanentError("unknown_job", "the imported job does not exist")
+        job = await rt.job(event.job_id)
         if job.state is JobState.ARCHIVING:
             await finish(rt, job)
         elif job.terminal:
@@ -71,9 +68,7 @@ async def finish(rt: Runtime, job: Job) -> None:
             error_message="The import was applied; archiving was rolled back.",
         )
         return
-    async with rt.pool.acquire() as conn:
-        ended = await jobs.get(conn, job.id)
-    assert ended is not None
+    ended = await rt.job(job.id)
     assert ended.terminal
     await rt.publisher.publish(ended.finished_event())
 

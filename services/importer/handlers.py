@@ -22,10 +22,7 @@ class _RolledBack(Exception):
 
 def register(rt: Runtime) -> None:
     async def on_confirmed(event: events.ImportConfirmed) -> None:
-        async with rt.pool.acquire() as conn:
-            job = await jobs.get(conn, event.job_id)
-        if job is None:
-            raise PermanentError("unknown_job", "the confirmed job does not exist")
+        job = await rt.job(event.job_id)
         if job.state is JobState.IMPORTING:
             if job.cancel_requested_at is not None:
                 await rt.end_job(job.id, Outcome.CANCELLED, "cancelled before import")
@@ -92,12 +89,7 @@ async def apply(rt: Runtime, job: Job) -> Job:
                 if not moved:
                     raise _RolledBack
         except (JobCancelled, _RolledBack):
-            pass
-        current = await jobs.get(conn, job.id)
-    assert current is not None
-    if current.state is JobState.IMPORTING and current.cancel_requested_at is not None:
-        await rt.end_job(job.id, Outcome.CANCELLED, "cancelled during import; nothing was applied")
-        async with rt.pool.acquire() as conn:
-            current = await jobs.get(conn, job.id)
-        assert current is not None
-    return current
+            pass  # rolled back: nothing of this import was applied
+    return await rt.settle(
+        job.id, JobState.IMPORTING, "cancelled during import; nothing was applied"
+    )

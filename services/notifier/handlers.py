@@ -6,8 +6,8 @@ from uuid import UUID
 
 import aiosmtplib
 
-from rosterflow import events, jobs
-from rosterflow.kafka import PermanentError, TransientError
+from rosterflow import events
+from rosterflow.kafka import TransientError
 from rosterflow.runtime import Runtime
 from services.notifier import logic, store
 
@@ -18,10 +18,8 @@ def register(rt: Runtime) -> None:
     smtp = rt.settings.smtp
 
     async def on_finished(event: events.JobFinished) -> None:
+        job = await rt.job(event.job_id)
         async with rt.pool.acquire() as conn:
-            job = await jobs.get(conn, event.job_id)
-            if job is None:
-                raise PermanentError("unknown_job", "the finished job does not exist")
             # If the process dies after the SMTP server accepted the message but
             # before it is marked sent, the redelivery sends it again: a rare
             # duplicate is better than an administrator never told.

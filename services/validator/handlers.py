@@ -89,15 +89,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
         )
     except (JobCancelled, Stopped):
         await rt.end_job(job.id, Outcome.CANCELLED, "cancelled during validation")
-    async with rt.pool.acquire() as conn:
-        current = await jobs.get(conn, job.id)
-    assert current is not None
-    if current.state is JobState.VALIDATING and current.cancel_requested_at is not None:
-        await rt.end_job(job.id, Outcome.CANCELLED, "cancelled during validation")
-        async with rt.pool.acquire() as conn:
-            current = await jobs.get(conn, job.id)
-        assert current is not None
-    return current
+    return await rt.settle(job.id, JobState.VALIDATING, "cancelled during validation")
 
 
 def _check(rt: Runtime, job: Job) -> CheckResult:
