@@ -22,6 +22,7 @@ from rosterflow.settings import (
     Settings,
     StorageSettings,
 )
+from rosterflow.testing import delete_prefixed_topics
 
 ADMIN_DSN = DatabaseSettings().dsn.get_secret_value()
 
@@ -73,10 +74,16 @@ async def conn(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-def settings(database_dsn: str, tmp_path: Path) -> Settings:
-    """Settings for one test: its own database, topics, groups and storage."""
-    return Settings(
+async def settings(database_dsn: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    """Settings for one test: its own database, topics, groups and storage.
+
+    The test's topics are deleted afterwards, so a full run does not leave the
+    broker carrying thousands of partitions.
+    """
+    test_settings = Settings(
         kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
         db=DatabaseSettings(dsn=database_dsn),
         storage=StorageSettings(uri=(tmp_path / "objects").as_uri()),
     )
+    yield test_settings
+    await delete_prefixed_topics(test_settings.kafka)

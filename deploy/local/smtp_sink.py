@@ -31,6 +31,10 @@ SERVER_HOSTNAME = "rosterflow-smtp-sink"
 # Recipients in this reserved domain are refused permanently (550), as a relay
 # refuses a bad address: tests of the notifier's refusal handling use it.
 REFUSED_DOMAIN = "@refused.invalid"
+# Recipients in this one are deferred (451), as a greylisting or overloaded
+# relay defers: tests show that such an email is retried without holding up
+# anybody else's.
+TEMPFAIL_DOMAIN = "@tempfail.invalid"
 
 
 class MailboxHandler:
@@ -44,6 +48,8 @@ class MailboxHandler:
     ) -> str:
         if address.lower().endswith(REFUSED_DOMAIN):
             return "550 5.1.1 Recipient address rejected: no such user"
+        if address.lower().endswith(TEMPFAIL_DOMAIN):
+            return "451 4.7.1 Recipient address deferred: try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

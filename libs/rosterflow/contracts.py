@@ -83,6 +83,12 @@ def examples() -> dict[str, events.Message]:
         events.ConfirmationRequested(event_id=UUID(int=5), requested_by=_WHO, **common),
         events.ImportConfirmed(event_id=UUID(int=6), confirmed_by=_WHO, **common),
         events.ImportApplied(event_id=UUID(int=7), counts=_COUNTS, archive_missing=True, **common),
+        events.ArchiveHeld(event_id=UUID(int=11), archive=57, active=460, hold_ratio=0.1, **common),
+        events.ArchiveDecisionRequested(
+            event_id=UUID(int=12), approve=True, requested_by=_WHO, **common
+        ),
+        events.ArchiveDecided(event_id=UUID(int=13), approve=True, decided_by=_WHO, **common),
+        events.ArchiveUndone(event_id=UUID(int=14), reactivated=57, undone_by=_WHO, **common),
         events.JobFinished(
             event_id=UUID(int=8),
             outcome=events.Outcome.COMPLETED,

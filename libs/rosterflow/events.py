@@ -200,6 +200,11 @@ class Report(BaseModel):
 
     valid_rows_key: str
     invalid_rows_key: str
+    archive_candidates_key: str | None = Field(
+        default=None,
+        description="With archive missing: who would be archived (identity number, given name, "
+        "family name), as Parquet",
+    )
 
 
 class JobValidated(Event):
@@ -232,6 +237,39 @@ class ImportApplied(Event):
     kind: ClassVar[str] = "import_applied"
     counts: ImportCounts
     archive_missing: bool
+
+
+class ArchiveHeld(Event):
+    """Archiving would exceed the safety threshold; it waits for an administrator."""
+
+    kind: ClassVar[str] = "archive_held"
+    archive: int = Field(ge=0, description="Patients the archive set holds")
+    active: int = Field(ge=0, description="Active patients of the unit")
+    hold_ratio: float = Field(gt=0, le=1)
+
+
+class ArchiveDecisionRequested(Event):
+    """The administrator approves (or declines) a held archive."""
+
+    kind: ClassVar[str] = "archive_decision_requested"
+    approve: bool
+    requested_by: Requester
+
+
+class ArchiveDecided(Event):
+    """A held archive is approved or declined; the archiver finishes the job."""
+
+    kind: ClassVar[str] = "archive_decided"
+    approve: bool
+    decided_by: Requester
+
+
+class ArchiveUndone(Event):
+    """An import's archiving was reverted."""
+
+    kind: ClassVar[str] = "archive_undone"
+    reactivated: int = Field(ge=0)
+    undone_by: Requester
 
 
 class JobFinished(Event):
@@ -270,6 +308,10 @@ ALL_EVENTS: tuple[type[Message], ...] = (
     JobValidated,
     ImportConfirmed,
     ImportApplied,
+    ArchiveHeld,
+    ArchiveDecisionRequested,
+    ArchiveDecided,
+    ArchiveUndone,
     JobFinished,
     DeadLetter,
 )

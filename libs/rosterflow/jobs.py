@@ -103,6 +103,12 @@ class Job(BaseModel):
     check_result: dict[str, Any] | None
     import_counts: dict[str, int] | None
     archived_count: int | None
+    archive_held_at: datetime | None = None
+    archive_decision: str | None = None
+    archive_decided_by: str | None = None
+    archive_decided_at: datetime | None = None
+    archive_undone_at: datetime | None = None
+    archive_undone_count: int | None = None
     error_code: str | None
     error_message: str | None
 
@@ -131,6 +137,15 @@ class Job(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def awaiting_archive_decision(self) -> bool:
+        """Held: the job waits in *archiving* for an administrator, nothing runs."""
+        return (
+            self.state is JobState.ARCHIVING
+            and self.archive_held_at is not None
+            and self.archive_decision is None
+        )
 
     def finished_event(self) -> events.JobFinished:
         """The JobFinished this (terminal) job published, rebuilt for re-publication."""

@@ -1,25 +1,23 @@
 """The journal registry's SQL: stage a file's rows, apply them, find the archive set.
 
 Applying is set-based: the valid rows are COPYed into a temporary staging
-table and merged with INSERT … ON CONFLICT … WHERE … IS DISTINCT FROM, so a
-row that changes nothing writes nothing. Every patient a statement touches is
-noted in a second temporary table, from which the counts are read.
-
-The validator computes the plan by running the same apply in a transaction
-it rolls back, so the plan the administrator confirms is exactly what the
-importer will do against the same journal state.
+table and merged into patients, enrolments and placements with MERGE … WHEN
+MATCHED AND … IS DISTINCT FROM, so a row that changes nothing writes nothing.
+The counts come from one read-only join of the staged rows with the journal
+(CLASSIFY) before the writes, which is also how the validator computes the
+plan the administrator confirms.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
-import asyncpg
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from rosterflow.db import Connection
 from rosterflow.events import ImportCounts
@@ -37,13 +35,18 @@ VALID_ROWS_SCHEMA = pa.schema(
         ("class_name", pa.string()),
         ("email", pa.string()),
         ("phone", pa.string()),
+        ("street", pa.string()),
+        ("postcode", pa.string()),
+        ("city", pa.string()),
     ]
 )
 STAGED_COLUMNS = VALID_ROWS_SCHEMA.names[1:]
+# From this many new patients on, statistics are refreshed mid-import.
+BULK_ROWS = 10_000
 
 CREATE_STAGING = """
 CREATE TEMPORARY TABLE staged (
-    identity_number text PRIMARY KEY,
+    identity_number text NOT NULL,
     identity_kind text NOT NULL,
     given_name text NOT NULL,
     family_name text NOT NULL,
@@ -51,69 +54,80 @@ CREATE TEMPORARY TABLE staged (
     grade_year smallint,
     class_name text,
     email text,
-    phone text
+    phone text,
+    street text,
+    postcode text,
+    city text
 ) ON COMMIT DROP;
-CREATE TEMPORARY TABLE touched (patient_id uuid NOT NULL, change text NOT NULL) ON COMMIT DROP;
 CREATE TEMPORARY TABLE file_identities (identity_number text PRIMARY KEY) ON COMMIT DROP;
 """
 
-UPSERT_PATIENTS = """
-WITH up AS (
-    INSERT INTO patients AS p (organisation_id, identity_number, identity_kind,
-                               given_name, family_name, email, phone)
-    SELECT $1, identity_number, identity_kind, given_name, family_name, email, phone FROM staged
-    ON CONFLICT (organisation_id, identity_number) DO UPDATE
-       SET given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
-           identity_kind = EXCLUDED.identity_kind,
-           email = EXCLUDED.email, phone = EXCLUDED.phone, updated_at = now()
-     WHERE (p.given_name, p.family_name, p.identity_kind, p.email, p.phone)
-           IS DISTINCT FROM
-           (EXCLUDED.given_name, EXCLUDED.family_name, EXCLUDED.identity_kind,
-            EXCLUDED.email, EXCLUDED.phone)
-    RETURNING p.id, (xmax = 0) AS created
-)
-INSERT INTO touched SELECT id, CASE WHEN created THEN 'created' ELSE 'updated' END FROM up
+# What applying the staged rows would do, read in one pass before any write.
+# A patient counts once: created, else re-activated, else updated when any of
+# their data, their enrolment or this year's placement differs.
+CLASSIFY = """
+SELECT count(*) AS staged,
+       count(*) FILTER (WHERE p.id IS NULL) AS created,
+       count(*) FILTER (WHERE e.status = 'archived') AS reactivated,
+       count(*) FILTER (
+           WHERE p.id IS NOT NULL AND e.status IS DISTINCT FROM 'archived' AND (
+                 e.patient_id IS NULL
+              OR (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
+                  p.street, p.postcode, p.city)
+                 IS DISTINCT FROM
+                 (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
+                  s.street, s.postcode, s.city)
+              OR (pl.school_form, pl.grade_year, pl.class_name)
+                 IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name)
+              OR pl.patient_id IS NULL)) AS updated
+  FROM staged s
+  LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
+  LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
 """
 
-UPSERT_ENROLMENTS = """
-WITH up AS (
-    INSERT INTO enrolments AS e (patient_id, unit_id)
-    SELECT p.id, $2 FROM staged s
-      JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
-    ON CONFLICT (unit_id, patient_id) DO UPDATE
-       SET status = 'active', archived_at = NULL, archived_by_job = NULL, activated_at = now()
-     WHERE e.status = 'archived'
-    RETURNING e.patient_id, (xmax = 0) AS created
-)
-INSERT INTO touched SELECT patient_id, CASE WHEN created THEN 'enrolled' ELSE 'reactivated' END
-FROM up
+# One import or archive at a time per organisation: the counts read before
+# the writes stay true, and MERGE (a join, no speculative insertion) cannot
+# race another transaction's insert of the same patient.
+LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7202611))"
+MERGE_PATIENTS = """
+MERGE INTO patients p
+USING staged s ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+WHEN MATCHED AND (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
+                  p.street, p.postcode, p.city)
+     IS DISTINCT FROM (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
+                       s.street, s.postcode, s.city) THEN
+  UPDATE SET given_name = s.given_name, family_name = s.family_name,
+             identity_kind = s.identity_kind, email = s.email, phone = s.phone,
+             street = s.street, postcode = s.postcode, city = s.city, updated_at = now()
+WHEN NOT MATCHED THEN
+  INSERT (organisation_id, identity_number, identity_kind, given_name, family_name, email,
+          phone, street, postcode, city)
+  VALUES ($1, s.identity_number, s.identity_kind, s.given_name, s.family_name, s.email,
+          s.phone, s.street, s.postcode, s.city)
 """
-
-UPSERT_PLACEMENTS = """
-WITH up AS (
-    INSERT INTO placements AS pl (patient_id, unit_id, school_year, school_form, grade_year,
-                                  class_name)
-    SELECT p.id, $2, $3, s.school_form, s.grade_year, s.class_name FROM staged s
-      JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
-    ON CONFLICT (unit_id, school_year, patient_id) DO UPDATE
-       SET school_form = EXCLUDED.school_form, grade_year = EXCLUDED.grade_year,
-           class_name = EXCLUDED.class_name, updated_at = now()
-     WHERE (pl.school_form, pl.grade_year, pl.class_name)
-           IS DISTINCT FROM (EXCLUDED.school_form, EXCLUDED.grade_year, EXCLUDED.class_name)
-    RETURNING pl.patient_id
-)
-INSERT INTO touched SELECT patient_id, 'placed' FROM up
+MERGE_ENROLMENTS = """
+MERGE INTO enrolments e
+USING (SELECT p.id FROM staged s
+         JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number) f
+   ON e.unit_id = $2 AND e.patient_id = f.id
+WHEN MATCHED AND e.status = 'archived' THEN
+  UPDATE SET status = 'active', archived_at = NULL, archived_by_job = NULL, activated_at = now()
+WHEN NOT MATCHED THEN
+  INSERT (patient_id, unit_id) VALUES (f.id, $2)
 """
-
-COUNT_CHANGES = """
-WITH per_patient AS (SELECT patient_id, array_agg(change) AS changes FROM touched GROUP BY 1)
-SELECT (SELECT count(*) FROM staged) AS staged,
-       count(*) FILTER (WHERE 'created' = ANY(changes)) AS created,
-       count(*) FILTER (WHERE NOT 'created' = ANY(changes)
-                          AND 'reactivated' = ANY(changes)) AS reactivated,
-       count(*) FILTER (WHERE NOT 'created' = ANY(changes)
-                          AND NOT 'reactivated' = ANY(changes)) AS updated
-FROM per_patient
+MERGE_PLACEMENTS = """
+MERGE INTO placements pl
+USING (SELECT p.id, s.school_form, s.grade_year, s.class_name FROM staged s
+         JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number) f
+   ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = f.id
+WHEN MATCHED AND (pl.school_form, pl.grade_year, pl.class_name)
+     IS DISTINCT FROM (f.school_form, f.grade_year, f.class_name) THEN
+  UPDATE SET school_form = f.school_form, grade_year = f.grade_year,
+             class_name = f.class_name, updated_at = now()
+WHEN NOT MATCHED THEN
+  INSERT (patient_id, unit_id, school_year, school_form, grade_year, class_name)
+  VALUES (f.id, $2, $3, f.school_form, f.grade_year, f.class_name)
 """
 
 ARCHIVE_CANDIDATES = """
@@ -153,10 +167,17 @@ async def create_staging(conn: Connection) -> None:
 
 
 async def stage_rows(conn: Connection, batch: pa.RecordBatch | pa.Table) -> None:
-    columns = [batch.column(name).to_pylist() for name in STAGED_COLUMNS]
-    await conn.copy_records_to_table(
-        "staged", records=zip(*columns, strict=True), columns=list(STAGED_COLUMNS)
+    """COPY a batch into the staging table, written as CSV by pyarrow (no Python row objects)."""
+    buffer = io.BytesIO()
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    pacsv.write_csv(
+        table.select(list(STAGED_COLUMNS)),
+        buffer,
+        pacsv.WriteOptions(include_header=False),
     )
+    buffer.seek(0)
+    # The CSV keeps null (unquoted empty) and "" (quoted) apart, as COPY reads them.
+    await conn.copy_to_table("staged", source=buffer, columns=list(STAGED_COLUMNS), format="csv")
 
 
 async def stage_file_identities(conn: Connection, identities: Iterable[str]) -> None:
@@ -168,13 +189,19 @@ async def stage_file_identities(conn: Connection, identities: Iterable[str]) -> 
     )
 
 
-async def apply_staged(
+async def lock_organisation(conn: Connection, organisation_id: UUID) -> None:
+    """Held until the transaction ends; call inside it."""
+    await conn.execute(LOCK_ORGANISATION, str(organisation_id))
+
+
+async def classify_staged(
     conn: Connection, organisation_id: UUID, unit_id: UUID, school_year: str
 ) -> ImportCounts:
-    await conn.execute(UPSERT_PATIENTS, organisation_id)
-    await conn.execute(UPSERT_ENROLMENTS, organisation_id, unit_id)
-    await conn.execute(UPSERT_PLACEMENTS, organisation_id, unit_id, school_year)
-    row = await conn.fetchrow(COUNT_CHANGES)
+    """What applying would do (the plan); nothing is written."""
+    # A temporary table has no statistics until analysed; without them the
+    # planner joins a million rows by nested loops.
+    await conn.execute("ANALYZE staged")
+    row = await conn.fetchrow(CLASSIFY, organisation_id, unit_id, school_year)
     assert row is not None
     created, updated, reactivated = row["created"], row["updated"], row["reactivated"]
     return ImportCounts(
@@ -183,6 +210,22 @@ async def apply_staged(
         reactivated=reactivated,
         unchanged=row["staged"] - created - updated - reactivated,
     )
+
+
+async def apply_staged(
+    conn: Connection, organisation_id: UUID, unit_id: UUID, school_year: str
+) -> ImportCounts:
+    """Apply the staged rows; a row that changes nothing writes nothing."""
+    await lock_organisation(conn, organisation_id)
+    counts = await classify_staged(conn, organisation_id, unit_id, school_year)
+    await conn.execute(MERGE_PATIENTS, organisation_id)
+    if counts.created >= BULK_ROWS:
+        # The next statements join the staged rows with patients; statistics
+        # that predate this many new patients would make the planner loop.
+        await conn.execute("ANALYZE patients")
+    await conn.execute(MERGE_ENROLMENTS, organisation_id, unit_id)
+    await conn.execute(MERGE_PLACEMENTS, organisation_id, unit_id, school_year)
+    return counts
 
 
 async def archive_plan(
@@ -203,5 +246,14 @@ async def archive(
     return int(status.split()[-1])
 
 
-def rows_of(record: asyncpg.Record) -> dict[str, Any]:
-    return dict(record)
+UNARCHIVE = """
+UPDATE enrolments
+   SET status = 'active', archived_at = NULL, archived_by_job = NULL, activated_at = now()
+ WHERE archived_by_job = $1 AND status = 'archived'
+"""
+
+
+async def unarchive(conn: Connection, job_id: UUID) -> int:
+    """Re-activate what this job archived; someone archived again since is another job's."""
+    status: str = await conn.execute(UNARCHIVE, job_id)
+    return int(status.split()[-1])

@@ -59,6 +59,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
     KafkaError,
     asyncpg.PostgresConnectionError,
+    # Class 57: the server shut the session down (restart, failover, terminate).
+    asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 from faststream import FastStream
 
@@ -12,8 +13,21 @@ from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 
 
+class Background(Protocol):
+    """Work a service runs beside its handlers, e.g. the notifier's retry loop."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def stream_app(
-    settings: Settings, service: str, register: Callable[[Runtime], None], *, cancellable: bool
+    settings: Settings,
+    service: str,
+    register: Callable[[Runtime], None],
+    *,
+    cancellable: bool,
+    background: Callable[[Runtime], Background] | None = None,
 ) -> FastStream:
     """A Kafka-only service: its handlers and, for a stage that runs jobs, the cancel watch."""
     rt = Runtime(settings, service)
@@ -22,7 +36,14 @@ def stream_app(
         rt.cancellations.subscribe(rt.broker, settings.kafka)
     # on_startup runs before the broker connects, so the pool and the topics
     # exist before the first message arrives.
-    return FastStream(rt.broker, on_startup=[rt.start], after_shutdown=[rt.stop])
+    app = FastStream(rt.broker, on_startup=[rt.start], after_shutdown=[rt.stop])
+    if background is not None:
+        work = background(rt)
+        # Started once the pool is open; stopped (on SIGTERM too) before the
+        # broker and then the pool close, so it can still record what it did.
+        app.after_startup(work.start)
+        app.on_shutdown(work.stop)
+    return app
 
 
 def run(create_app: Callable[[Settings], FastStream], service: str) -> None:

@@ -56,8 +56,26 @@ class SmtpSettings(BaseSettings):
     username: str | None = None
     password: SecretStr | None = None
     security: Literal["none", "starttls", "tls"] = "none"
+    # A CA bundle (PEM) to trust instead of the system's, for a relay whose
+    # certificate a private CA signed. Hostnames are verified either way.
+    ca_file: Path | None = None
     sender: str = "rosterflow <no-reply@rosterflow.invalid>"
-    timeout_seconds: float = 10.0
+    # Per SMTP command; a whole send is also cut off at half the lease below.
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # A temporarily failed email is tried again after retry_initial_seconds,
+    # doubling up to retry_max_seconds, until retry_give_up_seconds after the
+    # job ended (mail relays themselves give up after a few days).
+    retry_initial_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=30 * 60.0, gt=0)
+    retry_give_up_seconds: float = Field(default=3 * 24 * 3600.0, ge=0)
+    # How long an instance holds an email it is sending; if it dies meanwhile,
+    # another instance takes the email over when this runs out.
+    send_lease_seconds: float = Field(default=120.0, gt=0)
+    # How often an idle instance looks for emails due for another try.
+    retry_poll_seconds: float = Field(default=5.0, gt=0)
+    # Retried emails in flight at once per instance: one slow relay connection
+    # must not hold up every other retry.
+    max_concurrent_sends: int = Field(default=4, ge=1)
 
 
 class HttpSettings(BaseSettings):

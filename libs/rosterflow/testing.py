@@ -191,6 +191,20 @@ def read_mailbox(mailbox: Path) -> list[EmailMessage]:
     return [read_message(path) for path in sorted(mailbox.glob("*.eml"))]
 
 
+async def delete_prefixed_topics(settings: KafkaSettings) -> None:
+    """Delete every topic of a test's prefix (never of an unprefixed deployment)."""
+    if not settings.prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(settings.prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 @asynccontextmanager
 async def running(rt: Runtime) -> AsyncIterator[Runtime]:
     """A service's runtime and broker, started in this process for a test."""

@@ -77,6 +77,34 @@ IMPORT_APPLIED = TopicSpec(
     ("archiver",),
     "The valid rows are committed; archiving (if asked) comes next.",
 )
+ARCHIVE_HELD = TopicSpec(
+    "rosterflow.archive-held.v1",
+    events.ArchiveHeld,
+    ("archiver",),
+    (PLATFORM,),
+    "Archiving exceeds the safety threshold and waits for an administrator's decision.",
+)
+ARCHIVE_DECISION_REQUESTED = TopicSpec(
+    "rosterflow.archive-decision-requested.v1",
+    events.ArchiveDecisionRequested,
+    (PLATFORM,),
+    ("ingest",),
+    "The administrator approves or declines a held archive.",
+)
+ARCHIVE_DECIDED = TopicSpec(
+    "rosterflow.archive-decided.v1",
+    events.ArchiveDecided,
+    ("ingest",),
+    ("archiver",),
+    "A held archive was approved or declined; the archiver finishes the job.",
+)
+ARCHIVE_UNDONE = TopicSpec(
+    "rosterflow.archive-undone.v1",
+    events.ArchiveUndone,
+    ("ingest",),
+    (PLATFORM,),
+    "An import's archiving was reverted.",
+)
 JOB_FINISHED = TopicSpec(
     "rosterflow.job-finished.v1",
     events.JobFinished,
@@ -101,6 +129,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     JOB_VALIDATED,
     IMPORT_CONFIRMED,
     IMPORT_APPLIED,
+    ARCHIVE_HELD,
+    ARCHIVE_DECISION_REQUESTED,
+    ARCHIVE_DECIDED,
+    ARCHIVE_UNDONE,
     JOB_FINISHED,
     DEAD_LETTERS,
 )

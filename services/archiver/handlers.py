@@ -19,13 +19,21 @@ SERVICE = "archiver"
 
 def register(rt: Runtime) -> None:
     async def on_applied(event: events.ImportApplied) -> None:
-        job = await rt.job(event.job_id)
-        if job.state is JobState.ARCHIVING:
-            await finish(rt, job)
-        elif job.terminal:
-            await rt.publisher.publish(job.finished_event())
+        await proceed(rt, await rt.job(event.job_id))
+
+    async def on_decided(event: events.ArchiveDecided) -> None:
+        # The decision is on the job row already (ingest recorded it).
+        await proceed(rt, await rt.job(event.job_id))
 
     rt.consumer.handle(events.ImportApplied, on_applied)
+    rt.consumer.handle(events.ArchiveDecided, on_decided)
+
+
+async def proceed(rt: Runtime, job: Job) -> None:
+    if job.state is JobState.ARCHIVING:
+        await finish(rt, job)
+    elif job.terminal:
+        await rt.publisher.publish(job.finished_event())
 
 
 def file_identities(store: ObjectStore, job: Job) -> list[str]:
@@ -58,7 +66,7 @@ async def finish(rt: Runtime, job: Job) -> None:
         )
         return
     try:
-        await archive_and_complete(rt, job)
+        held = await archive_and_complete(rt, job)
     except _CancelWon:
         await rt.end_job(
             job.id,
@@ -68,17 +76,35 @@ async def finish(rt: Runtime, job: Job) -> None:
             error_message="The import was applied; archiving was rolled back.",
         )
         return
+    if held is not None:
+        await rt.publisher.publish(
+            events.ArchiveHeld.for_job(
+                job.id,
+                archive=len(held.patient_ids),
+                active=held.active,
+                hold_ratio=float(held.hold_ratio),
+            )
+        )
+        return
     ended = await rt.job(job.id)
     assert ended.terminal
     await rt.publisher.publish(ended.finished_event())
 
 
-async def archive_and_complete(rt: Runtime, job: Job) -> None:
+MARK_HELD = """
+UPDATE jobs SET archive_held_at = coalesce(archive_held_at, now()), updated_at = now()
+ WHERE id = $1 AND state = 'archiving'
+"""
+
+
+async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | None:
+    """Archive and complete the job in one transaction; the plan instead, when it is held."""
     error_code = error_message = None
     archived = 0
     async with rt.pool.acquire() as conn, conn.transaction():
         if job.archive_missing:
             identities = await asyncio.to_thread(file_identities, rt.store, job)
+            await journal.lock_organisation(conn, job.organisation_id)
             await journal.create_staging(conn)
             await journal.stage_file_identities(conn, identities)
             plan = await journal.archive_plan(
@@ -87,13 +113,14 @@ async def archive_and_complete(rt: Runtime, job: Job) -> None:
                 job.unit_id,
                 rt.settings.imports.default_archive_hold_ratio,
             )
-            if plan.held:
-                # Approving a held archive comes with the archiver issue; until then
-                # nobody is archived and the job says why.
-                error_code = "archive_held"
+            if plan.held and job.archive_decision is None:
+                await conn.execute(MARK_HELD, job.id)
+                return plan
+            if plan.held and job.archive_decision == "declined":
+                error_code = "archive_not_approved"
                 error_message = (
                     f"Archiving {len(plan.patient_ids)} of {plan.active} active patients "
-                    "exceeds the safety threshold; nobody was archived."
+                    "was not approved; nobody was archived."
                 )
             else:
                 archived = await journal.archive(conn, job.unit_id, plan.patient_ids, job.id)
@@ -114,6 +141,7 @@ async def archive_and_complete(rt: Runtime, job: Job) -> None:
         if not completed:
             # A cancel won the race for the job row: the rollback undoes the archiving.
             raise _CancelWon
+    return None
 
 
 class _CancelWon(Exception):

@@ -20,6 +20,21 @@ from rosterflow.storage import UploadTooLarge, upload_key
 from services.ingest import commands
 
 
+class NotificationView(BaseModel):
+    """The email for the job's outcome: 'sending', 'retrying', 'sent', 'refused', 'abandoned'."""
+
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+# The job's latest email; operators see a refused or still retrying one here.
+NOTIFICATION_OF_JOB = """
+SELECT state, attempts, last_error FROM notifications
+ WHERE job_id = $1 ORDER BY updated_at DESC LIMIT 1
+"""
+
+
 class JobView(BaseModel):
     id: UUID
     organisation_id: UUID
@@ -33,15 +48,19 @@ class JobView(BaseModel):
     file_size_bytes: int
     state: JobState
     cancel_requested: bool
+    archive_held: bool
+    archive_decision: str | None
+    archive_undone_count: int | None
     timestamps: dict[str, datetime | None]
     check_result: dict[str, Any] | None
     import_counts: dict[str, int] | None
     archived_count: int | None
     error_code: str | None
     error_message: str | None
+    notification: NotificationView | None = None
 
     @classmethod
-    def of(cls, job: Job) -> JobView:
+    def of(cls, job: Job, notification: NotificationView | None = None) -> JobView:
         stamps = [
             "received_at",
             "validation_started_at",
@@ -55,7 +74,9 @@ class JobView(BaseModel):
         return cls(
             **job.model_dump(include=set(cls.model_fields) & set(Job.model_fields)),
             cancel_requested=job.cancel_requested_at is not None,
+            archive_held=job.archive_held_at is not None,
             timestamps={name: getattr(job, name) for name in stamps},
+            notification=notification,
         )
 
 
@@ -74,6 +95,19 @@ def requester(
 
 
 Who = Annotated[events.Requester, Depends(requester)]
+
+
+def _decided(job: Job | None, decision: str) -> JobView:
+    if job is None:
+        raise HTTPException(404, "no such import")
+    if job.archive_decision != decision:
+        raise HTTPException(
+            409,
+            "the import's archive is not held for a decision"
+            if job.archive_decision is None
+            else f"the archive was already {job.archive_decision}",
+        )
+    return JobView.of(job)
 
 
 def build_router(rt: Runtime) -> APIRouter:
@@ -127,9 +161,10 @@ def build_router(rt: Runtime) -> APIRouter:
     async def status(job_id: UUID) -> JobView:
         async with rt.pool.acquire() as conn:
             job = await jobs.get(conn, job_id)
+            email = await conn.fetchrow(NOTIFICATION_OF_JOB, job_id)
         if job is None:
             raise HTTPException(404, "no such import")
-        return JobView.of(job)
+        return JobView.of(job, None if email is None else NotificationView(**dict(email)))
 
     @router.post("/imports/{job_id}/confirm")
     async def confirm(job_id: UUID, who: Who) -> JobView:
@@ -138,6 +173,26 @@ def build_router(rt: Runtime) -> APIRouter:
             raise HTTPException(404, "no such import")
         if job.confirmed_at is None:
             raise HTTPException(409, f"the import is {job.state.value} and cannot be confirmed")
+        return JobView.of(job)
+
+    @router.post("/imports/{job_id}/archive/approve")
+    async def approve_archive(job_id: UUID, who: Who) -> JobView:
+        """Approve a held archive: the archiver archives and completes the job."""
+        return _decided(await commands.decide_archive(rt, job_id, True, who), "approved")
+
+    @router.post("/imports/{job_id}/archive/decline")
+    async def decline_archive(job_id: UUID, who: Who) -> JobView:
+        """Finish a held job without archiving anybody."""
+        return _decided(await commands.decide_archive(rt, job_id, False, who), "declined")
+
+    @router.post("/imports/{job_id}/archive/undo")
+    async def undo_archive(job_id: UUID, who: Who) -> JobView:
+        """Re-activate exactly the patients this import archived and nobody archived since."""
+        job = await commands.undo_archive(rt, job_id, who)
+        if job is None:
+            raise HTTPException(404, "no such import")
+        if job.archive_undone_count is None:
+            raise HTTPException(409, "only a completed import that archived patients can be undone")
         return JobView.of(job)
 
     @router.post("/imports/{job_id}/cancel")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from rosterflow import events, jobs
+from rosterflow import events, jobs, journal
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.runtime import Runtime
@@ -85,7 +85,65 @@ async def cancel(
         # Nothing runs for a waiting job; the stage that picks it up would end
         # it anyway, so end it now and the administrator hears at once.
         await rt.end_job(job_id, Outcome.CANCELLED, "cancelled while waiting")
+    elif (await rt.job(job_id)).awaiting_archive_decision:
+        await rt.end_job(
+            job_id,
+            Outcome.CANCELLED,
+            "cancelled while the archive was held",
+            error_code="cancelled_after_import",
+            error_message="The import was applied; archiving did not happen.",
+        )
     elif broadcast and state not in jobs.TERMINAL:
         await rt.publisher.publish(events.CancelRequested.for_job(job_id, requested_by=who))
     async with rt.pool.acquire() as conn:
         return await jobs.get(conn, job_id)
+
+
+async def decide_archive(
+    rt: Runtime, job_id: UUID, approve: bool, who: events.Requester
+) -> Job | None:
+    """Record the administrator's decision on a held archive, once; the archiver acts on it."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        decided = await conn.fetchval(
+            store.DECIDE_ARCHIVE, job_id, "approved" if approve else "declined", who.user_id
+        )
+        if decided:
+            await conn.execute(
+                jobs.INSERT_TRANSITION,
+                job_id,
+                "archiving",
+                "archiving",
+                f"archive {'approved' if approve else 'declined'} by {who.user_id}",
+            )
+        job = await jobs.get(conn, job_id)
+    if job is not None and job.archive_decision is not None:
+        await rt.publisher.publish(
+            events.ArchiveDecided.for_job(
+                job_id, approve=job.archive_decision == "approved", decided_by=who
+            )
+        )
+    return job
+
+
+async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | None:
+    """Re-activate exactly the patients this job archived (and nobody archived since)."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        claimed = await conn.fetchval(store.CLAIM_UNDO, job_id)
+        if claimed:
+            reactivated = await journal.unarchive(conn, job_id)
+            await conn.execute(store.RECORD_UNDO, job_id, reactivated)
+            await conn.execute(
+                jobs.INSERT_TRANSITION,
+                job_id,
+                "completed",
+                "completed",
+                f"archiving undone by {who.user_id}: {reactivated} re-activated",
+            )
+        job = await jobs.get(conn, job_id)
+    if job is not None and job.archive_undone_count is not None:
+        await rt.publisher.publish(
+            events.ArchiveUndone.for_job(
+                job_id, reactivated=job.archive_undone_count, undone_by=who
+            )
+        )
+    return job

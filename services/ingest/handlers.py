@@ -17,6 +17,10 @@ def register(rt: Runtime) -> None:
     async def on_cancel(event: events.CancelRequested) -> None:
         await commands.cancel(rt, event.job_id, event.requested_by, broadcast=False)
 
+    async def on_archive_decision(event: events.ArchiveDecisionRequested) -> None:
+        await commands.decide_archive(rt, event.job_id, event.approve, event.requested_by)
+
     rt.consumer.handle(events.UploadRequested, on_upload)
+    rt.consumer.handle(events.ArchiveDecisionRequested, on_archive_decision)
     rt.consumer.handle(events.ConfirmationRequested, on_confirm)
     rt.consumer.handle(events.CancelRequested, on_cancel)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from rosterflow.events import FileFormat, ImportRequest
 
-SUPPORTED_FORMATS = frozenset({FileFormat.ROSTERFLOW_CSV})
+SUPPORTED_FORMATS = frozenset(FileFormat)
 
 
 @dataclass(frozen=True)

@@ -1,125 +1,172 @@
 """The email an administrator gets when an import ends. No I/O here.
 
-Only counts and codes from the job go in: never an identity number or a
-patient's name. Values users typed (file and unit names) are escaped for
-HTML and stripped of line breaks, so they can never add headers or markup.
+Only counts, reason codes and the report's reason messages go in: never an
+identity number, a patient's name or a cell of the file. Values users typed
+(file and unit names) are stripped of control characters and line breaks and
+escaped for HTML, so they can neither add headers nor markup; headers hold
+fixed texts only (and the recipient, parsed as one address).
 """
 
 from __future__ import annotations
 
+import email.errors
+import email.policy
 import html
 import math
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, parseaddr
+from uuid import UUID
 
-from rosterflow.events import ImportCounts, JobFinished, Language, Outcome
+from rosterflow.events import JobFinished, Language, Outcome
 from rosterflow.jobs import Job
+from services.notifier.texts import (
+    ERRORS,
+    LABELS,
+    SUBJECT_DETAILS,
+    SUBJECTS,
+    SUMMARIES,
+    UNKNOWN_ERROR,
+)
 
-SUBJECTS = {
-    Language.SV: {
-        Outcome.COMPLETED: "Importen är klar",
-        Outcome.FAILED: "Importen misslyckades",
-        Outcome.CANCELLED: "Importen avbröts",
-        Outcome.REJECTED: "Importen avvisades",
-    },
-    Language.EN: {
-        Outcome.COMPLETED: "The import is complete",
-        Outcome.FAILED: "The import failed",
-        Outcome.CANCELLED: "The import was cancelled",
-        Outcome.REJECTED: "The import was rejected",
-    },
-}
+# A file name is at most 255 characters; a unit name has no limit in the
+# database, and an email line need not show more than this.
+_SHOWN_CHARS = 200
+_COUNTS = ("created", "updated", "unchanged", "reactivated")
+_ARCHIVE_CODES = ("archive_held", "archive_not_approved")
 
-LABELS = {
-    Language.SV: {
-        "unit": "Enhet",
-        "school_year": "Läsår",
-        "file": "Fil",
-        "created": "Nya",
-        "updated": "Uppdaterade",
-        "unchanged": "Oförändrade",
-        "reactivated": "Återaktiverade",
-        "archived": "Arkiverade",
-        "skipped": "Överhoppade rader",
-        "duration": "Tid",
-        "link": "Visa importen",
-        "reason": "Orsak",
-        "nothing": "Ingenting importerades; journalen är oförändrad.",
-    },
-    Language.EN: {
-        "unit": "Unit",
-        "school_year": "School year",
-        "file": "File",
-        "created": "Created",
-        "updated": "Updated",
-        "unchanged": "Unchanged",
-        "reactivated": "Re-activated",
-        "archived": "Archived",
-        "skipped": "Skipped rows",
-        "duration": "Duration",
-        "link": "View the import",
-        "reason": "Reason",
-        "nothing": "Nothing was imported; the journal is unchanged.",
-    },
-}
+
+class InvalidRecipient(ValueError):
+    """The requester's address is not one SMTP could deliver to."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One of the commonest reasons rows were skipped, from the check report."""
+
+    code: str
+    message: str
+    rows: int
 
 
 @dataclass(frozen=True)
 class Email:
     recipient: str
+    language: Language
     subject: str
     text: str
     html: str
 
 
-def _plain(value: str) -> str:
-    return " ".join(value.split())
+def plain(value: str) -> str:
+    """One line of printable text: no control or format characters, no line breaks."""
+    # Categories C* are controls (CR, LF, NUL, ESC), format characters (bidi
+    # overrides that could disguise a name) and unassigned code points.
+    printable = "".join(" " if unicodedata.category(c).startswith("C") else c for c in value)
+    shown = " ".join(printable.split())
+    return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 1] + "…"
 
 
 def duration(seconds: int) -> str:
     if seconds < 60:
         return f"{seconds} s"
-    return f"{seconds // 60} min {seconds % 60} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
-def compose(job: Job, event: JobFinished, unit_name: str, link: str) -> Email:
-    lang = Language(job.requested_by_language)
-    words = LABELS[lang]
-    lines: list[tuple[str, str]] = [
-        (words["unit"], _plain(unit_name)),
-        (words["school_year"], job.school_year),
-        (words["file"], _plain(job.file_name)),
-    ]
-    counts = event.imported or ImportCounts(created=0, updated=0, unchanged=0, reactivated=0)
+def language_of(job: Job) -> Language:
+    try:
+        return Language(job.requested_by_language)
+    except ValueError:
+        return Language.SV  # the product's default language
+
+
+def failure_reason(code: str | None, lang: Language) -> str:
+    """A reason in the requester's language, chosen by code: never the job's free text."""
+    if code is None:
+        return UNKNOWN_ERROR[lang].format(code="–")
+    known = ERRORS[lang].get(code)
+    # Codes are identifiers the services chose; the filter keeps it that way.
+    return known or UNKNOWN_ERROR[lang].format(code=re.sub(r"[^a-z0-9_]", "", code)[:64])
+
+
+@dataclass(frozen=True)
+class _Story:
+    subject_detail: str | None
+    summary: tuple[str, ...]
+    reason: bool = False
+
+
+def _story(job: Job, event: JobFinished) -> _Story:
+    applied = event.imported is not None
+    code = event.error_code
     if event.outcome is Outcome.COMPLETED:
-        lines += [
-            (words[name], str(getattr(counts, name)))
-            for name in ("created", "updated", "unchanged", "reactivated")
-        ]
+        if code in _ARCHIVE_CODES:
+            assert code is not None
+            return _Story(code, ("completed", code))
+        if not job.archive_missing:
+            return _Story(None, ("completed", "no_archive_asked"))
+        return _Story(None, ("completed", "archived" if event.archived else "none_missing"))
+    if event.outcome is Outcome.CANCELLED:
+        if applied:
+            return _Story("rows_saved", ("cancelled_after_import",))
+        return _Story(None, ("cancelled", "nothing"))
+    if event.outcome is Outcome.FAILED:
+        if applied:
+            return _Story("rows_saved", ("failed_after_import",), reason=True)
+        return _Story(None, ("failed", "nothing"), reason=True)
+    return _Story(None, ("rejected", "nothing"), reason=True)
+
+
+def compose(
+    job: Job, event: JobFinished, unit_name: str, link: str, reasons: Sequence[Reason] = ()
+) -> Email:
+    lang = language_of(job)
+    words = LABELS[lang]
+    story = _story(job, event)
+    subject = SUBJECTS[lang][event.outcome]
+    if story.subject_detail is not None:
+        subject = f"{subject} – {SUBJECT_DETAILS[lang][story.subject_detail]}"
+    summary = " ".join(SUMMARIES[lang][key] for key in story.summary)
+
+    lines: list[tuple[str, str]] = [
+        (words["unit"], plain(unit_name)),
+        (words["school_year"], plain(job.school_year)),
+        (words["file"], plain(job.file_name)),
+    ]
+    if event.imported is not None:
+        lines += [(words[name], str(getattr(event.imported, name))) for name in _COUNTS]
         lines.append((words["archived"], str(event.archived)))
-    skipped = (job.check_result or {}).get("counts", {}).get("invalid")
-    if skipped is not None:
-        lines.append((words["skipped"], str(skipped)))
+    invalid = (job.check_result or {}).get("counts", {}).get("invalid")
+    if isinstance(invalid, int):
+        label = "skipped" if event.imported is not None else "rows_with_errors"
+        lines.append((words[label], str(invalid)))
     if job.finished_at is not None:
         # Rounded up: a job that took 0.4 s did not take "0 s".
         seconds = math.ceil((job.finished_at - job.received_at).total_seconds())
-        lines.append((words["duration"], duration(seconds)))
-    if event.error_message:
-        lines.append((words["reason"], _plain(event.error_message)))
-    subject = SUBJECTS[lang][event.outcome]
-    note = (
-        words["nothing"]
-        if event.outcome in (Outcome.FAILED, Outcome.REJECTED) and event.imported is None
-        else ""
-    )
+        lines.append((words["duration"], duration(max(seconds, 0))))
+    if story.reason:
+        lines.append((words["reason"], failure_reason(event.error_code, lang)))
+    shown_reasons = [
+        f"{plain(r.message)} ({r.rows} {words['row'] if r.rows == 1 else words['rows']})"
+        for r in reasons
+    ]
+
     text = "\n".join(
         [
             subject,
             "",
+            summary,
+            "",
             *(f"{k}: {v}" for k, v in lines),
             "",
-            *([note, ""] if note else []),
+            *([f"{words['reasons']}:", *(f"- {r}" for r in shown_reasons), ""] if reasons else []),
             f"{words['link']}: {link}",
             "",
         ]
@@ -127,22 +174,59 @@ def compose(job: Job, event: JobFinished, unit_name: str, link: str) -> Email:
     rows = "".join(
         f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in lines
     )
+    reasons_html = (
+        f"<h2>{html.escape(words['reasons'])}</h2><ul>"
+        + "".join(f"<li>{html.escape(r)}</li>" for r in shown_reasons)
+        + "</ul>"
+        if reasons
+        else ""
+    )
     body = (
-        f"<h1>{html.escape(subject)}</h1><table>{rows}</table>"
-        + (f"<p>{html.escape(note)}</p>" if note else "")
+        f"<h1>{html.escape(subject)}</h1><p>{html.escape(summary)}</p><table>{rows}</table>"
+        + reasons_html
         + f'<p><a href="{html.escape(link)}">{html.escape(words["link"])}</a></p>'
     )
-    return Email(job.requested_by_email, subject, text, body)
+    return Email(job.requested_by_email, lang, subject, text, body)
 
 
-def to_message(email: Email, sender: str, domain: str = "rosterflow.invalid") -> EmailMessage:
+def message_id(job_id: UUID, outcome: Outcome, sender: str) -> str:
+    """The same Message-ID for every attempt at one job outcome's email.
+
+    A rare duplicate (see handlers) then carries the id of the original, so
+    clients that deduplicate by Message-ID show it once.
+    """
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "rosterflow.invalid"
+    # Hex without dashes keeps the header on one line for ordinary domains.
+    return f"<{job_id.hex}.{outcome.value}@{domain}>"
+
+
+def envelope_sender(sender: str) -> str:
+    return parseaddr(sender)[1]
+
+
+def to_message(
+    email_: Email, sender: str, msgid: str, date: datetime | None = None
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = email.recipient
-    message["Subject"] = email.subject
-    message["Message-ID"] = make_msgid(domain=domain)
-    message.set_content(email.text)
+    try:
+        message["To"] = Address(addr_spec=email_.recipient)
+    except (ValueError, email.errors.HeaderParseError) as exc:
+        raise InvalidRecipient(f"not a deliverable address: {exc}") from exc
+    message["Subject"] = email_.subject
+    message["Date"] = format_datetime(date or datetime.now(UTC))
+    message["Message-ID"] = msgid
+    # RFC 3834: an automatic message; vacation responders stay quiet.
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(email_.text)
     message.add_alternative(
-        f"<!doctype html><html><body>{email.html}</body></html>", subtype="html"
+        f'<!doctype html><html lang="{email_.language.value}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(email_.subject)}</title></head><body>{email_.html}</body></html>",
+        subtype="html",
     )
     return message
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as it goes over SMTP (CRLF line ends), stored before the first attempt."""
+    return message.as_bytes(policy=email.policy.SMTP)

@@ -1,232 +1,216 @@
-"""The check of one file: read it in batches, apply the row rules, build the report."""
+"""The check of one file: read it in chunks, apply the row rules, write the report as it goes."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rosterflow.events import CheckCounts, Detected, ImportRequest
-from rosterflow.journal import VALID_ROWS_SCHEMA
-from services.validator import grades
-from services.validator.identity import Identity, parse_identity, parse_identity_column
-from services.validator.reading import (
-    SAMPLE_BYTES,
-    FileError,
-    Layout,
-    detect_layout,
-    read_batches,
-    with_all_columns,
-)
-from services.validator.records import LooseRow, scan_records
-from services.validator.rows import (
-    ISSUE_SCHEMA,
-    duplicate_issues,
-    find_duplicates,
-    message,
-    row_fingerprint,
-    validate_batch,
-)
+from services.validator import errors, formats
+from services.validator.duplicates import DuplicateTracker, resolve
+from services.validator.header import Layout
+from services.validator.identity import parse_identity_column
+from services.validator.messages import RowCode
+from services.validator.reading import SAMPLE_BYTES
+from services.validator.report import ReportWriter
+from services.validator.rows import ISSUE_SCHEMA, BatchResult, Rules, validate_batch
+from services.validator.source import Chunk, ReadAgain, Reader, Upload
 
-CONTACT = ("email", "phone")
+# Chunks checked at once: with the reading and the writing threads, enough to
+# keep two cores busy; each chunk is a few MB of the file.
+WORKERS = 2
 
-# The report's issue rows: what rows.ISSUE_SCHEMA holds, plus the row's
-# identity number where it could be read (so a typo elsewhere in the row never
-# gets that patient archived) and the message in both languages.
-_LOCATED_SCHEMA = ISSUE_SCHEMA.append(pa.field("identity_number", pa.string()))
-REPORT_SCHEMA = _LOCATED_SCHEMA.append(pa.field("message_sv", pa.string())).append(
-    pa.field("message_en", pa.string())
-)
-
-MISSHAPEN = "row_column_count"
-MISSHAPEN_MESSAGES = {
-    "sv": "Raden har ett annat antal kolumner än rubrikraden och kunde inte läsas.",
-    "en": "The row has a different number of columns than the header row and was not read.",
-}
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    valid: pa.Table  # journal.VALID_ROWS_SCHEMA
-    issues: pa.Table  # REPORT_SCHEMA
-    counts: CheckCounts
-    detected: Detected
-
-    def file_identities(self) -> list[str]:
-        """Every identity number read from the file, valid row or not."""
-        found = pa.chunked_array(
-            [self.valid.column("identity_number"), self.issues.column("identity_number")]
-        )
-        return [str(v) for v in pc.unique(pc.drop_null(found)).to_pylist()]
-
-
-def _with_identity(issues: pa.Table, lines: pa.Array, normalised: pa.Array) -> pa.Table:
-    position = pc.index_in(issues.column("line"), value_set=lines)
-    return issues.append_column("identity_number", pc.take(normalised, position))
-
-
-def _with_messages(issues: pa.Table) -> pa.Table:
-    codes = issues.column("code").to_pylist()
-    for lang in ("sv", "en"):
-        issues = issues.append_column(
-            f"message_{lang}",
-            pa.array(
-                [MISSHAPEN_MESSAGES[lang] if c == MISSHAPEN else message(c, lang) for c in codes],
-                pa.string(),
-            ),
-        )
-    return issues
-
-
-OpenSource = Callable[[], pa.NativeFile]
-
-
-def check_file(
-    open_source: OpenSource,
-    request: ImportRequest,
-    *,
-    today: date,
-    max_rows: int,
-    stop: Callable[[], bool],
-) -> CheckResult:
-    """Check a whole file; raises FileError for a file-level problem, Stopped on stop.
-
-    ``open_source`` opens the file anew: it is read twice, once to find where
-    every record starts (records.scan_records), once in batches by pyarrow.
-    """
-    with open_source() as source:
-        layout = detect_layout(source.read(SAMPLE_BYTES))
-    with open_source() as source:
-        scan = scan_records(source, layout, max_rows)
-    valid_parts: list[pa.Table] = []
-    issue_parts: list[pa.Table] = []
-    empty = scan.empty
-    delivered = 0
-
-    def check_batch(batch: pa.RecordBatch, lines: pa.Array) -> None:
-        nonlocal empty
-        result = validate_batch(batch, lines, today, carry=CONTACT)
-        parsed = parse_identity_column(batch.column("identity"), today)
-        issue_parts.append(_with_identity(result.issues, lines, parsed.normalised))
-        valid_parts.append(result.valid)
-        empty += result.empty_rows
-
-    with open_source() as source:
-        for batch in read_batches(source, layout):
-            if stop():
-                raise Stopped
-            check_batch(batch, scan.lines(delivered, batch.num_rows))
-            delivered += batch.num_rows
-    if delivered != len(scan.good_lines):
-        raise FileError(
-            "file_unreadable",
-            "The file's quoting could not be read consistently; check for unbalanced quotes.",
-        )
-    if scan.rescued:
-        check_batch(
-            _as_batch([row.fields for row in scan.rescued], layout),
-            pa.array([row.line for row in scan.rescued], pa.int64()),
-        )
-    if scan.misshapen:
-        issue_parts.append(_misshapen_issues(scan.misshapen, layout, today))
-
-    valid = _empty_valid() if not valid_parts else pa.concat_tables(valid_parts)
-    duplicates = find_duplicates(valid.column("identity"), row_fingerprint(valid, CONTACT))
-    issue_parts.append(
-        _with_identity(
-            duplicate_issues(valid.column("line"), valid.column("identity"), duplicates),
-            valid.column("line").combine_chunks(),
-            valid.column("identity").combine_chunks(),
-        )
-    )
-    valid = valid.filter(pc.invert(pc.or_(duplicates.conflict, duplicates.exact)))
-    valid = valid.take(pc.sort_indices(valid, [("line", "ascending")]))
-    issues = _with_messages(pa.concat_tables([p.cast(_LOCATED_SCHEMA) for p in issue_parts]))
-    issues = issues.take(pc.sort_indices(issues, [("line", "ascending")]))
-    errors = issues.filter(pc.equal(issues.column("severity"), "error"))
-    counts = CheckCounts(
-        rows=scan.rows,
-        valid=valid.num_rows,
-        invalid=len(pc.unique(errors.column("line"))),
-        empty=empty,
-        warnings=issues.num_rows - errors.num_rows,
-    )
-    detected = Detected(
-        encoding=layout.encoding,
-        delimiter=layout.delimiter,
-        format=request.format,
-        columns=layout.columns,
-    )
-    return CheckResult(_to_journal_rows(valid, request), issues, counts, detected)
-
-
-def _as_batch(rows: list[list[str]], layout: Layout) -> pa.RecordBatch:
-    columns = {
-        name: pa.array([row[i] for row in rows], pa.string())
-        for i, name in enumerate(layout.names)
-        if not name.startswith("_unused_")
-    }
-    return with_all_columns(pa.RecordBatch.from_pydict(columns))
-
-
-def _misshapen_issues(rows: list[LooseRow], layout: Layout, today: date) -> pa.Table:
-    position = layout.names.index("identity")
-    identities = []
-    for row in rows:
-        parsed = parse_identity(row.fields[position], today) if len(row.fields) > position else None
-        identities.append(parsed.normalised if isinstance(parsed, Identity) else None)
-    width = len(layout.names)
-    return pa.table(
-        {
-            "line": pa.array([row.line for row in rows], pa.int64()),
-            "column": pa.array(["*"] * len(rows)),
-            "code": pa.array([MISSHAPEN] * len(rows)),
-            "severity": pa.array(["error"] * len(rows)),
-            "value": pa.array([f"{len(row.fields)} of {width} fields" for row in rows]),
-            "identity_number": pa.array(identities, pa.string()),
-        }
-    )
+_ERROR = pa.scalar("error", pa.string())
 
 
 class Stopped(Exception):
     """The check was asked to stop (the job was cancelled)."""
 
 
-def _empty_valid() -> pa.Table:
-    names = [
-        "line",
-        "identity",
-        "identity_kind",
-        "given_name",
-        "family_name",
-        "grade",
-        "class",
-        *CONTACT,
-    ]
-    return pa.table({n: pa.array([], pa.int64() if n == "line" else pa.string()) for n in names})
+@dataclass(frozen=True)
+class Limits:
+    max_rows: int
+    max_bytes: int
 
 
-def _to_journal_rows(valid: pa.Table, request: ImportRequest) -> pa.Table:
-    school_form, grade_year = grades.school_placement(
-        valid.column("grade"),
-        valid.column("class"),
-        upper_secondary=request.options.treat_as_upper_secondary,
+@dataclass(frozen=True)
+class CheckResult:
+    counts: CheckCounts
+    detected: Detected
+
+
+@dataclass
+class _Tally:
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    empty: int = 0
+    warnings: int = 0
+
+    def add(self, result: BatchResult, issues: pa.Table, blank: int) -> None:
+        errors_only = issues.filter(pc.equal(issues.column("severity"), _ERROR))
+        self.valid += result.valid.num_rows
+        self.invalid += pc.count_distinct(errors_only.column("line")).as_py()
+        self.empty += blank + result.empty_rows
+        self.warnings += issues.num_rows - errors_only.num_rows
+
+    def counts(self) -> CheckCounts:
+        return CheckCounts(
+            rows=self.rows,
+            valid=self.valid,
+            invalid=self.invalid,
+            empty=self.empty,
+            warnings=self.warnings,
+        )
+
+
+def check_file(
+    upload: Upload,
+    request: ImportRequest,
+    rules: Rules,
+    *,
+    limits: Limits,
+    report: ReportWriter,
+    stop: Callable[[], bool],
+) -> CheckResult:
+    """Check a whole file into ``report``.
+
+    Raises FileError for a file-level problem and Stopped when ``stop`` says
+    so between chunks; either way nothing of the report is left behind.
+    """
+    try:
+        result = _check(upload, request, rules, limits, report, stop)
+    except BaseException:
+        report.discard()
+        raise
+    return result
+
+
+def _check(
+    upload: Upload,
+    request: ImportRequest,
+    rules: Rules,
+    limits: Limits,
+    report: ReportWriter,
+    stop: Callable[[], bool],
+) -> CheckResult:
+    if upload.size > limits.max_bytes:
+        raise errors.too_large(upload.size, limits.max_bytes)
+    with upload.open() as source:
+        sample = source.read(SAMPLE_BYTES)
+    reader, layout = formats.open_roster(request.format, upload, sample)
+    try:
+        tally, tracker = _read(reader, layout, rules, limits, report, stop)
+    except ReadAgain:
+        report.restart()
+        tally, tracker = _read(reader, layout, rules, limits, report, stop)
+    if stop():
+        raise Stopped
+    if tally.rows == tally.empty:
+        raise errors.no_rows()
+    report.close()
+    repeated = tracker.repeated()
+    if len(repeated):
+        resolution = resolve(report.valid_parts(), repeated)
+        report.apply(resolution)
+        conflicts = pc.equal(
+            resolution.issues.column("code"),
+            pa.scalar(RowCode.DUPLICATE_CONFLICT.value, pa.string()),
+        )
+        conflict_count = pc.sum(conflicts).as_py() or 0
+        tally.valid -= len(resolution.dropped)
+        tally.invalid += conflict_count
+        tally.warnings += resolution.issues.num_rows - conflict_count
+    detected = Detected(
+        encoding=reader.encoding,
+        delimiter=reader.delimiter,
+        format=request.format,
+        columns=layout.columns,
+    )
+    return CheckResult(tally.counts(), detected)
+
+
+def _read(
+    reader: Reader,
+    layout: Layout,
+    rules: Rules,
+    limits: Limits,
+    report: ReportWriter,
+    stop: Callable[[], bool],
+) -> tuple[_Tally, DuplicateTracker]:
+    """Every chunk through the rules and into the report, in file order.
+
+    Chunks are checked on a small pool (pyarrow's kernels release the GIL)
+    and written by one more thread, while this one reads; at most a few
+    chunks are in hand at any time, so memory does not grow with the file.
+    """
+    tally = _Tally()
+    tracker = DuplicateTracker()
+    checking: deque[Future[tuple[BatchResult, pa.Table, int]]] = deque()
+    writing: deque[Future[None]] = deque()
+
+    def finish(done: Future[tuple[BatchResult, pa.Table, int]]) -> None:
+        result, issues, blank = done.result()
+        # The writer thread takes the writes in order; only a backlog waits.
+        writing.append(writer.submit(report.write, result.valid, issues))
+        while len(writing) > WORKERS:
+            writing.popleft().result()
+        tracker.add(result.valid)
+        tally.add(result, issues, blank)
+
+    with (
+        ThreadPoolExecutor(WORKERS, thread_name_prefix="check") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="report") as writer,
+    ):
+        try:
+            for chunk in reader.chunks(layout):
+                if stop():
+                    raise Stopped
+                tally.rows += chunk.count
+                if tally.rows > limits.max_rows:
+                    raise errors.too_many_rows(limits.max_rows)
+                checking.append(pool.submit(_check_chunk, chunk, layout.width, rules))
+                while len(checking) > WORKERS:
+                    finish(checking.popleft())
+            while checking:
+                finish(checking.popleft())
+            while writing:
+                writing.popleft().result()
+        except BaseException:
+            for future in checking:
+                future.cancel()
+            for write in writing:
+                write.cancel()
+            raise
+    return tally, tracker
+
+
+def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> tuple[BatchResult, pa.Table, int]:
+    result = validate_batch(chunk.rows, chunk.lines, rules)
+    issues = result.issues
+    if chunk.misshapen.num_rows:
+        issues = pa.concat_tables([issues, _misshapen_issues(chunk.misshapen, width, rules)])
+        issues = issues.take(pc.sort_indices(issues, [("line", "ascending")]))
+    return result, issues, chunk.blank
+
+
+def _misshapen_issues(misshapen: pa.Table, width: int, rules: Rules) -> pa.Table:
+    """Rows that could not be read: an error each, with the identity number where it reads."""
+    count = misshapen.num_rows
+    identity = parse_identity_column(misshapen.column("identity"), rules.today)
+    shape = pc.binary_join_element_wise(
+        pc.cast(misshapen.column("fields"), pa.string()),
+        pa.scalar(f"{width} fields", pa.string()),
+        pa.scalar(" of ", pa.string()),
     )
     return pa.Table.from_arrays(
-        [
-            valid.column("line"),
-            valid.column("identity"),
-            valid.column("identity_kind"),
-            valid.column("given_name"),
-            valid.column("family_name"),
-            school_form,
-            grade_year,
-            valid.column("class"),
-            valid.column("email"),
-            valid.column("phone"),
-        ],
-        schema=VALID_ROWS_SCHEMA,
-    )
+        [misshapen.column("line"), pa.repeat(pa.scalar("*", pa.string()), count),
+         pa.repeat(pa.scalar(RowCode.ROW_COLUMN_COUNT.value, pa.string()), count),
+         pa.repeat(_ERROR, count), shape, identity.normalised],
+        schema=ISSUE_SCHEMA,
+    )  # fmt: skip

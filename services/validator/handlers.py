@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
-from rosterflow import events, jobs, journal
+from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.runtime import Runtime
 from rosterflow.storage import StorageError, report_keys
-from services.validator.check import CheckResult, Stopped, check_file
-from services.validator.reading import FileError
+from services.validator import errors, plan, store
+from services.validator.check import CheckResult, Limits, Stopped, check_file
+from services.validator.errors import FileError
+from services.validator.grades import SchoolLevel
+from services.validator.report import ReportWriter, archive_key
+from services.validator.rows import Rules
+from services.validator.source import Upload
 
 SERVICE = "validator"
 
@@ -54,19 +59,32 @@ def _published_part(check_result: dict[str, object]) -> dict[str, object]:
 
 
 async def validate(rt: Runtime, job: Job) -> Job:
+    valid_key, invalid_key = report_keys(job.organisation_id, job.id)
     try:
         if job.cancel_requested_at is not None:
             raise JobCancelled(job.id)
-        result = await asyncio.to_thread(_check, rt, job)
-        valid_key, invalid_key = report_keys(job.organisation_id, job.id)
-        await asyncio.to_thread(rt.store.write_table, valid_key, result.valid)
-        await asyncio.to_thread(rt.store.write_table, invalid_key, result.issues)
-        plan = await _plan(rt, job, result)
+        async with rt.pool.acquire() as conn:
+            level = await store.unit_level(conn, job.unit_id)
+        if level is None:
+            await rt.end_job(
+                job.id,
+                Outcome.FAILED,
+                "validator:unit_not_found",
+                error_code="unit_not_found",
+                error_message="The unit no longer exists.",
+            )
+            return await rt.job(job.id)
+        result = await asyncio.to_thread(_check, rt, job, level)
+        planned = await plan.compute(rt, job, valid_key, invalid_key)
         check_result = {
             "counts": result.counts.model_dump(),
-            "plan": plan.model_dump(),
+            "plan": planned.plan.model_dump(),
             "detected": result.detected.model_dump(mode="json"),
-            "report": {"valid_rows_key": valid_key, "invalid_rows_key": invalid_key},
+            "report": events.Report(
+                valid_rows_key=valid_key,
+                invalid_rows_key=invalid_key,
+                archive_candidates_key=planned.archive_candidates_key,
+            ).model_dump(),
         }
         async with rt.pool.acquire() as conn:
             await jobs.transition(
@@ -85,56 +103,29 @@ async def validate(rt: Runtime, job: Job) -> Job:
             Outcome.FAILED,
             f"validator:{exc.code}",
             error_code=exc.code,
-            error_message=exc.message,
+            error_message=exc.text("en" if job.requested_by_language == "en" else "sv"),
         )
     except (JobCancelled, Stopped):
+        for key in (valid_key, invalid_key, archive_key(job.organisation_id, job.id)):
+            await asyncio.to_thread(rt.store.delete, key)
         await rt.end_job(job.id, Outcome.CANCELLED, "cancelled during validation")
     return await rt.settle(job.id, JobState.VALIDATING, "cancelled during validation")
 
 
-def _check(rt: Runtime, job: Job) -> CheckResult:
+def _check(rt: Runtime, job: Job, level: SchoolLevel) -> CheckResult:
+    valid_key, invalid_key = report_keys(job.organisation_id, job.id)
     try:
-        return check_file(
-            lambda: rt.store.open_input(job.file_key),
-            job.request,
-            today=date.today(),
-            max_rows=rt.settings.imports.max_rows,
-            stop=lambda: rt.cancellations.is_cancelled(job.id),
-        )
+        size = rt.store.size(job.file_key)
     except StorageError as exc:
-        raise FileError("file_missing", "The uploaded file is no longer in storage.") from exc
-
-
-async def _plan(rt: Runtime, job: Job, result: CheckResult) -> events.Plan:
-    """Apply in a transaction that is rolled back: the plan is what confirming will do."""
-    async with rt.pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            await journal.create_staging(conn)
-            for batch in result.valid.to_batches(max_chunksize=rt.settings.imports.batch_rows):
-                await journal.stage_rows(conn, batch)
-            counts = await journal.apply_staged(
-                conn, job.organisation_id, job.unit_id, job.school_year
-            )
-            archive = 0
-            held = False
-            if job.archive_missing:
-                await journal.stage_file_identities(conn, result.file_identities())
-                plan = await journal.archive_plan(
-                    conn,
-                    job.organisation_id,
-                    job.unit_id,
-                    rt.settings.imports.default_archive_hold_ratio,
-                )
-                archive, held = len(plan.patient_ids), plan.held
-        finally:
-            await tx.rollback()
-    return events.Plan(
-        create=counts.created,
-        update=counts.updated,
-        unchanged=counts.unchanged,
-        reactivate=counts.reactivated,
-        archive=archive,
-        archive_held=held,
+        raise errors.missing_upload() from exc
+    return check_file(
+        Upload(lambda: rt.store.open_input(job.file_key), size),
+        job.request,
+        Rules(today=date.today(), level=level, upper_secondary=job.treat_as_upper_secondary),
+        limits=Limits(
+            max_rows=rt.settings.imports.max_rows,
+            max_bytes=rt.settings.storage.max_upload_bytes,
+        ),
+        report=ReportWriter(rt.store, valid_key, invalid_key),
+        stop=lambda: rt.cancellations.is_cancelled(job.id),
     )

@@ -1,75 +1,38 @@
-"""Reading a roster file: encoding, delimiter, header mapping, batches of strings."""
+"""Reading a CSV roster: encoding, delimiter, header row, then rows in chunks.
+
+Most roster files have no quote character at all (Excel quotes only a field
+holding the delimiter, a quote or a line break). Then every line is one
+record, and pyarrow's reader alone gives the rows with their line numbers,
+reading the file once: blank lines come through as empty rows, so rows and
+lines stay in step. If pyarrow finds a row with the wrong number of fields it
+can only skip it without saying where it was, and a quote in a value means
+quoting matters; either way the reader asks for the file to be read again on
+the exact path (records.py), which a file with a quote in its first
+megabyte takes at once. A quote in a column the roster does not use is
+harmless: it either stays inside that column or changes a row's number of
+fields.
+"""
 
 from __future__ import annotations
 
 import codecs
-import unicodedata
-from collections.abc import Iterator
-from dataclasses import dataclass
+import csv
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from services.validator import errors
+from services.validator.header import Layout
+from services.validator.records import arrow_encoding, read_exact
+from services.validator.source import Chunk, ReadAgain, Upload, canonical_batch
+
 SAMPLE_BYTES = 1 << 20
-
-CANONICAL = (
-    "identity",
-    "given_name",
-    "family_name",
-    "grade",
-    "class",
-    "email",
-    "phone",
-    "street",
-    "postcode",
-    "city",
-)
-REQUIRED = ("identity", "given_name", "family_name")
-
-# Header names as they appear in files, compared after folding (see fold()).
-ALIASES: dict[str, str] = {
-    **dict.fromkeys(("personnummer", "personalid", "personnr", "pnr", "socialnumber"), "identity"),
-    **dict.fromkeys(("fornamn", "givenname", "firstname"), "given_name"),
-    **dict.fromkeys(("efternamn", "familyname", "lastname", "surname"), "family_name"),
-    **dict.fromkeys(("arskurs", "grade", "ak"), "grade"),
-    **dict.fromkeys(("klass", "class", "classname"), "class"),
-    **dict.fromkeys(("epost", "email", "mail"), "email"),
-    **dict.fromkeys(("telefon", "phone", "mobil", "mobile"), "phone"),
-    **dict.fromkeys(("gatuadress", "street", "address"), "street"),
-    **dict.fromkeys(("postnummer", "postcode", "zipcode"), "postcode"),
-    **dict.fromkeys(("postort", "city"), "city"),
-}
-
-
-class FileError(Exception):
-    """The whole file is rejected; nothing of it is imported."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Layout:
-    encoding: str
-    delimiter: str
-    columns: dict[str, str]  # canonical → header as written in the file
-    names: list[str]  # one per field of the header row: canonical name or a placeholder
-
-
-def fold(header: str) -> str:
-    """Header names match regardless of case, spacing and å/ä/ö."""
-    decomposed = unicodedata.normalize("NFKD", header.strip().lower())
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return "".join(c for c in letters if c.isalnum())
+BLOCK_BYTES = 2 << 20
+DELIMITERS = (";", ",", "\t")
 
 
 def detect_encoding(sample: bytes) -> str:
-    if not sample.strip():
-        raise FileError("file_empty", "The file is empty.")
-    if b"\x00" in sample or sample.startswith(b"PK\x03\x04"):
-        raise FileError("file_not_text", "The file is not a text (CSV) file.")
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     # The sample may end inside a multi-byte character: a non-final decode
@@ -82,78 +45,95 @@ def detect_encoding(sample: bytes) -> str:
     return "utf-8"
 
 
-def detect_layout(sample: bytes) -> Layout:
-    encoding = detect_encoding(sample)
+def header_fields(sample: bytes, encoding: str) -> tuple[str, list[str]]:
+    """The delimiter and the header row's fields."""
     text = sample.decode(encoding, errors="replace")
-    header_line = text.splitlines()[0] if text.strip() else ""
-    delimiter = max((";", ",", "\t"), key=header_line.count)
-    if header_line.count(delimiter) == 0 and fold(header_line) not in ALIASES:
-        raise FileError("file_no_header", "The file has no header row with known column names.")
-    fields = [f.strip().strip('"') for f in header_line.split(delimiter)]
-    columns: dict[str, str] = {}
-    names: list[str] = []
-    for position, header in enumerate(fields):
-        canonical = ALIASES.get(fold(header))
-        if canonical is not None and canonical in columns:
-            raise FileError(
-                "file_repeated_column",
-                f"The column {header!r} appears more than once in the header row.",
+    lines = text.splitlines()
+    header_line = lines[0] if lines else ""
+    # The delimiter is the candidate the header row uses most; a header with
+    # none of them is one column, which the format's check then rejects.
+    delimiter = max(DELIMITERS, key=header_line.count)
+    fields = next(csv.reader([header_line], delimiter=delimiter), [])
+    return delimiter, fields
+
+
+def _quote_in(batch: pa.RecordBatch) -> bool:
+    """A byte search over the columns' buffers (memchr: microseconds a batch)."""
+    for column in batch.columns:
+        data = column.buffers()[2]
+        if data is not None and b'"' in data.to_pybytes():
+            return True
+    return False
+
+
+class CsvReader:
+    def __init__(self, upload: Upload, sample: bytes, block_size: int | None = None) -> None:
+        self._upload = upload
+        self._block_size = block_size or BLOCK_BYTES
+        self._exact = False
+        self._sample = sample
+        self.encoding = detect_encoding(sample)
+        self.delimiter, self._fields = header_fields(sample, self.encoding)
+
+    def header(self) -> list[str]:
+        return self._fields
+
+    def chunks(self, layout: Layout) -> Iterator[Chunk]:
+        if self._exact or b'"' in self._sample:
+            yield from read_exact(
+                self._upload, self.encoding, self.delimiter, layout, self._block_size
             )
-        if canonical is None:
-            names.append(f"_unused_{position}")
-        else:
-            columns[canonical] = header
-            names.append(canonical)
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise FileError(
-            "file_missing_column",
-            "Required columns are missing: "
-            + ", ".join(missing)
-            + ". The header row must name the identity number, given name and family name.",
-        )
-    return Layout(encoding, delimiter, columns, names)
+            return
+        skipped = 0
 
+        def skip(_row: pacsv.InvalidRow) -> str:
+            nonlocal skipped
+            skipped += 1
+            return "skip"
 
-def read_batches(
-    source: pa.NativeFile, layout: Layout, block_size: int = 4 << 20
-) -> Iterator[pa.RecordBatch]:
-    """Stream the data rows as batches of strings, every canonical column present.
+        next_line = 2  # the header is line 1
+        with self._upload.open() as source:
+            for batch in self._batches(source, layout, skip):
+                # The reader works ahead: a skip may belong to a later block,
+                # but from the first one on no line number can be trusted. A
+                # quote in a value means quoting, which this way ignores.
+                if skipped or _quote_in(batch):
+                    self._exact = True
+                    break
+                yield Chunk(batch, pa.arange(next_line, next_line + batch.num_rows))
+                next_line += batch.num_rows
+        if skipped or self._exact:
+            self._exact = True
+            raise ReadAgain
 
-    Rows with the wrong number of fields are skipped here; records.scan_records
-    finds and reports each of them.
-    """
-    try:
-        reader = pacsv.open_csv(
-            source,
-            read_options=pacsv.ReadOptions(
-                encoding="utf8" if layout.encoding.startswith("utf-8") else layout.encoding,
-                column_names=layout.names,
-                skip_rows=1,
-                block_size=block_size,
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=layout.delimiter,
-                newlines_in_values=True,
-                invalid_row_handler=lambda _row: "skip",
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(layout.names, pa.string()),
-                strings_can_be_null=False,
-                include_columns=[n for n in layout.names if not n.startswith("_unused_")],
-            ),
-        )
-        for batch in reader:
-            yield with_all_columns(batch)
-    except pa.ArrowInvalid as exc:
-        raise FileError(
-            "file_unreadable", f"The file could not be read as {layout.encoding} CSV: {exc}"
-        ) from exc
-
-
-def with_all_columns(batch: pa.RecordBatch) -> pa.RecordBatch:
-    arrays = [
-        batch.column(name) if name in batch.schema.names else pa.nulls(batch.num_rows, pa.string())
-        for name in CANONICAL
-    ]
-    return pa.RecordBatch.from_arrays(arrays, names=list(CANONICAL))
+    def _batches(
+        self, source: pa.NativeFile, layout: Layout, skip: Callable[[pacsv.InvalidRow], str]
+    ) -> Iterator[pa.RecordBatch]:
+        names = layout.names()
+        try:
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(
+                    encoding=arrow_encoding(self.encoding),
+                    column_names=names,
+                    skip_rows=1,
+                    block_size=self._block_size,
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter,
+                    quote_char=False,
+                    newlines_in_values=False,
+                    # A blank line becomes an empty row, so rows keep step with lines.
+                    ignore_empty_lines=False,
+                    invalid_row_handler=skip,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()),
+                    strings_can_be_null=False,
+                    include_columns=list(layout.positions),
+                ),
+            )
+            for batch in reader:
+                yield canonical_batch({n: batch.column(n) for n in layout.positions})
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise errors.bad_text(self.encoding) from exc

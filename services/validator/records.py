@@ -1,14 +1,16 @@
-"""Where each record of a CSV file starts, as the administrator's editor counts lines.
+"""The exact CSV path: pyarrow reads the values, Python's csv module says where records start.
 
 pyarrow's CSV reader is fast but cannot say on which line a record began once
-a quoted field holds a line break, and it drops blank lines and rows with the
-wrong number of fields. This pass (Python's C csv parser, which splits records
-the same way) notes the first line of every record and sorts out what pyarrow
-will not deliver:
+a quoted field holds a line break, and it drops rows with the wrong number of
+fields without saying where they were. Files with quotes, and files found to
+have such rows, are read this way (reading.CsvReader). Python's C csv parser
+splits records the same way, so a second reader walks the file in step with
+pyarrow's batches (memory stays one batch deep) and notes the first line of every record:
 
 * blank rows are counted as empty rows;
-* a row with extra fields that are all empty (Excel's trailing empty columns)
-  is rescued and checked like any other;
+* a row whose fields beyond the header's width are all empty (Excel's
+  trailing empty columns), or that ends early inside the header's trailing
+  empty columns, is read from the csv module's fields and checked like any other;
 * any other row with the wrong number of fields is an error, and its identity
   number is still read where it can be, so that a patient whose row had a
   stray delimiter is never archived.
@@ -19,68 +21,156 @@ from __future__ import annotations
 import csv
 import io
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
-from services.validator.reading import FileError, Layout
+from services.validator import errors
+from services.validator.header import Layout
+from services.validator.source import MISSHAPEN_SCHEMA, Chunk, Upload, canonical_batch
 
 # A roster cell is short; a field this long means the quoting is broken.
 csv.field_size_limit(1 << 20)
 
 
-@dataclass(frozen=True)
-class LooseRow:
-    line: int
-    fields: list[str]
+def arrow_encoding(encoding: str) -> str:
+    return "utf8" if encoding.startswith("utf-8") else encoding
 
 
 @dataclass
-class RecordScan:
+class Span:
+    """The records from one good row after the previous span up to ``good`` good rows."""
+
     good_lines: array[int] = field(default_factory=lambda: array("q"))
-    empty: int = 0
-    rescued: list[LooseRow] = field(default_factory=list)
-    misshapen: list[LooseRow] = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        return len(self.good_lines) + self.empty + len(self.rescued) + len(self.misshapen)
-
-    def lines(self, start: int, count: int) -> pa.Array:
-        return pa.array(self.good_lines[start : start + count], pa.int64())
+    blank: int = 0
+    rescued: list[tuple[int, list[str]]] = field(default_factory=list)
+    misshapen: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
-def scan_records(source: pa.NativeFile, layout: Layout, max_rows: int) -> RecordScan:
-    width = len(layout.names)
-    # pyarrow's files speak Python's io protocol; newline="" leaves line ends
-    # to the csv parser, which must see quoted line breaks as they are.
-    text = io.TextIOWrapper(source, encoding=layout.encoding, newline="")
-    reader = csv.reader(text, delimiter=layout.delimiter, quotechar='"', doublequote=True)
-    scan = RecordScan()
-    try:
-        next(reader, None)  # the header row
-        previous_end = reader.line_num
-        for fields in reader:
-            line = previous_end + 1
-            previous_end = reader.line_num
-            if len(fields) == width:
-                scan.good_lines.append(line)
+class RecordWalk:
+    def __init__(
+        self, source: pa.NativeFile, encoding: str, delimiter: str, layout: Layout
+    ) -> None:
+        # pyarrow's files speak Python's io protocol; newline="" leaves line
+        # ends to the csv parser, which must see quoted line breaks as they are.
+        text = io.TextIOWrapper(source, encoding=encoding, newline="")
+        self._encoding = encoding
+        self._reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True)
+        self._width = layout.width
+        self._named = max(layout.positions.values(), default=-1) + 1
+        self._end = 0
+        self._records = self._walk()
+        next(self._records, None)  # the header row
+
+    def _walk(self) -> Iterator[tuple[int, list[str]]]:
+        try:
+            for fields in self._reader:
+                line = self._end + 1
+                self._end = self._reader.line_num
+                yield line, fields
+        except UnicodeDecodeError as exc:
+            raise errors.bad_text(self._encoding, exc.start) from exc
+        except csv.Error as exc:
+            raise errors.bad_quoting() from exc
+
+    def take(self, good: int | None) -> Span:
+        """Walk on until ``good`` rows of the header's width were seen (None: to the end)."""
+        span = Span()
+        if good == 0:
+            return span
+        for line, fields in self._records:
+            if len(fields) == self._width:
+                span.good_lines.append(line)
+                if good is not None and len(span.good_lines) == good:
+                    return span
             elif not any(f.strip() for f in fields):
-                scan.empty += 1
-            elif len(fields) > width and not any(f.strip() for f in fields[width:]):
-                scan.rescued.append(LooseRow(line, fields[:width]))
+                span.blank += 1
+            elif len(fields) >= self._named and not any(f.strip() for f in fields[self._width :]):
+                span.rescued.append((line, fields))
             else:
-                scan.misshapen.append(LooseRow(line, fields))
-            if scan.rows > max_rows:
-                raise FileError(
-                    "file_too_many_rows", f"The file has more than {max_rows} rows, the limit."
-                )
-    except UnicodeDecodeError as exc:
-        raise FileError(
-            "file_unreadable",
-            f"The file is not valid {layout.encoding} text (a byte that cannot be read "
-            f"near position {exc.start}). Save it again as UTF-8 or Windows-1252 CSV.",
-        ) from exc
-    except csv.Error as exc:
-        raise FileError("file_unreadable", f"The file could not be read as CSV: {exc}") from exc
-    return scan
+                span.misshapen.append((line, fields))
+        if good is not None:
+            raise errors.bad_quoting()
+        return span
+
+
+def read_exact(
+    upload: Upload, encoding: str, delimiter: str, layout: Layout, block_size: int
+) -> Iterator[Chunk]:
+    with upload.open() as values, upload.open() as records:
+        walk = RecordWalk(records, encoding, delimiter, layout)
+        for batch in _arrow_batches(values, encoding, delimiter, layout, block_size):
+            yield _chunk(batch, walk.take(batch.num_rows), layout)
+        rest = walk.take(None)
+        if rest.good_lines:
+            raise errors.bad_quoting()
+        if rest.blank or rest.rescued or rest.misshapen:
+            yield _chunk(
+                canonical_batch(dict.fromkeys(layout.positions, pa.array([], pa.string()))),
+                rest,
+                layout,
+            )
+
+
+def _arrow_batches(
+    source: pa.NativeFile, encoding: str, delimiter: str, layout: Layout, block_size: int
+) -> Iterator[pa.RecordBatch]:
+    """The rows of the header's width; the walk finds each of the others."""
+    names = layout.names()
+    try:
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                encoding=arrow_encoding(encoding),
+                column_names=names,
+                skip_rows=1,
+                block_size=block_size,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=True,
+                invalid_row_handler=lambda _row: "skip",
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                include_columns=list(layout.positions),
+            ),
+        )
+        for batch in reader:
+            yield canonical_batch({n: batch.column(n) for n in layout.positions})
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise errors.bad_text(encoding) from exc
+
+
+def _chunk(batch: pa.RecordBatch, span: Span, layout: Layout) -> Chunk:
+    if len(span.good_lines) != batch.num_rows:
+        raise errors.bad_quoting()
+    lines = pa.array(span.good_lines, pa.int64())
+    if span.rescued:
+        rescued = canonical_batch(
+            {
+                name: pa.array([fields[position] for _, fields in span.rescued], pa.string())
+                for name, position in layout.positions.items()
+            }
+        )
+        batch = pa.concat_batches([batch, rescued])
+        lines = pa.concat_arrays([lines, pa.array([line for line, _ in span.rescued], pa.int64())])
+        order = pc.sort_indices(lines)
+        batch, lines = batch.take(order), lines.take(order)
+    position = layout.positions["identity"]
+    misshapen = pa.Table.from_pylist(
+        [
+            {
+                "line": line,
+                "fields": len(fields),
+                "identity": fields[position] if len(fields) > position else None,
+            }
+            for line, fields in span.misshapen
+        ],
+        schema=MISSHAPEN_SCHEMA,
+    )
+    return Chunk(batch, lines, blank=span.blank, misshapen=misshapen)

@@ -1,26 +1,31 @@
-"""Row rules for the canonical roster row, a batch (or a whole file) at a time."""
+"""Row rules for the canonical roster row, a batch at a time, a column at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from functools import reduce
-from typing import Final, Literal, NamedTuple
+from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from services.validator.identity import WHITESPACE, IdentityError, parse_identity_column
+from rosterflow.journal import VALID_ROWS_SCHEMA
+from services.validator import grades
+from services.validator.contact import CHECKS
+from services.validator.grades import SchoolLevel
+from services.validator.header import CANONICAL, REQUIRED
+from services.validator.identity import (
+    WHITESPACE,
+    IdentityColumn,
+    IdentityError,
+    parse_identity_column,
+)
+from services.validator.messages import RowCode, Severity, severities
 
-Severity = Literal["error", "warning"]
-Lang = Literal["sv", "en"]
-
-REQUIRED_COLUMNS: Final = ("identity", "given_name", "family_name", "grade", "class")
 ISSUE_SCHEMA: Final = pa.schema(
     [("line", pa.int64()), ("column", pa.string()), ("code", pa.string()),
-     ("severity", pa.string()), ("value", pa.string())]
+     ("severity", pa.string()), ("value", pa.string()), ("identity_number", pa.string())]
 )  # fmt: skip
 
 # RE2 (Arrow) syntax. \s there is ASCII only, so Excel's no-break spaces are
@@ -35,107 +40,24 @@ _FORMULA_LIKE = (
     r"|[-+@]\s*(?:[A-Za-z_][A-Za-z0-9_.]*\s*\(|\$?[A-Za-z]{1,3}\$?[0-9]+|=)"
     r"|[-+=@].*\|)"
 )
+_GRADE_ERRORS = pa.array(
+    [RowCode.GRADE_INVALID.value, RowCode.GRADE_NOT_ALLOWED.value], pa.string()
+)
+# Literals go to pyarrow typed (see identity._n).
+_NULL = pa.scalar(None, pa.string())
+_ZERO = pa.scalar(0, pa.int32())
+_FALSE = pa.scalar(False, pa.bool_())
+_TEMPORARY = pa.scalar("temporary", pa.string())
+_IDENTITY_MISSING = pa.scalar(IdentityError.MISSING.value, pa.string())
 
 
-class RowCode(StrEnum):
-    GIVEN_NAME_MISSING = "given_name_missing"
-    FAMILY_NAME_MISSING = "family_name_missing"
-    CELL_FORMULA_LIKE = "cell_formula_like"
-    IDENTITY_TEMPORARY = "identity_temporary"
-    DUPLICATE_CONFLICT = "duplicate_conflict"
-    DUPLICATE_EXACT = "duplicate_exact"
+@dataclass(frozen=True)
+class Rules:
+    """What the rules depend on besides the row: the day, the unit's level, the job's option."""
 
-
-class Message(NamedTuple):
-    severity: Severity
-    sv: str
-    en: str
-
-
-MESSAGES: Final[Mapping[str, Message]] = {
-    IdentityError.MISSING: Message(
-        "error",
-        "Personnummer saknas — fyll i personnumret.",
-        "The identity number is missing — fill in the personal identity number.",
-    ),
-    IdentityError.FORMAT: Message(
-        "error",
-        "Personnumret har fel format — skriv det som ÅÅÅÅMMDD-NNNN eller ÅÅMMDD-NNNN.",
-        "The identity number has the wrong format — write it as YYYYMMDD-NNNN or YYMMDD-NNNN.",
-    ),
-    IdentityError.EXCEL_MANGLED: Message(
-        "error",
-        "Personnumret verkar ha ändrats av Excel (siffror saknas eller det visas som ett tal) — "
-        "formatera kolumnen som text och skriv in numret igen.",
-        "The identity number looks changed by Excel (digits lost or shown as a number) — "
-        "format the column as text and enter the number again.",
-    ),
-    IdentityError.BAD_DATE: Message(
-        "error",
-        "Personnumret innehåller ett datum som inte finns — kontrollera födelsedatumet.",
-        "The identity number contains a date that does not exist — check the date of birth.",
-    ),
-    IdentityError.BAD_CHECK_DIGIT: Message(
-        "error",
-        "Personnumret har fel kontrollsiffra — kontrollera de sista fyra siffrorna.",
-        "The identity number's check digit is wrong — check the last four digits.",
-    ),
-    IdentityError.BIRTH_NUMBER_000: Message(
-        "error",
-        "Födelsenumret i personnumret kan inte vara 000 — kontrollera de sista fyra siffrorna.",
-        "The birth number in the identity number cannot be 000 — check the last four digits.",
-    ),
-    IdentityError.FUTURE: Message(
-        "error",
-        "Personnumret anger ett födelsedatum i framtiden — kontrollera år och sekelsiffror.",
-        "The identity number gives a date of birth in the future — check the year and century.",
-    ),
-    RowCode.IDENTITY_TEMPORARY: Message(
-        "warning",
-        "Tillfälligt personnummer (reservnummer) — raden importeras, men numret är unikt bara "
-        "inom organisationen. Byt till det riktiga personnumret när det finns.",
-        "Temporary identity number — the row is imported, but the number is unique only within "
-        "the organisation. Replace it with the real identity number when it is known.",
-    ),
-    RowCode.GIVEN_NAME_MISSING: Message(
-        "error",
-        "Förnamn saknas — fyll i förnamnet.",
-        "The given name is missing — fill in the given name.",
-    ),
-    RowCode.FAMILY_NAME_MISSING: Message(
-        "error",
-        "Efternamn saknas — fyll i efternamnet.",
-        "The family name is missing — fill in the family name.",
-    ),
-    RowCode.CELL_FORMULA_LIKE: Message(
-        "warning",
-        "Cellen börjar som en formel — den sparas som text och beräknas aldrig. "
-        "Kontrollera att värdet är rätt.",
-        "The cell starts like a spreadsheet formula — it is stored as text and never "
-        "evaluated. Check that the value is correct.",
-    ),
-    RowCode.DUPLICATE_CONFLICT: Message(
-        "error",
-        "Personnumret finns på flera rader med olika uppgifter — ingen av dem importeras. "
-        "Ta bort eller rätta dubbletterna.",
-        "The identity number appears on several rows with different data — none of them is "
-        "imported. Remove or correct the duplicates.",
-    ),
-    RowCode.DUPLICATE_EXACT: Message(
-        "warning",
-        "Raden är en exakt kopia av en tidigare rad — personen importeras bara en gång.",
-        "The row is an exact copy of an earlier row — the person is imported only once.",
-    ),
-}
-
-
-_CODES: Final = pa.array([str(code) for code in MESSAGES], pa.string())
-_SEVERITIES: Final = pa.array([entry.severity for entry in MESSAGES.values()], pa.string())
-
-
-def message(code: str, lang: Lang = "sv") -> str:
-    entry = MESSAGES[code]
-    return entry.sv if lang == "sv" else entry.en
+    today: date
+    level: SchoolLevel = "unspecified"
+    upper_secondary: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,12 +67,13 @@ class RowIssue:
     code: str
     severity: Severity
     value: str | None
+    identity_number: str | None = None
 
 
 @dataclass(frozen=True)
 class BatchResult:
     valid: pa.Table
-    """line, identity (normalised), identity_kind, given_name, family_name, grade, class."""
+    """journal.VALID_ROWS_SCHEMA: normalised, ready to stage."""
     issues: pa.Table
     """ISSUE_SCHEMA, ordered by line."""
     empty_rows: int
@@ -159,17 +82,62 @@ class BatchResult:
         return [RowIssue(**row) for row in self.issues.to_pylist()]
 
 
+def _buffer(values: pa.Array) -> bytes:
+    data = values.buffers()[2]
+    return b"" if data is None else data.to_pybytes()
+
+
+# Bytes that only the special spaces bring: the last byte of a no-break space
+# (U+00A0) and the first byte of U+2007, U+202F and U+FEFF; and the ASCII
+# whitespace that is no plain space. Searching one byte is memchr, GB/s.
+_SPECIAL_SPACE_BYTES = (b"\xa0", b"\xe2", b"\xef")
+_CONTROL_SPACE_BYTES = (b"\t", b"\n", b"\r", b"\x0b", b"\x0c")
+_ASCII_WHITESPACE = " \t\n\r\f\v"
+_FORMULA_BYTES = (b"=", b"+", b"-", b"@")
+_FORMULA_FIRST = pa.array([b"=", b"+", b"-", b"@"], pa.binary())
+
+
 def clean_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Trim, collapse inner whitespace to one space; blank becomes null."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    text = pc.utf8_trim(pc.cast(values, pa.string()), characters=WHITESPACE)
-    # Replacing runs RE2's slow path on every value; matching first keeps it
-    # to the few cells that need it (it was most of the cleaning time).
-    untidy = pc.fill_null(pc.match_substring_regex(text, _UNTIDY_SPACE), False)
-    tidied = pc.replace_substring_regex(text.filter(untidy), _RUN_OF_SPACE, " ")
-    text = pc.replace_with_mask(text, untidy, tidied)
-    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    if values.null_count == len(values):
+        return pa.nulls(len(values), pa.string())
+    values = pc.cast(values, pa.string())
+    # A byte search over the column's buffer says which work is needed: it can
+    # say yes for bytes outside the array's slice or of another character,
+    # never no for a value that needs it; a yes only means the exact work runs.
+    raw = _buffer(values)
+    special = any(b in raw for b in _SPECIAL_SPACE_BYTES)
+    if special:
+        text = pc.utf8_trim(values, characters=WHITESPACE)
+    else:
+        # ASCII bytes never occur inside a UTF-8 multi-byte character.
+        text = pc.ascii_trim(values, characters=_ASCII_WHITESPACE)
+    # Replacing runs RE2's slow path on every value, and even matching costs
+    # 100 ns a value; most columns have no untidy space at all.
+    if special or any(b in raw for b in _CONTROL_SPACE_BYTES) or b"  " in raw:
+        untidy = pc.fill_null(pc.match_substring_regex(text, _UNTIDY_SPACE), False)
+        if pc.any(untidy).as_py():
+            tidied = pc.replace_substring_regex(text.filter(untidy), _RUN_OF_SPACE, " ")
+            text = pc.replace_with_mask(text, untidy, tidied)
+    blank = pc.equal(pc.binary_length(text), _ZERO)
+    if pc.any(blank).as_py():
+        text = pc.if_else(blank, _NULL, text)
+    return text
+
+
+def formula_like(values: pa.Array) -> pa.Array:
+    raw = _buffer(values)
+    if not any(b in raw for b in _FORMULA_BYTES):
+        return pa.repeat(_FALSE, len(values))
+    # The full pattern runs only on cells starting like a formula (few, if any).
+    first = pc.binary_slice(values.view(pa.binary()), 0, 1)
+    candidates = pc.fill_null(pc.is_in(first, value_set=_FORMULA_FIRST), False)
+    if not pc.any(candidates).as_py():
+        return candidates
+    matched = pc.match_substring_regex(values.filter(candidates), _FORMULA_LIKE)
+    return pc.replace_with_mask(candidates, candidates, matched)
 
 
 def _line_numbers(first_line: int | pa.Array, rows: int) -> pa.Array:
@@ -180,126 +148,120 @@ def _line_numbers(first_line: int | pa.Array, rows: int) -> pa.Array:
     return pc.cast(first_line, pa.int64())
 
 
-def _issues(
-    lines: pa.Array,
-    mask: pa.Array,
-    column: str,
-    code: str | pa.Array,
-    value: pa.Array | None = None,
-) -> pa.Table:
-    count = pc.sum(mask).as_py() or 0
-    codes = pa.repeat(str(code), count) if isinstance(code, str) else code.filter(mask)
-    return pa.Table.from_arrays(
-        [
-            lines.filter(mask),
-            pa.repeat(column, count),
-            codes,
-            pc.take(_SEVERITIES, pc.index_in(codes, value_set=_CODES)),
-            pa.nulls(count, pa.string()) if value is None else value.filter(mask),
-        ],
-        schema=ISSUE_SCHEMA,
-    )
+class _Found:
+    """Issue parts of one batch, each an Arrow table in ISSUE_SCHEMA."""
+
+    def __init__(self, lines: pa.Array, identity_number: pa.Array) -> None:
+        self.lines = lines
+        self.identity_number = identity_number
+        self.parts: list[pa.Table] = []
+
+    def add(
+        self, mask: pa.Array, column: str, code: str | pa.Array, value: pa.Array | None = None
+    ) -> None:
+        count = pc.sum(mask).as_py() or 0
+        if not count:
+            return
+        if isinstance(code, str):
+            codes = pa.repeat(pa.scalar(str(code), pa.string()), count)
+        else:
+            codes = code.filter(mask)
+        self.parts.append(
+            pa.Table.from_arrays(
+                [
+                    self.lines.filter(mask),
+                    pa.repeat(pa.scalar(column, pa.string()), count),
+                    codes,
+                    severities(codes),
+                    pa.nulls(count, pa.string()) if value is None else value.filter(mask),
+                    self.identity_number.filter(mask),
+                ],
+                schema=ISSUE_SCHEMA,
+            )
+        )
+
+    def table(self) -> pa.Table:
+        if not self.parts:
+            return ISSUE_SCHEMA.empty_table()
+        issues = pa.concat_tables(self.parts)
+        # A stable sort keeps each row's issues in the order they were found.
+        return issues.take(pc.sort_indices(issues, [("line", "ascending")]))
 
 
 def validate_batch(
-    batch: pa.Table | pa.RecordBatch,
-    first_line: int | pa.Array,
-    today: date,
-    carry: Sequence[str] = (),
+    batch: pa.Table | pa.RecordBatch, first_line: int | pa.Array, rules: Rules
 ) -> BatchResult:
-    """Check every row of a batch of string columns named as in REQUIRED_COLUMNS.
+    """Check every row of a batch of string columns named as in header.CANONICAL.
 
     ``first_line`` is the file line of the first row, or one line number per
-    row when quoted newlines make them uneven. Columns named in ``carry`` are
-    cleaned and appended to ``valid`` unchecked (contact data, for now).
+    row when quoted newlines or blank lines make them uneven. Absent optional
+    columns count as empty; without a grade or a class column no grade is
+    looked for.
     """
-    absent = [name for name in (*REQUIRED_COLUMNS, *carry) if name not in batch.schema.names]
+    absent = [name for name in REQUIRED if name not in batch.schema.names]
     if absent:
         raise ValueError(f"batch lacks columns {absent}")
-    raw = {name: batch.column(name) for name in batch.schema.names}
-    cleaned = {name: clean_text(column) for name, column in raw.items()}
-    empty = reduce(pc.and_, (pc.is_null(column) for column in cleaned.values()))
+    rows = batch.num_rows
+    raw = {
+        name: batch.column(name) if name in batch.schema.names else pa.nulls(rows, pa.string())
+        for name in CANONICAL
+    }
+    cleaned = {name: clean_text(raw[name]) for name in CANONICAL if name != "identity"}
+    raw_identity = pc.cast(raw["identity"], pa.string())
+    identity = parse_identity_column(raw_identity, rules.today)
+    no_identity = pc.fill_null(pc.equal(identity.codes, _IDENTITY_MISSING), False)
+    empty = reduce(pc.and_, (pc.is_null(c) for c in cleaned.values()), no_identity)
     empty_rows = pc.sum(empty).as_py() or 0
 
-    kept = pc.invert(empty)
-    lines = _line_numbers(first_line, batch.num_rows).filter(kept)
-    raw_identity = pc.cast(raw["identity"], pa.string()).filter(kept)
-    cleaned = {name: column.filter(kept) for name, column in cleaned.items()}
-    identity = parse_identity_column(raw_identity, today)
+    lines = _line_numbers(first_line, rows)
+    if empty_rows:
+        kept = pc.invert(empty)
+        lines, raw_identity = lines.filter(kept), raw_identity.filter(kept)
+        cleaned = {name: column.filter(kept) for name, column in cleaned.items()}
+        identity = IdentityColumn(*(column.filter(kept) for column in identity))
+    found = _Found(lines, identity.normalised)
 
     given_missing = pc.is_null(cleaned["given_name"])
     family_missing = pc.is_null(cleaned["family_name"])
-    temporary = pc.fill_null(pc.equal(identity.kinds, "temporary"), False)
-    parts = [
-        _issues(lines, pc.is_valid(identity.codes), "identity", identity.codes, raw_identity),
-        _issues(lines, temporary, "identity", RowCode.IDENTITY_TEMPORARY, identity.normalised),
-        _issues(lines, given_missing, "given_name", RowCode.GIVEN_NAME_MISSING),
-        _issues(lines, family_missing, "family_name", RowCode.FAMILY_NAME_MISSING),
-    ]
+    temporary = pc.fill_null(pc.equal(identity.kinds, _TEMPORARY), False)
+    found.add(pc.is_valid(identity.codes), "identity", identity.codes, raw_identity)
+    found.add(temporary, "identity", RowCode.IDENTITY_TEMPORARY, identity.normalised)
+    found.add(given_missing, "given_name", RowCode.GIVEN_NAME_MISSING)
+    found.add(family_missing, "family_name", RowCode.FAMILY_NAME_MISSING)
     for name, column in cleaned.items():
-        if name != "identity":
-            formula = pc.fill_null(pc.match_substring_regex(column, _FORMULA_LIKE), False)
-            parts.append(_issues(lines, formula, name, RowCode.CELL_FORMULA_LIKE, column))
-    issues = pa.concat_tables(parts)
-    # A stable sort keeps each row's issues in the order they were found.
-    issues = issues.take(pc.sort_indices(issues, [("line", "ascending")]))
+        found.add(formula_like(column), name, RowCode.CELL_FORMULA_LIKE, column)
 
-    ok = pc.invert(pc.or_(pc.is_valid(identity.codes), pc.or_(given_missing, family_missing)))
+    if "grade" in batch.schema.names or "class" in batch.schema.names:
+        placement = grades.place(
+            cleaned["grade"],
+            cleaned["class"],
+            level=rules.level,
+            upper_secondary=rules.upper_secondary,
+        )
+        found.add(pc.is_valid(placement.codes), "grade", placement.codes, cleaned["grade"])
+    else:
+        # A file without grades at all (a clinic's patient list) is not a
+        # warning on every row; the check result shows the columns it found.
+        placement = grades.Placement(
+            *(pa.nulls(len(lines), kind) for kind in (pa.string(), pa.int16(), pa.string()))
+        )
+    contact = {}
+    for name, (check, code) in CHECKS.items():
+        checked = check(cleaned[name])
+        found.add(checked.invalid, name, code, cleaned[name])
+        contact[name] = checked.values
+
+    grade_error = pc.fill_null(pc.is_in(placement.codes, value_set=_GRADE_ERRORS), False)
+    error = reduce(
+        pc.or_, (pc.is_valid(identity.codes), given_missing, family_missing, grade_error)
+    )
     valid = pa.Table.from_arrays(
-        [lines, identity.normalised, identity.kinds]
-        + [cleaned[name] for name in ("given_name", "family_name", "grade", "class", *carry)],
-        names=["line", "identity", "identity_kind", "given_name", "family_name", "grade",
-               "class", *carry],
-    ).filter(ok)  # fmt: skip
-    return BatchResult(valid=valid, issues=issues, empty_rows=empty_rows)
-
-
-@dataclass(frozen=True)
-class Duplicates:
-    conflict: pa.Array
-    """True on every row whose identity number also appears with different data."""
-    exact: pa.Array
-    """True on the second and later copies of an identical row (import the first)."""
-
-
-def row_fingerprint(valid: pa.Table, columns: Sequence[str] = ()) -> pa.Array:
-    """What must be equal for two rows with one identity number to be exact duplicates."""
-    names = ("given_name", "family_name", "grade", "class", *columns)
-    # Joined with the unit separator, a control character nobody types in a
-    # name, so ("Ann", "a") and ("Anna", "") cannot collide.
-    return pc.binary_join_element_wise(
-        *(pc.fill_null(valid.column(name), "") for name in names),
-        "\x1f",
-    )
-
-
-def find_duplicates(identity: pa.Array, row_fingerprint: pa.Array) -> Duplicates:
-    """Classify repeated identity numbers of a whole file; null identities never repeat."""
-    if isinstance(identity, pa.ChunkedArray):
-        identity = identity.combine_chunks()
-    if isinstance(row_fingerprint, pa.ChunkedArray):
-        row_fingerprint = row_fingerprint.combine_chunks()
-    rows = pa.table(
-        {"identity": identity, "fingerprint": row_fingerprint, "row": pa.arange(0, len(identity))}
-    )
-    known = pc.is_valid(identity)
-    variants = rows.group_by("identity").aggregate(
-        [("fingerprint", "count_distinct", pc.CountOptions(mode="all"))]
-    )
-    conflicting = variants.filter(pc.greater(variants["fingerprint_count_distinct"], 1))
-    conflict = pc.and_(known, pc.is_in(identity, value_set=conflicting["identity"]))
-    firsts = rows.group_by(["identity", "fingerprint"]).aggregate([("row", "min")])
-    later = pc.invert(pc.is_in(rows["row"], value_set=firsts["row_min"]))
-    exact = pc.and_(known, pc.and_(later, pc.invert(conflict)))
-    return Duplicates(conflict=conflict, exact=pc.fill_null(exact, False))
-
-
-def duplicate_issues(lines: pa.Array, identity: pa.Array, duplicates: Duplicates) -> pa.Table:
-    """Issue rows (ISSUE_SCHEMA) for what find_duplicates found, ordered by line."""
-    issues = pa.concat_tables(
-        [
-            _issues(lines, duplicates.conflict, "identity", RowCode.DUPLICATE_CONFLICT, identity),
-            _issues(lines, duplicates.exact, "identity", RowCode.DUPLICATE_EXACT, identity),
-        ]
-    )
-    return issues.take(pc.sort_indices(issues, [("line", "ascending")]))
+        [lines, identity.normalised, identity.kinds, cleaned["given_name"],
+         cleaned["family_name"], placement.school_form, placement.grade_year, cleaned["class"],
+         contact["email"], contact["phone"], cleaned["street"], contact["postcode"],
+         cleaned["city"]],
+        schema=VALID_ROWS_SCHEMA,
+    )  # fmt: skip
+    if pc.any(error).as_py():
+        valid = valid.filter(pc.invert(error))
+    return BatchResult(valid=valid, issues=found.table(), empty_rows=empty_rows)

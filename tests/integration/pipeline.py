@@ -46,6 +46,7 @@ class Pipeline:
         content: bytes,
         *,
         archive_missing: bool = False,
+        school_year: str = "2026/2027",
         admin: events.Requester | None = None,
     ) -> events.UploadRequested:
         """Store a file and publish the platform's upload event for it."""
@@ -57,7 +58,7 @@ class Pipeline:
             request=events.ImportRequest(
                 organisation_id=school.organisation_id,
                 unit_id=school.unit_id,
-                school_year="2026/2027",
+                school_year=school_year,
                 options=events.ImportOptions(archive_missing=archive_missing),
             ),
             file=events.StoredFile(
@@ -91,14 +92,18 @@ async def final_job(conn: Connection, job_id: UUID) -> jobs.Job:
 
 @asynccontextmanager
 async def pipeline(settings: Settings, *services: str) -> AsyncIterator[Pipeline]:
-    """The named services (all five by default), started in this process."""
+    """The named services (all five by default), started in this process.
+
+    ``importer_2`` names a second instance of the importer (same consumer groups).
+    """
     async with AsyncExitStack() as stack:
         tap = await stack.enter_async_context(EventTap(settings.kafka))
         runtimes: dict[str, Runtime] = {}
         for name in services or tuple(REGISTER):
-            rt = Runtime(settings, name)
-            REGISTER[name](rt)
-            if name in STAGES:
+            service = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
+            rt = Runtime(settings, service)
+            REGISTER[service](rt)
+            if service in STAGES:
                 rt.cancellations.subscribe(rt.broker, settings.kafka)
             runtimes[name] = await stack.enter_async_context(running(rt))
         yield Pipeline(settings, runtimes, tap)

@@ -90,21 +90,6 @@ async def test_archiving_spares_excluded_patients_and_rows_with_typos(
     assert [statuses[n] for n in leaving] == ["archived"] * 3
 
 
-async def test_archiving_more_than_the_threshold_is_held(
-    settings: Settings, conn: asyncpg.Connection
-) -> None:
-    numbers = school_age_numbers()
-    roster = sample_roster(20, numbers)
-    school = await seed_school(conn)
-    await seed_active_patients(conn, school, numbers[100:110])  # 10 of 30 active: over 10 %
-    finished = await _import(settings, school, roster)
-    assert finished.outcome is events.Outcome.COMPLETED
-    assert finished.archived == 0
-    assert finished.error_code == "archive_held"
-    archived = await conn.fetchval("SELECT count(*) FROM enrolments WHERE status = 'archived'")
-    assert archived == 0
-
-
 async def test_notifier_sends_one_email_per_outcome_however_often_it_hears_it(
     settings: Settings, conn: asyncpg.Connection
 ) -> None:

@@ -1,62 +1,109 @@
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from uuid import UUID
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pytest
 
-from rosterflow.events import FileFormat, ImportOptions, ImportRequest
+from rosterflow.events import CheckCounts, Detected, FileFormat, ImportOptions, ImportRequest
+from rosterflow.storage import ObjectStore
 from rosterflow.testing import sample_roster, school_age_numbers
-from services.validator.check import CheckResult, Stopped, check_file
-from services.validator.reading import FileError
+from services.validator.check import Limits, Stopped, check_file
+from services.validator.errors import FileError
+from services.validator.grades import SchoolLevel
+from services.validator.report import ReportWriter
+from services.validator.rows import Rules
+from services.validator.source import Upload
 
 TODAY = date(2026, 3, 15)
 NUMBERS = school_age_numbers()
 HEADER = "Personnummer;Förnamn;Efternamn;Årskurs;Klass"
+VALID_KEY, INVALID_KEY = "report/valid.parquet", "report/invalid.parquet"
 
 
-def request(*, upper_secondary: bool = False) -> ImportRequest:
+@dataclass(frozen=True)
+class Checked:
+    """What check_file said and what it wrote, read back from the Parquet report."""
+
+    counts: CheckCounts
+    detected: Detected
+    valid: pa.Table
+    issues: pa.Table
+    row_groups: int
+
+
+def request(
+    fmt: FileFormat = FileFormat.ROSTERFLOW_CSV, *, upper_secondary: bool = False
+) -> ImportRequest:
     return ImportRequest(
         organisation_id=UUID(int=1),
         unit_id=UUID(int=2),
         school_year="2025/2026",
-        format=FileFormat.ROSTERFLOW_CSV,
+        format=fmt,
         options=ImportOptions(treat_as_upper_secondary=upper_secondary),
     )
 
 
-def check(
+def run_check(
     data: bytes,
     *,
+    fmt: FileFormat = FileFormat.ROSTERFLOW_CSV,
+    level: SchoolLevel = "compulsory",
     upper_secondary: bool = False,
     max_rows: int = 1000,
+    max_bytes: int = 10_000_000,
     stop: Callable[[], bool] = lambda: False,
-) -> CheckResult:
-    return check_file(
-        lambda: pa.BufferReader(data),
-        request(upper_secondary=upper_secondary),
-        today=TODAY,
-        max_rows=max_rows,
-        stop=stop,
-    )
+    store_dir: Path | None = None,
+) -> Checked:
+    """check_file on in-memory bytes, the report written to a local object store."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ObjectStore(pafs.LocalFileSystem(), str(store_dir or tmp))
+        result = check_file(
+            Upload(lambda: pa.BufferReader(data), len(data)),
+            request(fmt, upper_secondary=upper_secondary),
+            Rules(today=TODAY, level=level, upper_secondary=upper_secondary),
+            limits=Limits(max_rows=max_rows, max_bytes=max_bytes),
+            report=ReportWriter(store, VALID_KEY, INVALID_KEY),
+            stop=stop,
+        )
+        valid = store.parquet_file(VALID_KEY)
+        return Checked(
+            result.counts,
+            result.detected,
+            valid.read(),
+            store.parquet_file(INVALID_KEY).read(),
+            valid.num_row_groups,
+        )
 
 
 def csv(*rows: str, header: str = HEADER) -> bytes:
     return ("\r\n".join([header, *rows]) + "\r\n").encode("cp1252")
 
 
-def issues_by_line(result: CheckResult) -> dict[int, list[str]]:
+def issues_by_line(result: Checked) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
     for issue in result.issues.to_pylist():
         found.setdefault(issue["line"], []).append(issue["code"])
     return found
 
 
-def valid_identities(result: CheckResult) -> list[str]:
+def valid_identities(result: Checked) -> list[str]:
     return [str(v) for v in result.valid.column("identity_number").to_pylist()]
+
+
+def report_identities(result: Checked) -> set[str]:
+    """Every identity number the report holds, valid row or not (what archiving spares)."""
+    found = pa.chunked_array(
+        [result.valid.column("identity_number"), result.issues.column("identity_number")]
+    )
+    return {str(v) for v in pc.drop_null(found).to_pylist()}
 
 
 # --- a realistic roster -------------------------------------------------------
@@ -65,7 +112,7 @@ def valid_identities(result: CheckResult) -> list[str]:
 def test_sample_roster_in_windows_1252_is_counted_and_every_broken_row_reported() -> None:
     roster = sample_roster(30, NUMBERS, invalid=6)
 
-    result = check(roster.to_csv().encode("cp1252"))
+    result = run_check(roster.to_csv().encode("cp1252"))
 
     assert result.detected.encoding == "cp1252"
     assert result.detected.delimiter == ";"
@@ -80,7 +127,7 @@ def test_sample_roster_in_windows_1252_is_counted_and_every_broken_row_reported(
 
 
 def test_valid_rows_keep_swedish_letters_and_file_line_numbers() -> None:
-    result = check(csv(f"{NUMBERS[0]};Märta;Åberg;3;3A", f"{NUMBERS[1]};Örjan;Sjögren;4;4B"))
+    result = run_check(csv(f"{NUMBERS[0]};Märta;Åberg;3;3A", f"{NUMBERS[1]};Örjan;Sjögren;4;4B"))
 
     rows = result.valid.select(["line", "given_name", "family_name", "class_name"]).to_pylist()
     assert rows == [
@@ -90,10 +137,13 @@ def test_valid_rows_keep_swedish_letters_and_file_line_numbers() -> None:
 
 
 def test_empty_rows_are_counted_but_are_not_errors() -> None:
-    result = check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", ";;;;", f"{NUMBERS[1]};Bo;Berg;2;2A"))
+    result = run_check(
+        csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", ";;;;", "", f"{NUMBERS[1]};Bo;Berg;2;2A")
+    )
 
-    assert (result.counts.rows, result.counts.valid, result.counts.empty) == (3, 2, 1)
+    assert (result.counts.rows, result.counts.valid, result.counts.empty) == (4, 2, 2)
     assert result.counts.invalid == 0
+    assert result.valid.column("line").to_pylist() == [2, 5]
 
 
 # --- duplicates -----------------------------------------------------------------
@@ -101,7 +151,7 @@ def test_empty_rows_are_counted_but_are_not_errors() -> None:
 
 def test_same_number_with_different_names_makes_both_rows_invalid() -> None:
     number = NUMBERS[0]
-    result = check(
+    result = run_check(
         csv(
             f"{number};Alva;Andersson;1;1A",
             f"{NUMBERS[1]};Bo;Berg;1;1A",
@@ -113,12 +163,12 @@ def test_same_number_with_different_names_makes_both_rows_invalid() -> None:
     assert valid_identities(result) == [NUMBERS[1]]
     assert (result.counts.valid, result.counts.invalid) == (1, 2)
     # Neither row is imported, but the patient is in the file: never archive them.
-    assert number in result.file_identities()
+    assert number in report_identities(result)
 
 
 def test_exact_duplicate_row_is_imported_once_with_a_warning() -> None:
     number = NUMBERS[0]
-    result = check(
+    result = run_check(
         csv(
             f"{number};Alva;Andersson;1;1A",
             f"{number[2:8]}-{number[8:]};Alva;Andersson;1;1A",
@@ -134,8 +184,8 @@ def test_exact_duplicate_row_is_imported_once_with_a_warning() -> None:
 # --- identities for archive-missing -------------------------------------------
 
 
-def test_file_identities_include_rows_invalid_for_other_reasons() -> None:
-    result = check(
+def test_report_names_the_identity_of_rows_invalid_for_other_reasons() -> None:
+    result = run_check(
         csv(
             f"{NUMBERS[0]};Alva;Andersson;1;1A",
             f"{NUMBERS[1]};;Berg;2;2A",  # a typo: the given name is missing
@@ -145,30 +195,33 @@ def test_file_identities_include_rows_invalid_for_other_reasons() -> None:
     )
 
     assert valid_identities(result) == [NUMBERS[0]]
-    assert sorted(result.file_identities()) == sorted(NUMBERS[:3])
+    assert report_identities(result) == set(NUMBERS[:3])
     # A number that could not be read is nobody's: it must not match a patient.
-    assert NUMBERS[3] not in result.file_identities()
+    assert NUMBERS[3] not in report_identities(result)
 
 
-def test_file_identities_include_a_row_with_the_wrong_number_of_fields() -> None:
-    result = check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", f"{NUMBERS[1]};Anna;Maria;Berg;2;2A"))
+def test_report_names_the_identity_of_a_row_with_the_wrong_number_of_fields() -> None:
+    result = run_check(
+        csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", f"{NUMBERS[1]};Anna;Maria;Berg;2;2A")
+    )
 
-    assert NUMBERS[1] in result.file_identities()
+    assert NUMBERS[1] in report_identities(result)
 
 
 # --- line numbers and counts of rows that could not be read ---------------------
 
 
 def test_row_with_the_wrong_number_of_fields_is_an_error_in_the_report() -> None:
-    result = check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", f"{NUMBERS[1]};Bo;Berg;2;2A;x"))
+    result = run_check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", f"{NUMBERS[1]};Bo;Berg;2;2A;x"))
 
     assert result.issues.column("code").to_pylist() == ["row_column_count"]
     assert result.issues.column("severity").to_pylist() == ["error"]
+    assert result.issues.column("value").to_pylist() == ["6 of 5 fields"]
     assert (result.counts.rows, result.counts.valid, result.counts.invalid) == (2, 1, 1)
 
 
 def test_every_row_with_the_wrong_number_of_fields_is_counted() -> None:
-    result = check(
+    result = run_check(
         csv(
             f"{NUMBERS[0]};Alva;Andersson;1;1A",
             f"{NUMBERS[1]};Bo;Berg;2;2A;x",
@@ -184,15 +237,27 @@ def test_every_row_with_the_wrong_number_of_fields_is_counted() -> None:
     [
         pytest.param(f"{NUMBERS[1]};Bo;Berg;2;2A;x", id="misshapen-row"),
         pytest.param("", id="blank-line"),
+        pytest.param("   ", id="line-of-spaces"),
         pytest.param(f'{NUMBERS[1]};Bo;"Berg\r\nSvensson";2;2A', id="quoted-line-break"),
+        pytest.param(f'{NUMBERS[1]};"Bo";Berg;2;2A', id="quoted-field"),
+        pytest.param(f"{NUMBERS[1]};Bo;Berg;2;2A;;", id="trailing-empty-fields"),
     ],
 )
 def test_line_numbers_are_those_the_administrators_editor_shows(before: str) -> None:
-    result = check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", before, f"{NUMBERS[2]};;Carlsson;3;3A"))
+    result = run_check(
+        csv(f"{NUMBERS[0]};Alva;Andersson;1;1A", before, f"{NUMBERS[2]};;Carlsson;3;3A")
+    )
 
     given_missing = result.issues.filter(pc.equal(result.issues["code"], "given_name_missing"))
     expected_line = 4 + before.count("\n")
     assert given_missing.column("line").to_pylist() == [expected_line]
+
+
+def test_trailing_empty_fields_of_a_row_are_read_not_rejected() -> None:
+    result = run_check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A;;;", f"{NUMBERS[1]};Bo;Berg;2;2A"))
+
+    assert valid_identities(result) == [NUMBERS[0], NUMBERS[1]]
+    assert result.valid.column("line").to_pylist() == [2, 3]
 
 
 # --- limits and cancellation ------------------------------------------------------
@@ -202,28 +267,72 @@ def test_more_rows_than_the_limit_rejects_the_file() -> None:
     rows = [f"{n};Alva;Andersson;1;1A" for n in NUMBERS[:3]]
 
     with pytest.raises(FileError) as raised:
-        check(csv(*rows), max_rows=2)
+        run_check(csv(*rows), max_rows=2)
 
     assert raised.value.code == "file_too_many_rows"
     assert "2" in raised.value.message
+    assert "2" in raised.value.message_sv
 
 
 def test_exactly_the_row_limit_is_accepted() -> None:
     rows = [f"{n};Alva;Andersson;1;1A" for n in NUMBERS[:3]]
 
-    assert check(csv(*rows), max_rows=3).counts.valid == 3
+    assert run_check(csv(*rows), max_rows=3).counts.valid == 3
 
 
-def test_stop_request_ends_the_check() -> None:
+def test_a_file_over_the_size_limit_is_rejected_before_it_is_read() -> None:
+    def never_opened() -> pa.NativeFile:
+        raise AssertionError("the file was read")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ObjectStore(pafs.LocalFileSystem(), tmp)
+        with pytest.raises(FileError) as raised:
+            check_file(
+                Upload(never_opened, 50 * 1024 * 1024 + 1),
+                request(),
+                Rules(today=TODAY),
+                limits=Limits(max_rows=1000, max_bytes=50 * 1024 * 1024),
+                report=ReportWriter(store, VALID_KEY, INVALID_KEY),
+                stop=lambda: False,
+            )
+
+    assert raised.value.code == "file_too_large"
+    assert "52428800" in raised.value.message
+
+
+def test_stop_request_ends_the_check_and_leaves_no_report(tmp_path: Path) -> None:
     with pytest.raises(Stopped):
-        check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A"), stop=lambda: True)
+        run_check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A"), stop=lambda: True, store_dir=tmp_path)
+
+    assert not list(tmp_path.rglob("*.parquet*"))
 
 
-def test_file_level_error_comes_from_the_header() -> None:
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ("Personnummer;Förnamn", "file_missing_column"),
+        ("Namn;Skostorlek", "file_no_header"),
+    ],
+)
+def test_file_level_error_comes_from_the_header(header: str, code: str) -> None:
     with pytest.raises(FileError) as raised:
-        check(csv(f"{NUMBERS[0]};Alva", header="Personnummer;Förnamn"))
+        run_check(csv(f"{NUMBERS[0]};Alva", header=header))
 
-    assert raised.value.code == "file_missing_column"
+    assert raised.value.code == code
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(csv(), id="header-only"),
+        pytest.param(csv("", ";;;;", ""), id="header-and-blank-rows"),
+    ],
+)
+def test_a_file_without_students_is_rejected(data: bytes) -> None:
+    with pytest.raises(FileError) as raised:
+        run_check(data)
+
+    assert raised.value.code == "file_no_rows"
 
 
 # --- messages ------------------------------------------------------------------
@@ -231,7 +340,7 @@ def test_file_level_error_comes_from_the_header() -> None:
 
 def test_every_issue_has_a_message_in_swedish_and_english() -> None:
     number = NUMBERS[0]
-    result = check(
+    result = run_check(
         csv(
             f"{number};Alva;Andersson;1;1A",
             f"{number};Alva;Andersson;1;1A",  # exact duplicate
@@ -240,6 +349,8 @@ def test_every_issue_has_a_message_in_swedish_and_english() -> None:
             "201801/012392;Dan;Dahl;4;4A",  # wrong format
             "20150312TF10;Eva;Ek;5;5A",  # temporary number
             f"{NUMBERS[3]};Fia;Falk;6;6A;extra",  # wrong number of fields
+            f"{NUMBERS[4]};Gun;Gran;12;12A",  # not a grade
+            f"{NUMBERS[5]};Hans;Holm;;Röd",  # grade missing
         )
     )
 
@@ -251,6 +362,8 @@ def test_every_issue_has_a_message_in_swedish_and_english() -> None:
         "identity_format",
         "identity_temporary",
         "row_column_count",
+        "grade_invalid",
+        "grade_missing",
     }
     for issue in result.issues.to_pylist():
         assert issue["message_sv"], issue["code"]
@@ -259,37 +372,6 @@ def test_every_issue_has_a_message_in_swedish_and_english() -> None:
     messages = result.issues.filter(pc.equal(result.issues["code"], "given_name_missing"))
     assert "Förnamn" in messages.column("message_sv")[0].as_py()
     assert "given name" in messages.column("message_en")[0].as_py()
-
-
-# --- school placement --------------------------------------------------------------
-
-
-def placements(result: CheckResult) -> list[tuple[str | None, int | None]]:
-    return list(
-        zip(
-            result.valid.column("school_form").to_pylist(),
-            result.valid.column("grade_year").to_pylist(),
-            strict=True,
-        )
+    assert result.issues.column("line").to_pylist() == sorted(
+        result.issues.column("line").to_pylist()
     )
-
-
-def test_missing_grade_is_read_from_a_class_name_like_7a() -> None:
-    result = check(csv(f"{NUMBERS[0]};Alva;Andersson;;7A", f"{NUMBERS[1]};Bo;Berg;F;FA"))
-
-    assert placements(result) == [("compulsory", 7), ("preschool_class", 0)]
-
-
-def test_grades_are_compulsory_school_years_by_default() -> None:
-    result = check(csv(f"{NUMBERS[0]};Alva;Andersson;2;2A"))
-
-    assert placements(result) == [("compulsory", 2)]
-
-
-def test_treat_as_upper_secondary_makes_grade_2_the_second_upper_secondary_year() -> None:
-    result = check(
-        csv(f"{NUMBERS[0]};Alva;Andersson;2;NA24b", f"{NUMBERS[1]};Bo;Berg;;3C"),
-        upper_secondary=True,
-    )
-
-    assert placements(result) == [("upper_secondary", 2), ("upper_secondary", 3)]

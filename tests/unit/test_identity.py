@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import random
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.se import personnummer as stdnum_personnummer
 
 from services.validator.identity import (
     Identity,
@@ -219,3 +223,102 @@ def test_column_accepts_chunked_input_and_returns_strings() -> None:
     assert column.codes.to_pylist() == [None, "identity_missing", None]
     assert column.kinds.to_pylist() == ["personnummer", None, "temporary"]
     assert column.normalised.type == column.codes.type == column.kinds.type == pa.string()
+
+
+# --- properties (hypothesis), python-stdnum as the oracle for plain personnummer ---
+
+TODAY_REAL = date.today()
+
+
+@st.composite
+def plain_personnummer(draw: st.DrawFn) -> tuple[str, str]:
+    """Twelve digits of a plain personnummer shape, any check digit: (written, twelve)."""
+    year = draw(st.integers(min_value=1890, max_value=TODAY_REAL.year))
+    month = draw(st.integers(min_value=0, max_value=13))
+    day = draw(st.integers(min_value=0, max_value=32))  # never a samordningsnummer day
+    tail = draw(st.text(alphabet="0123456789", min_size=4, max_size=4))
+    twelve = f"{year:04d}{month:02d}{day:02d}{tail}"
+    written = draw(st.sampled_from([twelve, f"{twelve[:8]}-{twelve[8:]}"]))
+    return written, twelve
+
+
+@settings(max_examples=400, deadline=None)
+@given(plain_personnummer())
+def test_plain_personnummer_agrees_with_python_stdnum(case: tuple[str, str]) -> None:
+    written, twelve = case
+    ours = parse_identity(written, TODAY_REAL)
+    born = None
+    with contextlib.suppress(ValueError):
+        born = date(int(twelve[:4]), int(twelve[4:6]), int(twelve[6:8]))
+    # stdnum knows neither the 000 birth number nor dates of birth in the future.
+    expected = (
+        stdnum_personnummer.is_valid(written)
+        and twelve[8:11] != "000"
+        and born is not None
+        and born <= TODAY_REAL
+    )
+    assert isinstance(ours, Identity) == expected, (written, ours)
+    if isinstance(ours, Identity):
+        assert ours == Identity(twelve, "personnummer")
+        assert stdnum_personnummer.compact(written).replace("-", "") == twelve
+
+
+@st.composite
+def valid_personnummer(draw: st.DrawFn) -> str:
+    """A valid personnummer of someone 0–99 years old (not born today's date a century ago)."""
+    born = draw(
+        st.dates(
+            min_value=date(TODAY_REAL.year - 99, 1, 1) + timedelta(days=366),
+            max_value=TODAY_REAL,
+        )
+    )
+    nnn = draw(st.integers(min_value=1, max_value=999))
+    return with_check_digit(f"{born:%Y%m%d}{nnn:03d}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_personnummer())
+def test_every_accepted_form_of_a_number_normalises_to_the_same_twelve_digits(
+    number: str,
+) -> None:
+    forms = [number, f"{number[:8]}-{number[8:]}", number[2:], f"{number[2:8]}-{number[8:]}"]
+    for form in forms:
+        assert parse_identity(form, TODAY_REAL) == Identity(number, "personnummer"), form
+        assert stdnum_personnummer.is_valid(form), form
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_personnummer(), st.integers(min_value=2, max_value=11), st.integers(1, 9))
+def test_a_changed_digit_is_never_accepted(number: str, position: int, change: int) -> None:
+    changed = (
+        number[:position] + str((int(number[position]) + change) % 10) + number[position + 1 :]
+    )
+    assert not isinstance(parse_identity(changed, TODAY_REAL), Identity), changed
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet="0123456789-+TFtfE., \u00a0x", max_size=14),
+            valid_personnummer(),
+            valid_personnummer().map(lambda n: f"{n[2:8]}-{n[8:]}"),
+        ),
+        max_size=30,
+    )
+)
+def test_the_column_parser_agrees_with_the_scalar_one(values: list[str | None]) -> None:
+    column = parse_identity_column(pa.array(values, pa.string()), TODAY_REAL)
+    for raw, normalised, code, kind in zip(
+        values,
+        column.normalised.to_pylist(),
+        column.codes.to_pylist(),
+        column.kinds.to_pylist(),
+        strict=True,
+    ):
+        expected = parse_identity(raw, TODAY_REAL)
+        if isinstance(expected, IdentityError):
+            assert (normalised, code, kind) == (None, expected.value, None), raw
+        else:
+            assert (normalised, code, kind) == (expected.normalised, None, expected.kind), raw

@@ -12,7 +12,15 @@ import pytest
 from rosterflow.events import ImportCounts, JobFinished, Outcome
 from rosterflow.jobs import OUTCOME_STATE, Job, JobState
 from rosterflow.testing import school_age_numbers
-from services.notifier.logic import compose, to_message
+from services.notifier.logic import (
+    Email,
+    InvalidRecipient,
+    Reason,
+    compose,
+    message_id,
+    wire_bytes,
+)
+from services.notifier.logic import to_message as to_message_with_id
 
 JOB_ID = UUID("6f1c1e0e-3b7a-4c57-9d2e-2f0c8a1d5b10")
 RECEIVED = datetime(2026, 8, 17, 7, 30, tzinfo=UTC)
@@ -61,6 +69,10 @@ def make_job(**overrides: Any) -> Job:
     }
     fields.update(overrides)
     return Job.model_validate(fields)
+
+
+def to_message(mail: Email, sender: str) -> EmailMessage:
+    return to_message_with_id(mail, sender, message_id(JOB_ID, Outcome.COMPLETED, sender))
 
 
 def finished(outcome: Outcome, **payload: Any) -> JobFinished:
@@ -153,7 +165,8 @@ def test_failed_or_rejected_job_says_nothing_was_imported(outcome: Outcome) -> N
     assert "Ingenting importerades; journalen är oförändrad." in sv.text
     assert "Ingenting importerades" in sv.html
     assert "Nothing was imported; the journal is unchanged." in en.text
-    assert "Orsak: The file is empty." in sv.text.splitlines()
+    assert "Orsak: Filen är tom." in sv.text.splitlines()
+    assert "Reason: The file is empty." in en.text.splitlines()
     # No import counts that could be read as "this many were imported".
     assert "Nya:" not in sv.text
     assert "Created:" not in en.text
@@ -178,7 +191,16 @@ def test_line_breaks_in_file_or_unit_name_cannot_add_headers() -> None:
     assert message.get_all("Subject") == ["Importen misslyckades"]
     assert message.get_all("To") == ["karin.admin@example.org"]
     assert sorted(message.keys()) == sorted(
-        ["From", "To", "Subject", "Message-ID", "MIME-Version", "Content-Type"]
+        [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "Auto-Submitted",
+            "MIME-Version",
+            "Content-Type",
+        ]
     )
     for subtype in ("plain", "html"):
         part = body(message, subtype)
@@ -234,3 +256,170 @@ def test_no_identity_number_appears_in_the_email(outcome: Outcome) -> None:
         for text in everything:
             assert number not in text
             assert short not in text
+
+
+def held(code: str) -> JobFinished:
+    return finished(Outcome.COMPLETED, imported=COUNTS, archived=0, error_code=code)
+
+
+@pytest.mark.parametrize(
+    ("code", "subject_sv", "subject_en", "says_sv", "says_en"),
+    [
+        (
+            "archive_held",
+            "Importen är klar – arkiveringen hölls inne",
+            "The import is complete – archiving was held",
+            "Arkiveringen hölls inne",
+            "Archiving was held",
+        ),
+        (
+            "archive_not_approved",
+            "Importen är klar – arkiveringen godkändes inte",
+            "The import is complete – archiving was not approved",
+            "Arkiveringen godkändes inte.",
+            "Archiving was not approved.",
+        ),
+    ],
+)
+def test_completed_without_archiving_says_nobody_was_archived(
+    code: str, subject_sv: str, subject_en: str, says_sv: str, says_en: str
+) -> None:
+    job = make_job(archived_count=0, error_code=code)
+    sv = compose(job, held(code), "Solbackens skola", LINK)
+    en = compose(job.model_copy(update={"requested_by_language": "en"}), held(code), "X", LINK)
+
+    assert (sv.subject, en.subject) == (subject_sv, subject_en)
+    assert says_sv in sv.text
+    assert "Ingen patient har arkiverats." in sv.text
+    assert "Alla giltiga rader har sparats i journalen." in sv.text
+    assert says_en in en.text
+    assert "Nobody has been archived." in en.text
+    assert "Arkiverade: 0" in sv.text.splitlines()
+    assert "Nya: 12" in sv.text.splitlines()
+
+
+def test_cancelled_after_the_import_says_the_rows_were_applied_and_nothing_archived() -> None:
+    job = make_job(state=JobState.CANCELLED, archived_count=0, error_code="cancelled_after_import")
+    event = finished(
+        Outcome.CANCELLED,
+        imported=COUNTS,
+        error_code="cancelled_after_import",
+        error_message="The import was applied; archiving did not happen.",
+    )
+
+    sv = compose(job, event, "Solbackens skola", LINK)
+    en = compose(job.model_copy(update={"requested_by_language": "en"}), event, "X", LINK)
+
+    assert sv.subject == "Importen avbröts – raderna hade redan sparats"
+    assert en.subject == "The import was cancelled – the rows had already been saved"
+    assert "ingen patient har arkiverats" in sv.text
+    assert "nobody has been archived" in en.text
+    assert "Ingenting importerades" not in sv.text
+    for line in ["Nya: 12", "Uppdaterade: 30", "Återaktiverade: 2", "Arkiverade: 0"]:
+        assert line in sv.text.splitlines(), line
+    # The operators' English sentence never replaces the Swedish wording.
+    assert "archiving did not happen" not in sv.text
+
+
+def test_cancelled_before_the_import_says_nothing_was_applied() -> None:
+    job = make_job(state=JobState.CANCELLED, import_counts=None, archived_count=None)
+    mail = compose(job, finished(Outcome.CANCELLED), "Solbackens skola", LINK)
+
+    assert mail.subject == "Importen avbröts"
+    assert "Importen avbröts innan något sparades." in mail.text
+    assert "Ingenting importerades; journalen är oförändrad." in mail.text
+    assert "Nya:" not in mail.text
+    assert "Rader med fel: 5" in mail.text.splitlines()
+
+
+def test_a_failure_after_the_import_says_the_rows_remain() -> None:
+    job = make_job(state=JobState.FAILED, error_code="report_missing")
+    event = finished(Outcome.FAILED, imported=COUNTS, error_code="report_missing")
+
+    mail = compose(job.model_copy(update={"requested_by_language": "en"}), event, "X", LINK)
+
+    assert mail.subject == "The import failed – the rows had already been saved"
+    assert "they remain there" in mail.text
+    assert "Reason: The import's check report is missing." in mail.text.splitlines()
+    assert "Created: 12" in mail.text.splitlines()
+
+
+def test_the_reason_is_chosen_by_code_never_copied_from_the_error_message() -> None:
+    # A CSV parser's complaint can quote the row it choked on.
+    number = IDENTITIES[0]
+    leaky = f"CSV parse error: Expected 5 columns, got 6: {number};Märta;Öberg;7;7A;x"
+    job = make_job(state=JobState.FAILED, import_counts=None, error_message=leaky)
+    for code, expected in [
+        ("file_unreadable", "Orsak: Filen kunde inte läsas som CSV."),
+        ("some_new_code", "Orsak: Ett fel stoppade importen (felkod some_new_code)."),
+        ("x\nBcc: <b>", "Orsak: Ett fel stoppade importen (felkod xccb)."),
+    ]:
+        event = finished(Outcome.FAILED, error_code=code, error_message=leaky)
+        mail = compose(job, event, "Solbackens skola", LINK)
+        assert any(line.startswith(expected) for line in mail.text.splitlines()), code
+        for text in (mail.text, mail.html):
+            assert number not in text
+            assert "Märta" not in text
+            assert "CSV parse error" not in text
+
+
+def test_the_commonest_reasons_are_listed_with_their_row_counts() -> None:
+    reasons = [
+        Reason("identity_bad_check_digit", "Personnumret har fel kontrollsiffra.", 3),
+        Reason("given_name_missing", "Förnamn saknas <b>.", 1),
+    ]
+    mail = compose(make_job(), completed(), "Solbackens skola", LINK, reasons)
+
+    lines = mail.text.splitlines()
+    at = lines.index("Vanligaste orsakerna:")
+    assert lines[at + 1 : at + 3] == [
+        "- Personnumret har fel kontrollsiffra. (3 rader)",
+        "- Förnamn saknas <b>. (1 rad)",
+    ]
+    assert "<li>Förnamn saknas &lt;b&gt;. (1 rad)</li>" in mail.html
+
+
+def test_no_reasons_heading_when_no_row_was_skipped() -> None:
+    mail = compose(make_job(), completed(), "Solbackens skola", LINK, [])
+
+    assert "Vanligaste orsakerna" not in mail.text
+    assert "<h2>" not in mail.html
+
+
+def test_control_and_bidi_characters_in_names_are_removed_and_long_names_cut() -> None:
+    job = make_job(file_name="elever\u202egpj.csv\x00\x1b[31m")
+    mail = compose(job, completed(), "S" * 500, LINK)
+
+    lines = mail.text.splitlines()
+    assert "Fil: elever gpj.csv [31m" in lines
+    unit = next(line for line in lines if line.startswith("Enhet: "))
+    assert len(unit) == len("Enhet: ") + 200
+    assert unit.endswith("…")
+
+
+@pytest.mark.parametrize(
+    "address", ["x,y@example.org", "a b@example.org", "a\r\nBcc: x@y", "a@b@c", "<a>@b"]
+)
+def test_an_address_that_is_not_one_mailbox_is_refused_before_sending(address: str) -> None:
+    mail = compose(make_job(requested_by_email=address), completed(), "S", LINK)
+
+    with pytest.raises(InvalidRecipient):
+        to_message(mail, SENDER)
+
+
+def test_every_attempt_at_one_outcome_carries_the_same_message_id() -> None:
+    first = message_id(JOB_ID, Outcome.COMPLETED, "rosterflow <no-reply@mail.example.org>")
+
+    assert first == message_id(JOB_ID, Outcome.COMPLETED, "no-reply@mail.example.org")
+    assert first == f"<{JOB_ID.hex}.completed@mail.example.org>"
+    assert first != message_id(JOB_ID, Outcome.CANCELLED, "no-reply@mail.example.org")
+
+
+def test_the_stored_message_uses_crlf_and_seven_bit_headers() -> None:
+    job = make_job(file_name="förteckning åk 7–9.csv")
+    raw = wire_bytes(to_message(compose(job, completed(), "Skolan i Åre", LINK), SENDER))
+
+    assert b"\r\n" in raw
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    headers = raw.split(b"\r\n\r\n", 1)[0]
+    assert headers.isascii()

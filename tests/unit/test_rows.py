@@ -5,21 +5,26 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from services.validator.identity import IdentityError
-from services.validator.rows import (
-    ISSUE_SCHEMA,
-    MESSAGES,
-    RowCode,
-    RowIssue,
-    clean_text,
+from rosterflow.journal import VALID_ROWS_SCHEMA
+from services.validator.duplicates import (
     duplicate_issues,
     find_duplicates,
-    message,
     row_fingerprint,
+)
+from services.validator.errors import FileCode
+from services.validator.identity import IdentityError
+from services.validator.messages import MESSAGES, RowCode, message
+from services.validator.rows import (
+    ISSUE_SCHEMA,
+    RowIssue,
+    Rules,
+    clean_text,
+    formula_like,
     validate_batch,
 )
 
 TODAY = date(2026, 3, 15)
+RULES = Rules(today=TODAY)
 # Skatteverket test numbers.
 ANNA = "199001212399"
 BO = "201503162396"
@@ -28,29 +33,35 @@ CE = "189001019802"
 COLUMNS = ("identity", "given_name", "family_name", "grade", "class")
 
 
-def table(*rows: tuple[str | None, ...]) -> pa.Table:
+def table(*rows: tuple[str | None, ...], columns: tuple[str, ...] = COLUMNS) -> pa.Table:
     return pa.table(
-        {name: pa.array([row[i] for row in rows], pa.string()) for i, name in enumerate(COLUMNS)}
+        {name: pa.array([row[i] for row in rows], pa.string()) for i, name in enumerate(columns)}
     )
 
 
 def test_valid_row_is_normalised() -> None:
     result = validate_batch(
-        table(("900121-2399", "  Anna \u00a0 Maria ", "Svensson\t", " 7 ", " 7A ")), 2, TODAY
+        table(("900121-2399", "  Anna \u00a0 Maria ", "Svensson\t", " 7 ", " 7A ")), 2, RULES
     )
+    assert result.valid.schema == VALID_ROWS_SCHEMA
     assert result.valid.to_pylist() == [
         {
             "line": 2,
-            "identity": ANNA,
+            "identity_number": ANNA,
             "identity_kind": "personnummer",
             "given_name": "Anna Maria",
             "family_name": "Svensson",
-            "grade": "7",
-            "class": "7A",
+            "school_form": "compulsory",
+            "grade_year": 7,
+            "class_name": "7A",
+            "email": None,
+            "phone": None,
+            "street": None,
+            "postcode": None,
+            "city": None,
         }
     ]
     assert result.issue_list() == []
-    assert result.valid.schema.field("line").type == pa.int64()
 
 
 def test_empty_rows_are_counted_not_reported() -> None:
@@ -61,7 +72,7 @@ def test_empty_rows_are_counted_not_reported() -> None:
             (BO, "Bo", "Ek", "5", "5B"),
         ),
         10,
-        TODAY,
+        RULES,
     )
     assert result.empty_rows == 1
     assert result.valid.column("line").to_pylist() == [10, 12]
@@ -70,12 +81,12 @@ def test_empty_rows_are_counted_not_reported() -> None:
 
 def test_missing_names_are_errors_and_the_row_is_skipped() -> None:
     result = validate_batch(
-        table((ANNA, " ", "Svensson", "7", "7A"), (BO, "Bo", None, "5", "5B")), 2, TODAY
+        table((ANNA, " ", "Svensson", "7", "7A"), (BO, "Bo", None, "5", "5B")), 2, RULES
     )
     assert result.valid.num_rows == 0
     assert result.issue_list() == [
-        RowIssue(2, "given_name", RowCode.GIVEN_NAME_MISSING, "error", None),
-        RowIssue(3, "family_name", RowCode.FAMILY_NAME_MISSING, "error", None),
+        RowIssue(2, "given_name", RowCode.GIVEN_NAME_MISSING, "error", None, ANNA),
+        RowIssue(3, "family_name", RowCode.FAMILY_NAME_MISSING, "error", None, BO),
     ]
 
 
@@ -88,22 +99,25 @@ def test_every_problem_of_a_row_is_reported_in_line_order() -> None:
             ("", "C", "D", "", ""),
         ),
         2,
-        TODAY,
+        RULES,
     )
-    assert result.valid.column("identity").to_pylist() == [BO]
+    assert result.valid.column("identity_number").to_pylist() == [BO]
     assert result.issue_list() == [
         RowIssue(3, "identity", IdentityError.BAD_CHECK_DIGIT, "error", bad_check),
         RowIssue(3, "given_name", RowCode.GIVEN_NAME_MISSING, "error", None),
         RowIssue(4, "identity", IdentityError.MISSING, "error", ""),
+        RowIssue(4, "grade", RowCode.GRADE_MISSING, "warning", None),
     ]
 
 
 def test_temporary_number_imports_with_a_warning() -> None:
-    result = validate_batch(table(("150312-tf10", "Bo", "Ek", "F", "FA")), 2, TODAY)
-    assert result.valid.column("identity").to_pylist() == ["20150312TF10"]
+    result = validate_batch(table(("150312-tf10", "Bo", "Ek", "F", "FA")), 2, RULES)
+    assert result.valid.column("identity_number").to_pylist() == ["20150312TF10"]
     assert result.valid.column("identity_kind").to_pylist() == ["temporary"]
     assert result.issue_list() == [
-        RowIssue(2, "identity", RowCode.IDENTITY_TEMPORARY, "warning", "20150312TF10")
+        RowIssue(
+            2, "identity", RowCode.IDENTITY_TEMPORARY, "warning", "20150312TF10", "20150312TF10"
+        )
     ]
 
 
@@ -113,54 +127,77 @@ def test_temporary_number_imports_with_a_warning() -> None:
      "=cmd|' /C calc'!A0", "-2+3|x", "+=1"],
 )  # fmt: skip
 def test_formula_like_cells_warn_and_are_kept_as_text(cell: str) -> None:
-    result = validate_batch(table((ANNA, cell, "Svensson", "7", "7A")), 2, TODAY)
+    result = validate_batch(table((ANNA, cell, "Svensson", "7", "7A")), 2, RULES)
     assert result.valid.column("given_name").to_pylist() == [cell]
     assert result.issue_list() == [
-        RowIssue(2, "given_name", RowCode.CELL_FORMULA_LIKE, "warning", cell)
+        RowIssue(2, "given_name", RowCode.CELL_FORMULA_LIKE, "warning", cell, ANNA)
     ]
 
 
 @pytest.mark.parametrize("cell", ["Anna-Lena", "+46 70 123 45 67", "-", "@anna", "Ann=Marie", "="])
 def test_ordinary_cells_do_not_look_like_formulas(cell: str) -> None:
-    result = validate_batch(table((ANNA, "Anna", cell, "7", "7A")), 2, TODAY)
+    result = validate_batch(table((ANNA, "Anna", cell, "7", "7A")), 2, RULES)
     assert result.valid.num_rows == 1
     assert result.issue_list() == []
+
+
+def test_formula_check_finds_a_formula_among_many_ordinary_cells() -> None:
+    values = pa.array(["Anna"] * 1000 + ["=1+1"] + ["Bo"] * 1000, pa.string())
+    assert formula_like(values).to_pylist() == [False] * 1000 + [True] + [False] * 1000
 
 
 def test_line_numbers_may_be_given_per_row() -> None:
     result = validate_batch(
         table((ANNA, "Anna", "Svensson", "7", "7A"), (BO, "", "Ek", "5", "5B")),
         pa.array([2, 5]),
-        TODAY,
+        RULES,
     )
     assert result.valid.column("line").to_pylist() == [2]
     assert [issue.line for issue in result.issue_list()] == [5]
     with pytest.raises(ValueError, match="line numbers"):
-        validate_batch(table((ANNA, "Anna", "Svensson", "7", "7A")), pa.array([1, 2]), TODAY)
+        validate_batch(table((ANNA, "Anna", "Svensson", "7", "7A")), pa.array([1, 2]), RULES)
 
 
-def test_carried_columns_are_cleaned_and_a_missing_required_column_is_refused() -> None:
-    batch = table((ANNA, "Anna", "Svensson", "7", "7A")).append_column(
-        "email", pa.array([" anna@example.org "])
+def test_optional_columns_may_be_absent_but_the_required_ones_may_not() -> None:
+    names_only = table(
+        (ANNA, "Anna", "Svensson"), columns=("identity", "given_name", "family_name")
     )
-    result = validate_batch(batch, 2, TODAY, carry=("email",))
-    assert result.valid.column("email").to_pylist() == ["anna@example.org"]
-    with pytest.raises(ValueError, match="class"):
-        validate_batch(batch.drop_columns(["class"]), 2, TODAY)
+    result = validate_batch(names_only, 2, RULES)
+    # No grade or class column: no grade is looked for, and none is warned about.
+    assert result.valid.column("school_form").to_pylist() == [None]
+    assert result.issue_list() == []
+    with pytest.raises(ValueError, match="given_name"):
+        validate_batch(names_only.drop_columns(["given_name"]), 2, RULES)
 
 
 def test_issue_table_has_the_report_schema() -> None:
-    result = validate_batch(table(("x", "Anna", "Svensson", "7", "7A")), 2, TODAY)
+    result = validate_batch(table(("x", "Anna", "Svensson", "7", "7A")), 2, RULES)
     assert result.issues.schema == ISSUE_SCHEMA
     assert result.issues.to_pylist() == [
         {"line": 2, "column": "identity", "code": "identity_format", "severity": "error",
-         "value": "x"}
+         "value": "x", "identity_number": None}
     ]  # fmt: skip
 
 
-def test_clean_text_trims_collapses_and_nulls_blanks() -> None:
-    values = pa.array([" a  b ", "\u00a0", None, "c\u202f\td"])
-    assert clean_text(values).to_pylist() == ["a b", None, None, "c d"]
+@pytest.mark.parametrize(
+    ("values", "cleaned"),
+    [
+        ([" a  b ", "\u00a0", None, "c\u202f\td"], ["a b", None, None, "c d"]),
+        (["Anna", "Bo"], ["Anna", "Bo"]),
+        (["x\u2007y", "\ufeffz"], ["x y", "z"]),
+        (["", "   "], [None, None]),
+        ([None, None], [None, None]),
+    ],
+)
+def test_clean_text_trims_collapses_and_nulls_blanks(
+    values: list[str | None], cleaned: list[str | None]
+) -> None:
+    assert clean_text(pa.array(values, pa.string())).to_pylist() == cleaned
+
+
+def test_clean_text_finds_one_untidy_value_among_many() -> None:
+    values = pa.array(["Anna"] * 1000 + ["Anna  Maria"] + ["Bo"] * 1000, pa.string())
+    assert clean_text(values).to_pylist()[1000] == "Anna Maria"
 
 
 def test_every_code_has_an_actionable_message_in_both_languages() -> None:
@@ -172,6 +209,10 @@ def test_every_code_has_an_actionable_message_in_both_languages() -> None:
         # Each says what is wrong, a dash, then what to do about it.
         assert "—" in sv, code
         assert "—" in en, code
+
+
+def test_row_and_file_codes_never_collide() -> None:
+    assert not {str(c) for c in FileCode} & {str(c) for c in MESSAGES}
 
 
 def test_message_language() -> None:
@@ -200,19 +241,21 @@ def test_find_duplicates_tells_conflicts_from_exact_copies() -> None:
         (6, "duplicate_conflict", "error"),
         (10, "duplicate_exact", "warning"),
     ]
+    assert issues.column("identity_number").to_pylist() == ["a", "b", "b", "b", "a"]
 
 
 def test_duplicates_compare_normalised_rows() -> None:
     result = validate_batch(
         table(
             (ANNA, "Anna", "Svensson", "7", "7A"),
-            ("900121-2399", " Anna ", "Svensson", "7", "7A"),
+            ("900121-2399", " Anna ", "Svensson", "07", "7A"),
             (CE, "Ce", "Berg", "9", "9A"),
             (CE, "Ce", "Berg", "9", "9B"),
         ),
         2,
-        TODAY,
+        RULES,
     )
-    found = find_duplicates(result.valid.column("identity"), row_fingerprint(result.valid))
+    valid = result.valid
+    found = find_duplicates(valid.column("identity_number"), row_fingerprint(valid))
     assert found.exact.to_pylist() == [False, True, False, False]
     assert found.conflict.to_pylist() == [False, False, True, True]

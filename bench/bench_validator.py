@@ -1,0 +1,265 @@
+"""The validator against the parse floor and the typical per-row implementation.
+
+    .venv/bin/python bench/bench_validator.py [--rows 1000000 100000] [--baseline-rows 100000]
+
+For each generated file (seeded, the columns of a real export) it reports, in
+one table: the validator's check_file (parse, every rule, the report written
+as Parquet to a local object store), the floor (pyarrow.csv.read_csv of the
+same file, parse only), the typical implementation (csv.DictReader, a pydantic
+model per row, python-stdnum's personnummer check; timed on the first
+``--baseline-rows`` rows and extrapolated when the file is larger), and the
+validator's peak RSS, each measured in a fresh process.
+
+Skatteverket publishes 41,493 test identity numbers; files larger than that
+get numbers generated with a valid check digit from a fixed seed (see
+../shared/data/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+from pydantic import BaseModel, ValidationError, field_validator
+from stdnum.se import personnummer
+
+from rosterflow.events import ImportRequest
+from rosterflow.storage import ObjectStore
+from rosterflow.testing import FAMILY, GIVEN
+from services.validator.check import CheckResult, Limits, check_file
+from services.validator.report import ReportWriter
+from services.validator.rows import Rules
+from services.validator.source import Upload
+
+TODAY = date(2026, 11, 28)
+HEADER = "Personnummer;Förnamn;Efternamn;Årskurs;Klass;E-post;Telefon;Postnummer"
+ROOT = Path(__file__).resolve().parent
+
+
+def _luhn(nine: str) -> str:
+    total = 0
+    for position, char in enumerate(nine):
+        product = int(char) * (2 - position % 2)
+        total += product - 9 if product > 9 else product
+    return str(-total % 10)
+
+
+def identity_numbers(count: int, rng: random.Random) -> list[str]:
+    """Unique school-age numbers with a valid check digit, as 12 digits."""
+    first = date(2006, 7, 1)
+    days = (date(2022, 6, 30) - first).days
+    seen: set[str] = set()
+    while len(seen) < count:
+        born = first + timedelta(days=rng.randrange(days))
+        ten = f"{born:%y%m%d}{rng.randrange(1, 1000):03d}"
+        seen.add(f"{born:%Y}{ten[2:]}{_luhn(ten)}")
+    numbers = sorted(seen)
+    rng.shuffle(numbers)
+    return numbers
+
+
+_ASCII = str.maketrans("åäöéü", "aaoeu")
+
+
+def generate(rows: int, seed: int = 20261128) -> bytes:
+    """A roster as Excel on Swedish Windows saves it: ';', CRLF, a few broken rows.
+
+    Like a municipality's export: unique identity numbers, e-mail addresses as
+    school IT issues them (ASCII), postcodes of one region, about 0.6 % of rows
+    with an error or a warning.
+    """
+    rng = random.Random(seed)
+    postcodes = [f"{rng.randrange(100, 999)} {rng.randrange(10, 99)}" for _ in range(500)]
+    lines = [HEADER]
+    for i, number in enumerate(identity_numbers(rows, rng)):
+        given, family = rng.choice(GIVEN), rng.choice(FAMILY)
+        grade = rng.randint(1, 9)
+        shown = f"{number[2:8]}-{number[8:]}" if rng.random() < 0.7 else number
+        email = f"{given}.{family}{i % 100}@skolan.se".lower().translate(_ASCII)
+        phone = f"070-{rng.randrange(1_000_000, 9_999_999)}"
+        row = [shown, given, family, str(grade), f"{grade}{rng.choice('ABC')}", email, phone]
+        row.append(rng.choice(postcodes))
+        broken = rng.random()
+        if broken < 0.002:
+            row[0] = number[:-1] + str((int(number[-1]) + 1) % 10)
+        elif broken < 0.004:
+            row[1] = ""
+        elif broken < 0.006:
+            row[5] = row[5].replace("@", " at ")
+        lines.append(";".join(row))
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def request() -> ImportRequest:
+    return ImportRequest(organisation_id=UUID(int=1), unit_id=UUID(int=2), school_year="2026/2027")
+
+
+def validate(path: Path, workdir: Path) -> CheckResult:
+    store = ObjectStore(pafs.LocalFileSystem(), str(workdir))
+    return check_file(
+        Upload(lambda: pa.OSFile(str(path)), path.stat().st_size),
+        request(),
+        Rules(today=TODAY, level="compulsory"),
+        limits=Limits(max_rows=2_000_000, max_bytes=1 << 30),
+        report=ReportWriter(store, "report/valid.parquet", "report/invalid.parquet"),
+        stop=lambda: False,
+    )
+
+
+class Row(BaseModel):
+    """The typical implementation: one model per row, python-stdnum for the number."""
+
+    identity: str
+    given_name: str
+    family_name: str
+    grade: int | None
+    class_name: str | None
+    email: str | None
+    phone: str | None
+    postcode: str | None
+
+    @field_validator("identity")
+    @classmethod
+    def _personnummer(cls, value: str) -> str:
+        return str(personnummer.compact(personnummer.validate(value)))
+
+    @field_validator("given_name", "family_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("missing")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value and ("@" not in value or " " in value):
+            raise ValueError("invalid email")
+        return value
+
+
+def per_row_baseline(data: bytes, rows: int) -> tuple[int, int]:
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=";")
+    valid: dict[str, Row] = {}
+    invalid = 0
+    for index, record in enumerate(reader):
+        if index == rows:
+            break
+        try:
+            row = Row(
+                identity=record["Personnummer"],
+                given_name=record["Förnamn"],
+                family_name=record["Efternamn"],
+                grade=record["Årskurs"] or None,
+                class_name=record["Klass"] or None,
+                email=record["E-post"] or None,
+                phone=record["Telefon"] or None,
+                postcode=record["Postnummer"] or None,
+            )
+        except ValidationError:
+            invalid += 1
+            continue
+        valid.setdefault(row.identity, row)
+    return len(valid), invalid
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_rss_mb(path: Path) -> float:
+    """The validator on this file in a fresh process: its peak resident set size."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-of", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT.parent,
+    )
+    return float(json.loads(out.stdout)["peak_rss_mb"])
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak resident set size.
+
+    ru_maxrss survives exec: a child started by a large parent would report
+    the parent's peak. VmHWM belongs to the process's own address space.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _rss_child(path: Path) -> None:
+    with tempfile.TemporaryDirectory() as workdir:
+        validate(path, Path(workdir))
+    print(json.dumps({"peak_rss_mb": _peak_rss_kib() / 1024}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 100_000])
+    parser.add_argument("--baseline-rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rss-of", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_of:
+        _rss_child(args.rss_of)
+        return
+    print(f"pyarrow {pa.__version__}, {pa.cpu_count()} CPUs; best of {args.repeat}")
+    header = (
+        f"{'rows':>9} {'MB':>6} | {'validator s':>11} {'rows/s':>10} | {'floor s':>7} "
+        f"{'÷floor':>6} | {'per-row s':>9} {'×faster':>7} | {'peak RSS MB':>11}"
+    )
+    table = [header, "-" * len(header)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in args.rows:
+            path = Path(tmp) / f"roster-{rows}.csv"
+            data = generate(rows)
+            path.write_bytes(data)
+            workdir = Path(tmp) / f"work-{rows}"
+            result = validate(path, workdir)
+            assert result.counts.rows == rows, result.counts
+            t_validator = best_of(args.repeat, lambda: validate(path, workdir))  # noqa: B023
+            parse = pacsv.ParseOptions(delimiter=";")
+            t_floor = best_of(args.repeat, lambda: pacsv.read_csv(path, parse_options=parse))  # noqa: B023
+            sample = min(rows, args.baseline_rows)
+            t_sample = best_of(1, lambda: per_row_baseline(data, sample))  # noqa: B023
+            t_baseline = t_sample * rows / sample
+            note = "" if sample == rows else f"  (per-row timed on {sample:,} rows, extrapolated)"
+            rss = peak_rss_mb(path)
+            table.append(
+                f"{rows:>9,} {len(data) / 1e6:>6.1f} | {t_validator:>11.2f} "
+                f"{rows / t_validator:>10,.0f} | {t_floor:>7.2f} {t_validator / t_floor:>6.1f} | "
+                f"{t_baseline:>9.1f} {t_baseline / t_validator:>7.0f} | {rss:>11.0f}{note}"
+            )
+            print(f"{rows:,} rows: {result.counts}", flush=True)
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""File-level errors: the whole file is rejected and nothing of it is imported.
+
+Each has a stable code the platform can translate and a sentence for the
+administrator in Swedish and English; the job keeps the requester's language.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, NamedTuple
+
+Lang = Literal["sv", "en"]
+
+
+class FileCode(StrEnum):
+    EMPTY = "file_empty"
+    NOT_TEXT = "file_not_text"
+    WRONG_FORMAT = "file_wrong_format"
+    NO_HEADER = "file_no_header"
+    MISSING_COLUMN = "file_missing_column"
+    REPEATED_COLUMN = "file_repeated_column"
+    TOO_LARGE = "file_too_large"
+    TOO_MANY_ROWS = "file_too_many_rows"
+    NO_ROWS = "file_no_rows"
+    UNREADABLE = "file_unreadable"
+    MISSING = "file_missing"
+
+
+class Label(NamedTuple):
+    """A name for something in a file (a format, a kind of file) in both languages."""
+
+    sv: str
+    en: str
+
+
+class FileError(Exception):
+    """The whole file is rejected; nothing of it is imported."""
+
+    def __init__(self, code: FileCode, sv: str, en: str) -> None:
+        super().__init__(en)
+        self.code = code.value
+        self.message = en
+        self.message_sv = sv
+
+    def text(self, lang: Lang) -> str:
+        return self.message_sv if lang == "sv" else self.message
+
+
+def empty() -> FileError:
+    return FileError(
+        FileCode.EMPTY,
+        "Filen är tom. Ladda upp filen med eleverna igen.",
+        "The file is empty. Upload the file with the students again.",
+    )
+
+
+def not_text() -> FileError:
+    return FileError(
+        FileCode.NOT_TEXT,
+        "Filen är varken en textfil (CSV) eller en Excel-arbetsbok. "
+        "Spara elevlistan som CSV eller XLSX och ladda upp den igen.",
+        "The file is neither a text (CSV) file nor an Excel workbook. "
+        "Save the roster as CSV or XLSX and upload it again.",
+    )
+
+
+def wrong_format(found: Label, chosen: Label, hint: Label | None = None) -> FileError:
+    return FileError(
+        FileCode.WRONG_FORMAT,
+        f"Filen ser ut att vara {found.sv}, men formatet {chosen.sv} valdes. "
+        + (hint.sv if hint else "Välj rätt format och ladda upp filen igen."),
+        f"The file looks like {found.en}, but the format {chosen.en} was chosen. "
+        + (hint.en if hint else "Choose the right format and upload the file again."),
+    )
+
+
+def no_header() -> FileError:
+    return FileError(
+        FileCode.NO_HEADER,
+        "Filen saknar en rubrikrad med kända kolumnnamn. Den första raden ska namnge "
+        "kolumnerna, t.ex. Personnummer, Förnamn och Efternamn.",
+        "The file has no header row with known column names. The first row must name the "
+        "columns, e.g. Personnummer, Förnamn and Efternamn.",
+    )
+
+
+def missing_columns(missing: list[tuple[Label, str]]) -> FileError:
+    """The missing columns, each by what it holds and the header the format names it by."""
+    return FileError(
+        FileCode.MISSING_COLUMN,
+        "Obligatoriska kolumner saknas: "
+        + ", ".join(f"{label.sv} ({header})" for label, header in missing)
+        + ". Rubrikraden måste ha personnummer, förnamn och efternamn.",
+        "Required columns are missing: "
+        + ", ".join(f"{label.en} ({header})" for label, header in missing)
+        + ". The header row must name the identity number, given name and family name.",
+    )
+
+
+def repeated_column(header: str) -> FileError:
+    return FileError(
+        FileCode.REPEATED_COLUMN,
+        f"Kolumnen {header!r} finns mer än en gång i rubrikraden. Ta bort den ena.",
+        f"The column {header!r} appears more than once in the header row. Remove one of them.",
+    )
+
+
+def too_large(size: int, limit: int) -> FileError:
+    mb = f"{limit / 1_048_576:.0f}"
+    return FileError(
+        FileCode.TOO_LARGE,
+        f"Filen är {size} byte, större än gränsen {limit} byte ({mb} MB). "
+        "Dela upp den i flera filer.",
+        f"The file is {size} bytes, larger than the limit of {limit} bytes ({mb} MB). "
+        "Split it into several files.",
+    )
+
+
+def too_many_rows(limit: int) -> FileError:
+    return FileError(
+        FileCode.TOO_MANY_ROWS,
+        f"Filen har fler än {limit} rader, gränsen för en import. Dela upp den i flera filer.",
+        f"The file has more than {limit} rows, the limit for one import. "
+        "Split it into several files.",
+    )
+
+
+def no_rows() -> FileError:
+    return FileError(
+        FileCode.NO_ROWS,
+        "Filen har en rubrikrad men inga elever. Fyll i eleverna under rubrikraden.",
+        "The file has a header row but no students. Fill in the students below the header row.",
+    )
+
+
+def unreadable(sv: str, en: str) -> FileError:
+    return FileError(FileCode.UNREADABLE, sv, en)
+
+
+def bad_text(encoding: str, position: int | None = None) -> FileError:
+    where_sv = f" (nära position {position})" if position is not None else ""
+    where_en = f" (near position {position})" if position is not None else ""
+    return unreadable(
+        f"Filen är inte giltig {encoding}-text{where_sv}. "
+        "Spara den igen som CSV i UTF-8 eller Windows-1252.",
+        f"The file is not valid {encoding} text{where_en}. "
+        "Save it again as UTF-8 or Windows-1252 CSV.",
+    )
+
+
+def bad_quoting() -> FileError:
+    return unreadable(
+        'Filens citattecken kunde inte läsas entydigt — kontrollera att varje " avslutas.',
+        "The file's quoting could not be read consistently — check for unbalanced quotes.",
+    )
+
+
+def missing_upload() -> FileError:
+    return FileError(
+        FileCode.MISSING,
+        "Den uppladdade filen finns inte längre. Ladda upp den igen.",
+        "The uploaded file is no longer in storage. Upload it again.",
+    )

@@ -1,0 +1,65 @@
+"""What a roster format is: the kinds of file it comes in and the names of its columns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rosterflow.events import FileFormat
+from services.validator.errors import FileError, Label
+from services.validator.header import Layout, map_header, missing_required
+from services.validator.reading import CsvReader
+from services.validator.sniff import Container
+from services.validator.source import Reader, Upload
+from services.validator.workbook import WorkbookReader
+
+
+def aliases(**columns: tuple[str, ...]) -> dict[str, str]:
+    """Folded header name → canonical column, from canonical column → header names."""
+    return {header: column for column, headers in columns.items() for header in headers}
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """A kind of file people choose by mistake, recognised by columns only it has."""
+
+    label: Label
+    signature: frozenset[str]
+    """Folded header names that are all present in such a file."""
+
+    def matches(self, folded: set[str]) -> bool:
+        return self.signature <= folded
+
+
+@dataclass(frozen=True)
+class RosterFormat:
+    """A roster format: read by the reader for its kind of file, mapped by its column names.
+
+    A format whose files need another reader (OneRoster's zip of CSV files)
+    overrides ``reader``.
+    """
+
+    id: FileFormat
+    label: Label
+    containers: frozenset[Container]
+    aliases: Mapping[str, str]
+    """Folded header name → canonical column."""
+    template: Mapping[str, str]
+    """Canonical column → the header this format's files use, to name a missing one."""
+
+    def reader(self, container: Container, upload: Upload, sample: bytes) -> Reader:
+        if container is Container.TEXT:
+            return CsvReader(upload, sample)
+        if container is Container.XLSX:
+            return WorkbookReader(upload)
+        raise ValueError(f"{self.id} has no reader for {container}")
+
+    def layout(self, header: list[str]) -> Layout:
+        return map_header(header, self.aliases)
+
+    def fits(self, header: list[str]) -> bool:
+        """Every required column is named the way this format names it."""
+        try:
+            return not missing_required(self.layout(header))
+        except FileError:  # a repeated column: not this format's file either
+            return False

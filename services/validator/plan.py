@@ -1,0 +1,92 @@
+"""The plan: what confirming would do, computed against the journal's current state.
+
+The valid rows are applied in a transaction that is rolled back, so the plan
+is exactly what the importer will do against the same journal state. With
+*archive missing* the list of who would be archived is written next to the
+report, for the administrator to see before anything happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rosterflow import events, journal
+from rosterflow.jobs import Job
+from rosterflow.runtime import Runtime
+from rosterflow.storage import ObjectStore
+from services.validator import store
+from services.validator.report import archive_key
+
+_SLICE = 65_536
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan: events.Plan
+    archive_candidates_key: str | None
+
+
+def _read_identities(objects: ObjectStore, keys: tuple[str, str]) -> list[pa.Array]:
+    """Every identity number in the report, valid row or not: only the one column is read."""
+    found = []
+    for key in keys:
+        column = objects.parquet_file(key).read(columns=["identity_number"]).column(0)
+        found.append(pc.drop_null(column).combine_chunks())
+    return found
+
+
+def _as_strings(columns: list[pa.Array]) -> Iterator[str]:
+    for column in columns:
+        for start in range(0, len(column), _SLICE):
+            yield from column.slice(start, _SLICE).to_pylist()
+
+
+async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> PlanResult:
+    parquet = await asyncio.to_thread(rt.store.parquet_file, valid_key)
+    people = None
+    async with rt.pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await journal.create_staging(conn)
+            for index in range(parquet.num_row_groups):
+                rt.cancellations.check(job.id)
+                group = await asyncio.to_thread(parquet.read_row_group, index)
+                await journal.stage_rows(conn, group)
+            counts = await journal.apply_staged(
+                conn, job.organisation_id, job.unit_id, job.school_year
+            )
+            archive, held = 0, False
+            if job.archive_missing:
+                identities = await asyncio.to_thread(
+                    _read_identities, rt.store, (valid_key, invalid_key)
+                )
+                await journal.stage_file_identities(conn, _as_strings(identities))
+                archive_set = await journal.archive_plan(
+                    conn,
+                    job.organisation_id,
+                    job.unit_id,
+                    rt.settings.imports.default_archive_hold_ratio,
+                )
+                archive, held = len(archive_set.patient_ids), archive_set.held
+                people = await store.archive_people(conn, archive_set.patient_ids)
+        finally:
+            await tx.rollback()
+    key = None
+    if people is not None:
+        key = archive_key(job.organisation_id, job.id)
+        await asyncio.to_thread(rt.store.write_table, key, people)
+    plan = events.Plan(
+        create=counts.created,
+        update=counts.updated,
+        unchanged=counts.unchanged,
+        reactivate=counts.reactivated,
+        archive=archive,
+        archive_held=held,
+    )
+    return PlanResult(plan, key)

@@ -1,0 +1,168 @@
+"""The check report as Parquet, written a batch at a time as the file is checked.
+
+``valid.parquet`` holds the rows to import (journal.VALID_ROWS_SCHEMA), one
+row group per batch, which is how the importer stages them; ``invalid.parquet``
+every issue (REPORT_SCHEMA) in line order. Duplicates across batches are known
+only at the end: then the valid rows are rewritten without them and their
+issues merged into the issue file in line order, both streaming row group by
+row group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from uuid import UUID
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from rosterflow.journal import VALID_ROWS_SCHEMA
+from rosterflow.storage import ObjectStore, report_keys
+from services.validator.duplicates import Resolution
+from services.validator.messages import messages
+from services.validator.rows import ISSUE_SCHEMA
+
+REPORT_SCHEMA = ISSUE_SCHEMA.append(pa.field("message_sv", pa.string())).append(
+    pa.field("message_en", pa.string())
+)
+ARCHIVE_SCHEMA = pa.schema(
+    [("identity_number", pa.string()), ("given_name", pa.string()), ("family_name", pa.string())]
+)
+_VALID_DICTIONARY = [
+    "identity_kind", "given_name", "family_name", "school_form", "grade_year", "class_name",
+    "city",
+]  # fmt: skip
+_REPORT_DICTIONARY = ["column", "code", "severity", "message_sv", "message_en"]
+# One write is one row group: a batch of the file, as large as a reader stages at once.
+_ROW_GROUP = 1 << 20
+
+
+def archive_key(organisation_id: UUID, job_id: UUID) -> str:
+    valid_key, _ = report_keys(organisation_id, job_id)
+    return valid_key.rsplit("/", 1)[0] + "/archive.parquet"
+
+
+def with_messages(issues: pa.Table) -> pa.Table:
+    codes = issues.column("code")
+    return issues.append_column("message_sv", messages(codes, "sv")).append_column(
+        "message_en", messages(codes, "en")
+    )
+
+
+class _Files:
+    """Paths in the object store's filesystem.
+
+    ObjectStore writes whole tables; a report written as it is produced needs
+    the filesystem underneath, reached here with the store's own path rules.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.fs: pafs.FileSystem = store._fs
+        self._store = store
+
+    def path(self, key: str) -> str:
+        path = self._store._path(key)
+        self._store._ensure_parent(path)
+        return path
+
+    def writer(self, key: str, schema: pa.Schema, dictionary: list[str]) -> pq.ParquetWriter:
+        # Measured on a million rows: LZ4, dictionaries only for columns with
+        # few distinct values and no statistics write in 0.6 s what Parquet's
+        # defaults write in 1.4 s; the importer reads it once, whole.
+        return pq.ParquetWriter(
+            self.path(key),
+            schema,
+            filesystem=self.fs,
+            compression="lz4",
+            use_dictionary=dictionary,
+            write_statistics=False,
+        )
+
+    def row_groups(self, key: str) -> Iterator[pa.Table]:
+        with self.fs.open_input_file(self.path(key)) as source:
+            parquet = pq.ParquetFile(source)
+            for index in range(parquet.num_row_groups):
+                yield parquet.read_row_group(index)
+
+
+class ReportWriter:
+    def __init__(self, store: ObjectStore, valid_key: str, invalid_key: str) -> None:
+        self.valid_key = valid_key
+        self.invalid_key = invalid_key
+        self._store = store
+        self._files = _Files(store)
+        self._valid = self._files.writer(valid_key, VALID_ROWS_SCHEMA, _VALID_DICTIONARY)
+        self._issues = self._files.writer(invalid_key, REPORT_SCHEMA, _REPORT_DICTIONARY)
+
+    def write(self, valid: pa.Table, issues: pa.Table) -> None:
+        if valid.num_rows:
+            self._valid.write_table(valid, row_group_size=_ROW_GROUP)
+        if issues.num_rows:
+            self._issues.write_table(with_messages(issues), row_group_size=_ROW_GROUP)
+
+    def restart(self) -> None:
+        """Start the report over (the file is being read again)."""
+        self.close()
+        self._valid = self._files.writer(self.valid_key, VALID_ROWS_SCHEMA, _VALID_DICTIONARY)
+        self._issues = self._files.writer(self.invalid_key, REPORT_SCHEMA, _REPORT_DICTIONARY)
+
+    def close(self) -> None:
+        self._valid.close()
+        self._issues.close()
+
+    def discard(self) -> None:
+        """Remove what was written (the check failed or was cancelled)."""
+        self.close()
+        for key in (self.valid_key, self.invalid_key):
+            self._store.delete(key)
+            self._store.delete(key + ".partial")
+
+    def valid_parts(self) -> Iterator[pa.Table]:
+        return self._files.row_groups(self.valid_key)
+
+    def apply(self, resolution: Resolution) -> None:
+        """Rewrite the closed report without the dropped rows and with the duplicates' issues."""
+        self._rewrite(
+            self.valid_key,
+            VALID_ROWS_SCHEMA,
+            _VALID_DICTIONARY,
+            lambda part: part.filter(
+                pc.invert(pc.is_in(part.column("line"), value_set=resolution.dropped))
+            ),
+        )
+        pending = with_messages(resolution.issues)
+
+        def merge(part: pa.Table) -> pa.Table:
+            nonlocal pending
+            last = pc.max(part.column("line")).as_py()
+            due = pc.less_equal(pending.column("line"), last)
+            merged = pa.concat_tables([part, pending.filter(due)])
+            pending = pending.filter(pc.invert(due))
+            # Stable: on one line, the row's own issues come before the duplicate's.
+            return merged.take(pc.sort_indices(merged, [("line", "ascending")]))
+
+        self._rewrite(
+            self.invalid_key, REPORT_SCHEMA, _REPORT_DICTIONARY, merge, tail=lambda: pending
+        )
+
+    def _rewrite(
+        self,
+        key: str,
+        schema: pa.Schema,
+        dictionary: list[str],
+        change: Callable[[pa.Table], pa.Table],
+        tail: Callable[[], pa.Table] | None = None,
+    ) -> None:
+        partial = key + ".partial"
+        self._files.fs.move(self._files.path(key), self._files.path(partial))
+        with self._files.writer(key, schema, dictionary) as out:
+            for part in self._files.row_groups(partial):
+                changed = change(part)
+                if changed.num_rows:
+                    out.write_table(changed, row_group_size=_ROW_GROUP)
+            rest = tail() if tail else None
+            if rest is not None and rest.num_rows:
+                out.write_table(rest, row_group_size=_ROW_GROUP)
+        self._store.delete(partial)

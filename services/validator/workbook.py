@@ -1,0 +1,108 @@
+"""Reading an Excel roster (XLSX) with calamine: the first sheet, rows in chunks.
+
+Line numbers are the spreadsheet's row numbers. Cells Excel turned into
+numbers reach the rules as text that shows it: an identity number typed into a
+General cell becomes ``201801012392.0`` (or ``1.2E+16``-like text), which the
+identity rules report as changed by Excel, rather than a number silently
+accepted or a leading zero silently lost.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time, timedelta
+
+import pyarrow as pa
+from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, PasswordError
+
+from services.validator import errors
+from services.validator.header import Layout
+from services.validator.source import Chunk, Upload, canonical_batch
+
+BATCH_ROWS = 50_000
+
+Cell = int | float | str | bool | time | date | datetime | timedelta
+
+
+def cell_text(value: Cell, *, identity: bool = False) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        if identity:
+            # Whatever the digits, a number here is an identity number Excel
+            # converted: show it as the number it became.
+            return repr(float(value))
+        if isinstance(value, float) and not value.is_integer():
+            return repr(value)
+        return str(int(value))
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+class WorkbookReader:
+    encoding = ""
+    delimiter = ""
+
+    def __init__(self, upload: Upload, batch_rows: int | None = None) -> None:
+        self._batch_rows = batch_rows or BATCH_ROWS
+        # A workbook is a zip archive, read from its end: it is read whole.
+        with upload.open() as source:
+            data = source.read()
+        try:
+            book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+            self._sheet: CalamineSheet = book.get_sheet_by_index(0)
+        except PasswordError as exc:
+            raise errors.unreadable(
+                "Arbetsboken är lösenordsskyddad. Spara den utan lösenord och ladda upp den igen.",
+                "The workbook is protected by a password. Save it without one and upload it again.",
+            ) from exc
+        except CalamineError as exc:
+            raise errors.unreadable(
+                "Arbetsboken kunde inte öppnas. Spara den igen som .xlsx i Excel.",
+                "The workbook could not be opened. Save it again as .xlsx in Excel.",
+            ) from exc
+        self._rows = enumerate(self._sheet.iter_rows(), start=1)
+        self._header: list[str] = []
+        for number, row in self._rows:
+            if any(cell != "" for cell in row):
+                self._header = [cell_text(cell) for cell in row]
+                self._header_row = number
+                break
+        if not self._header:
+            raise errors.empty()
+
+    def header(self) -> list[str]:
+        return self._header
+
+    def chunks(self, layout: Layout) -> Iterator[Chunk]:
+        pending: list[tuple[int, Sequence[Cell]]] = []
+        blank = 0
+        for number, row in self._rows:
+            if all(cell == "" for cell in row):
+                blank += 1
+                continue
+            pending.append((number, row))
+            if len(pending) == self._batch_rows:
+                yield self._chunk(pending, blank, layout)
+                pending, blank = [], 0
+        if pending or blank:
+            yield self._chunk(pending, blank, layout)
+
+    @staticmethod
+    def _chunk(rows: list[tuple[int, Sequence[Cell]]], blank: int, layout: Layout) -> Chunk:
+        columns = {}
+        for name, position in layout.positions.items():
+            identity = name == "identity"
+            columns[name] = pa.array(
+                [
+                    cell_text(row[position], identity=identity) if position < len(row) else ""
+                    for _, row in rows
+                ],
+                pa.string(),
+            )
+        lines = pa.array([number for number, _ in rows], pa.int64())
+        return Chunk(canonical_batch(columns), lines, blank=blank)
