@@ -141,6 +141,15 @@ SELECT e.patient_id FROM enrolments e
 
 COUNT_ACTIVE = "SELECT count(*) FROM enrolments WHERE unit_id = $1 AND status = 'active'"
 
+# Staged rows whose patient is not active in the unit yet: the import adds them
+# to the active patients the archive threshold is measured against.
+COUNT_JOINING = """
+SELECT count(*) FROM staged s
+  LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
+ WHERE e.status IS DISTINCT FROM 'active'
+"""
+
 ARCHIVE = """
 UPDATE enrolments SET status = 'archived', archived_at = now(), archived_by_job = $3
  WHERE unit_id = $1 AND patient_id = ANY($2::uuid[]) AND status = 'active'
@@ -229,10 +238,23 @@ async def apply_staged(
 
 
 async def archive_plan(
-    conn: Connection, organisation_id: UUID, unit_id: UUID, default_ratio: float
+    conn: Connection,
+    organisation_id: UUID,
+    unit_id: UUID,
+    default_ratio: float,
+    *,
+    before_import: bool = False,
 ) -> ArchivePlan:
+    """Who archiving would take; ``before_import`` when the staged rows are not applied yet.
+
+    The threshold is measured against the unit's active patients after the
+    import, as the archiver sees them; before it, the staged rows that would
+    join the unit are counted in.
+    """
     ids = [r["patient_id"] for r in await conn.fetch(ARCHIVE_CANDIDATES, unit_id)]
     active = await conn.fetchval(COUNT_ACTIVE, unit_id)
+    if before_import:
+        active += await conn.fetchval(COUNT_JOINING, organisation_id, unit_id)
     ratio = await conn.fetchval(HOLD_RATIO, organisation_id)
     return ArchivePlan(
         ids, int(active), Decimal(ratio) if ratio is not None else Decimal(str(default_ratio))

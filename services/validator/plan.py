@@ -58,7 +58,8 @@ async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> Pl
                 rt.cancellations.check(job.id)
                 group = await asyncio.to_thread(parquet.read_row_group, index)
                 await journal.stage_rows(conn, group)
-            counts = await journal.apply_staged(
+            # Read-only: the plan is the importer's own classification, nothing is written.
+            counts = await journal.classify_staged(
                 conn, job.organisation_id, job.unit_id, job.school_year
             )
             archive, held = 0, False
@@ -72,6 +73,7 @@ async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> Pl
                     job.organisation_id,
                     job.unit_id,
                     rt.settings.imports.default_archive_hold_ratio,
+                    before_import=True,
                 )
                 archive, held = len(archive_set.patient_ids), archive_set.held
                 people = await store.archive_people(conn, archive_set.patient_ids)
