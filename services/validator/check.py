@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from rosterflow.events import CheckCounts, Detected, ImportRequest
 from services.validator import errors, formats
-from services.validator.duplicates import DuplicateTracker, resolve
+from services.validator.duplicates import DuplicateTracker, partition_keys, resolve
 from services.validator.header import Layout
 from services.validator.identity import parse_identity_column
 from services.validator.messages import RowCode
@@ -26,6 +26,9 @@ from services.validator.source import Chunk, ReadAgain, Reader, Upload
 WORKERS = 2
 
 _ERROR = pa.scalar("error", pa.string())
+# A chunk checked: the rules' result, every issue with the misshapen rows', the
+# blank rows, the identity keys for the duplicate check.
+ChunkChecked = tuple[BatchResult, pa.Table, int, list[pa.Array]]
 
 
 class Stopped(Exception):
@@ -151,16 +154,16 @@ def _read(
     """
     tally = _Tally()
     tracker = DuplicateTracker()
-    checking: deque[Future[tuple[BatchResult, pa.Table, int]]] = deque()
+    checking: deque[Future[ChunkChecked]] = deque()
     writing: deque[Future[None]] = deque()
 
-    def finish(done: Future[tuple[BatchResult, pa.Table, int]]) -> None:
-        result, issues, blank = done.result()
+    def finish(done: Future[ChunkChecked]) -> None:
+        result, issues, blank, keys = done.result()
         # The writer thread takes the writes in order; only a backlog waits.
         writing.append(writer.submit(report.write, result.valid, issues))
         while len(writing) > WORKERS:
             writing.popleft().result()
-        tracker.add(result.valid)
+        tracker.add(keys)
         tally.add(result, issues, blank)
 
     with (
@@ -190,13 +193,13 @@ def _read(
     return tally, tracker
 
 
-def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> tuple[BatchResult, pa.Table, int]:
+def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> ChunkChecked:
     result = validate_batch(chunk.rows, chunk.lines, rules)
     issues = result.issues
     if chunk.misshapen.num_rows:
         issues = pa.concat_tables([issues, _misshapen_issues(chunk.misshapen, width, rules)])
         issues = issues.take(pc.sort_indices(issues, [("line", "ascending")]))
-    return result, issues, chunk.blank
+    return result, issues, chunk.blank, partition_keys(result.valid)
 
 
 def _misshapen_issues(misshapen: pa.Table, width: int, rules: Rules) -> pa.Table:

@@ -4,11 +4,11 @@ With different data it is an error on every such row (none is imported); an
 exact copy imports once, with a warning on the later copies.
 
 Rows stream through the check a batch at a time, so duplicates across batches
-are found at the end. For the whole file only each valid row's identity number is
-kept, as an integer (8 bytes a row; the line is the row's place in the
-written report). Only when some identity repeats are the
-written valid rows read back, and only the rows of repeated identities get a
-fingerprint (a hash of their normalised data) to tell copies from conflicts.
+are found at the end. For the whole file only each valid row's identity
+number is kept, as an integer (8 bytes a row). Only when some number repeats
+are the written valid rows read back, and only the rows of repeated numbers
+get a fingerprint (a hash of their normalised data, kept with the line) to
+tell exact copies from conflicts.
 """
 
 from __future__ import annotations
@@ -116,26 +116,43 @@ def identity_key(identity: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.add(keys, pc.if_else(temporary, _TEMPORARY_BASE, pa.scalar(0, pa.int64())))
 
 
+# Keys are kept in this many parts by their low bits: a hash table of one
+# part stays in the CPU cache, and the parts' repeats cost half of one table's.
+_PARTS = 16
+_PART_MASK = pa.scalar(_PARTS - 1, pa.int64())
+_PART_IDS = [pa.scalar(part, pa.int64()) for part in range(_PARTS)]
+
+
+def partition_keys(valid: pa.Table) -> list[pa.Array]:
+    """The identity keys of a batch's valid rows, split as DuplicateTracker keeps them."""
+    keys = identity_key(valid.column("identity_number"))
+    part = pc.bit_wise_and(keys, _PART_MASK)
+    return [keys.filter(pc.equal(part, part_id)) for part_id in _PART_IDS]
+
+
 class DuplicateTracker:
-    """The identity and line of every valid row of a file, to find repeats at its end."""
+    """The identity number of every valid row of a file, to find repeats at its end."""
 
     def __init__(self) -> None:
-        self._keys: list[pa.Array] = []
+        self._parts: list[list[pa.Array]] = [[] for _ in range(_PARTS)]
 
-    def add(self, valid: pa.Table) -> None:
-        self._keys.append(identity_key(valid.column("identity_number")))
+    def add(self, parts: list[pa.Array]) -> None:
+        """One batch's keys as partition_keys splits them (on a worker thread)."""
+        for kept, keys in zip(self._parts, parts, strict=True):
+            kept.append(keys)
 
     def repeated(self) -> pa.Array:
         """Identity keys (identity_key) on more than one valid row."""
-        if not self._keys:
-            return pa.array([], pa.int64())
-        keys = pa.chunked_array(self._keys, pa.int64())
-        # Usually every number is there once: hashing the keys once shows it.
-        if len(pc.unique(keys)) == len(keys):
-            return pa.array([], pa.int64())
-        counts = pa.table({"key": keys}).group_by("key").aggregate([("key", "count")])
-        repeated = counts.filter(pc.greater(counts["key_count"], pa.scalar(1, pa.int64())))
-        return repeated.column("key").combine_chunks()
+        found = [pa.array([], pa.int64())]
+        for kept in self._parts:
+            keys = pa.chunked_array(kept, pa.int64())
+            # Usually every number is there once: hashing the keys once shows it.
+            if len(pc.unique(keys)) == len(keys):
+                continue
+            counts = pa.table({"key": keys}).group_by("key").aggregate([("key", "count")])
+            repeated = counts.filter(pc.greater(counts["key_count"], pa.scalar(1, pa.int64())))
+            found.append(repeated.column("key").combine_chunks())
+        return pa.concat_arrays(found)
 
 
 @dataclass(frozen=True)
