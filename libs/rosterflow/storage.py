@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import pyarrow as pa
@@ -111,11 +112,22 @@ class ObjectStore:
             table, path, filesystem=self._fs, compression="zstd", row_group_size=row_group_size
         )
 
+    def parquet_writer(self, key: str, schema: pa.Schema, **options: Any) -> pq.ParquetWriter:
+        """A Parquet object written batch by batch; ``options`` as pyarrow's ParquetWriter."""
+        path = self._path(key)
+        self._ensure_parent(path)
+        return pq.ParquetWriter(path, schema, filesystem=self._fs, **options)
+
     def parquet_file(self, key: str) -> pq.ParquetFile:
         try:
             return pq.ParquetFile(self._fs.open_input_file(self._path(key)))
         except FileNotFoundError as exc:
             raise StorageError(f"object {key} does not exist") from exc
+
+    def move(self, source: str, destination: str) -> None:
+        path = self._path(destination)
+        self._ensure_parent(path)
+        self._fs.move(self._path(source), path)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
