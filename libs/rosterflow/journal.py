@@ -151,8 +151,9 @@ SELECT count(*) FROM staged s
 """
 
 ARCHIVE = """
-UPDATE enrolments SET status = 'archived', archived_at = now(), archived_by_job = $3
- WHERE unit_id = $1 AND patient_id = ANY($2::uuid[]) AND status = 'active'
+UPDATE enrolments e SET status = 'archived', archived_at = now(), archived_by_job = $3
+  FROM unnest($2::uuid[]) AS chosen (patient_id)
+ WHERE e.unit_id = $1 AND e.patient_id = chosen.patient_id AND e.status = 'active'
 """
 
 HOLD_RATIO = "SELECT archive_hold_ratio FROM organisations WHERE id = $1"
@@ -196,6 +197,8 @@ async def stage_file_identities(conn: Connection, identities: Iterable[str]) -> 
     await conn.execute(
         "INSERT INTO file_identities SELECT DISTINCT n FROM fi_load ON CONFLICT DO NOTHING"
     )
+    # Statistics, or the planner probes the anti-join row by row.
+    await conn.execute("ANALYZE file_identities")
 
 
 async def lock_organisation(conn: Connection, organisation_id: UUID) -> None:
