@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from services.validator import errors
 from services.validator.header import Layout
-from services.validator.records import arrow_encoding, read_exact
-from services.validator.source import Chunk, ReadAgain, Upload, canonical_batch
+from services.validator.records import arrow_csv_batches, read_exact
+from services.validator.source import Chunk, ReadAgain, Upload
 
 SAMPLE_BYTES = 1 << 20
 BLOCK_BYTES = 2 << 20
@@ -109,31 +108,12 @@ class CsvReader:
     def _batches(
         self, source: pa.NativeFile, layout: Layout, skip: Callable[[pacsv.InvalidRow], str]
     ) -> Iterator[pa.RecordBatch]:
-        names = layout.names()
-        try:
-            reader = pacsv.open_csv(
-                source,
-                read_options=pacsv.ReadOptions(
-                    encoding=arrow_encoding(self.encoding),
-                    column_names=names,
-                    skip_rows=1,
-                    block_size=self._block_size,
-                ),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=self.delimiter,
-                    quote_char=False,
-                    newlines_in_values=False,
-                    # A blank line becomes an empty row, so rows keep step with lines.
-                    ignore_empty_lines=False,
-                    invalid_row_handler=skip,
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()),
-                    strings_can_be_null=False,
-                    include_columns=list(layout.positions),
-                ),
-            )
-            for batch in reader:
-                yield canonical_batch({n: batch.column(n) for n in layout.positions})
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise errors.bad_text(self.encoding) from exc
+        parse = pacsv.ParseOptions(
+            delimiter=self.delimiter,
+            quote_char=False,
+            newlines_in_values=False,
+            # A blank line becomes an empty row, so rows keep step with lines.
+            ignore_empty_lines=False,
+            invalid_row_handler=skip,
+        )
+        return arrow_csv_batches(source, self.encoding, layout, parse, self._block_size)

@@ -119,6 +119,20 @@ def _arrow_batches(
     source: pa.NativeFile, encoding: str, delimiter: str, layout: Layout, block_size: int
 ) -> Iterator[pa.RecordBatch]:
     """The rows of the header's width; the walk finds each of the others."""
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
+    )
+    return arrow_csv_batches(source, encoding, layout, parse, block_size)
+
+
+def arrow_csv_batches(
+    source: pa.NativeFile,
+    encoding: str,
+    layout: Layout,
+    parse: pacsv.ParseOptions,
+    block_size: int,
+) -> Iterator[pa.RecordBatch]:
+    """pyarrow's streaming reader over the data rows, every value a string."""
     names = layout.names()
     try:
         reader = pacsv.open_csv(
@@ -129,11 +143,7 @@ def _arrow_batches(
                 skip_rows=1,
                 block_size=block_size,
             ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter,
-                newlines_in_values=True,
-                invalid_row_handler=lambda _row: "skip",
-            ),
+            parse_options=parse,
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,
