@@ -47,9 +47,10 @@ class Pipeline:
         *,
         archive_missing: bool = False,
         school_year: str = "2026/2027",
+        fmt: events.FileFormat = events.FileFormat.ROSTERFLOW_CSV,
         admin: events.Requester | None = None,
     ) -> events.UploadRequested:
-        """Store a file and publish the platform's upload event for it."""
+        """Store a file and publish the platform's upload event for it, in the chosen format."""
         job_id = uuid4()
         key = upload_key(school.organisation_id, job_id)
         written = self.any.store.write_bytes(key, content)
@@ -59,6 +60,7 @@ class Pipeline:
                 organisation_id=school.organisation_id,
                 unit_id=school.unit_id,
                 school_year=school_year,
+                format=fmt,
                 options=events.ImportOptions(archive_missing=archive_missing),
             ),
             file=events.StoredFile(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass, field
-from uuid import uuid4
 
 import asyncpg
 import openpyxl
@@ -18,9 +17,8 @@ import pytest
 from rosterflow import events
 from rosterflow.jobs import JobState
 from rosterflow.settings import Settings, StorageSettings
-from rosterflow.storage import StorageError, report_keys, upload_key
+from rosterflow.storage import StorageError, report_keys
 from rosterflow.testing import (
-    School,
     sample_roster,
     school_age_numbers,
     seed_active_patients,
@@ -29,41 +27,10 @@ from rosterflow.testing import (
 )
 from services.validator import reading
 from services.validator.report import archive_key
-from tests.integration.pipeline import Pipeline, final_job, new_admin, pipeline
+from tests.integration.pipeline import final_job, new_admin, pipeline
 
 NUMBERS = school_age_numbers()
 HEADER = "Personnummer;Förnamn;Efternamn;Årskurs;Klass"
-
-
-async def upload(
-    p: Pipeline,
-    school: School,
-    content: bytes,
-    *,
-    fmt: events.FileFormat = events.FileFormat.ROSTERFLOW_CSV,
-    archive_missing: bool = False,
-    admin: events.Requester | None = None,
-) -> events.UploadRequested:
-    """Store a file and publish the platform's upload event for it, in the chosen format."""
-    job_id = uuid4()
-    key = upload_key(school.organisation_id, job_id)
-    written = p.any.store.write_bytes(key, content)
-    event = events.UploadRequested(
-        job_id=job_id,
-        request=events.ImportRequest(
-            organisation_id=school.organisation_id,
-            unit_id=school.unit_id,
-            school_year="2026/2027",
-            format=fmt,
-            options=events.ImportOptions(archive_missing=archive_missing),
-        ),
-        file=events.StoredFile(
-            key=key, name="elever", sha256=written.sha256, size_bytes=written.size_bytes
-        ),
-        requested_by=admin or new_admin(),
-    )
-    await p.any.publisher.publish(event)
-    return event
 
 
 def csv(*rows: str, header: str = HEADER) -> bytes:
@@ -76,7 +43,7 @@ async def test_grades_are_checked_against_the_units_school_level(
     school = await seed_school(conn, name="Gymnasiet", level="upper_secondary")
     content = csv(f"{NUMBERS[0]};Alva;Berg;2;NA24b", f"{NUMBERS[1]};Bo;Ek;7;7A")
     async with pipeline(settings, "ingest", "validator") as p:
-        sent = await upload(p, school, content)
+        sent = await p.upload(school, content)
         validated = await p.tap.next(events.JobValidated, sent.job_id)
         store = p.any.store
     valid = store.parquet_file(validated.report.valid_rows_key).read()
@@ -98,7 +65,7 @@ async def test_the_plan_lists_who_would_be_archived(
     school = await seed_school(conn)
     await seed_active_patients(conn, school, [typo, *leaving])
     async with pipeline(settings, "ingest", "validator") as p:
-        sent = await upload(p, school, roster.to_csv().encode(), archive_missing=True)
+        sent = await p.upload(school, roster.to_csv().encode(), archive_missing=True)
         validated = await p.tap.next(events.JobValidated, sent.job_id)
         store = p.any.store
     assert validated.plan.archive == 2
@@ -119,7 +86,7 @@ async def test_without_archive_missing_there_is_no_archive_list(
 ) -> None:
     school = await seed_school(conn)
     async with pipeline(settings, "ingest", "validator") as p:
-        sent = await upload(p, school, sample_roster(3, NUMBERS).to_csv().encode())
+        sent = await p.upload(school, sample_roster(3, NUMBERS).to_csv().encode())
         validated = await p.tap.next(events.JobValidated, sent.job_id)
     assert validated.report.archive_candidates_key is None
     assert validated.plan.archive == 0
@@ -139,7 +106,7 @@ async def test_an_xlsx_roster_is_checked_and_its_contact_data_imported(
     book.save(buffer)
     school = await seed_school(conn)
     async with pipeline(settings) as p:
-        sent = await upload(p, school, buffer.getvalue(), fmt=events.FileFormat.ROSTERFLOW_XLSX)
+        sent = await p.upload(school, buffer.getvalue(), fmt=events.FileFormat.ROSTERFLOW_XLSX)
         validated = await p.tap.next(events.JobValidated, sent.job_id)
         await p.any.publisher.publish(
             events.ConfirmationRequested(job_id=sent.job_id, requested_by=new_admin())
@@ -161,8 +128,8 @@ async def test_a_file_in_the_wrong_format_fails_in_the_requesters_language(
     school = await seed_school(conn)
     schoolsoft = csv(f"{NUMBERS[0]};Alva;Berg", header="socialnumber;fname;lname")
     async with pipeline(settings, "ingest", "validator") as p:
-        swedish = await upload(p, school, schoolsoft, admin=new_admin(events.Language.SV))
-        english = await upload(p, school, schoolsoft, admin=new_admin(events.Language.EN))
+        swedish = await p.upload(school, schoolsoft, admin=new_admin(events.Language.SV))
+        english = await p.upload(school, schoolsoft, admin=new_admin(events.Language.EN))
         in_swedish = await p.tap.next(events.JobFinished, swedish.job_id)
         in_english = await p.tap.next(events.JobFinished, english.job_id)
     for finished in (in_swedish, in_english):
@@ -183,7 +150,7 @@ async def test_a_file_over_the_size_limit_is_rejected_unread(
     )
     school = await seed_school(conn)
     async with pipeline(small, "ingest", "validator") as p:
-        sent = await upload(p, school, sample_roster(100, NUMBERS).to_csv().encode())
+        sent = await p.upload(school, sample_roster(100, NUMBERS).to_csv().encode())
         finished = await p.tap.next(events.JobFinished, sent.job_id)
     assert finished.outcome is events.Outcome.FAILED
     assert finished.error_code == "file_too_large"
@@ -259,7 +226,7 @@ async def test_a_cancel_while_a_large_file_is_checked_ends_the_job_cancelled(
             gated.heard.set()
 
         monkeypatch.setattr(validator.cancellations, "mark", mark)
-        sent = await upload(p, school, content, admin=admin)
+        sent = await p.upload(school, content, admin=admin)
 
         async def checking() -> bool:
             state = await conn.fetchval("SELECT state FROM jobs WHERE id = $1", sent.job_id)
@@ -293,7 +260,7 @@ async def test_the_report_holds_messages_for_the_platform_to_show(
 ) -> None:
     school = await seed_school(conn)
     async with pipeline(settings, "ingest", "validator") as p:
-        sent = await upload(p, school, csv(f"{NUMBERS[0]};;Berg;1;1A", f"{NUMBERS[1]};Bo;Ek;1;1A"))
+        sent = await p.upload(school, csv(f"{NUMBERS[0]};;Berg;1;1A", f"{NUMBERS[1]};Bo;Ek;1;1A"))
         validated = await p.tap.next(events.JobValidated, sent.job_id)
         store = p.any.store
     issues = store.parquet_file(validated.report.invalid_rows_key).read()
