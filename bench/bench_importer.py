@@ -7,7 +7,9 @@ like production. Identity numbers are temporary numbers (date + TF + two
 digits), which belong to nobody; the rows are seeded and reproducible.
 
 Cases:
-- floor: `psql \\copy` of the rows into one table keyed like patients;
+- floor: `psql \\copy` of the same rows into the journal's tables (patients,
+  enrolments, placements: the same primary, unique and foreign keys); the
+  ratios are against it. For reference, also into one table keyed like patients;
 - first import: rosterflow's apply (COPY into staging + set-based upserts of
   patients, enrolments and placements, one transaction) into an empty unit;
 - re-import: the same unit holding those patients, a file 90 % unchanged,
@@ -27,7 +29,7 @@ import random
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -40,6 +42,15 @@ from rosterflow.settings import DatabaseSettings
 
 DSN = DatabaseSettings().dsn.get_secret_value()
 SCHOOL_YEAR = "2026/2027"
+FLOOR_COLUMNS = (
+    "identity_number",
+    "identity_kind",
+    "given_name",
+    "family_name",
+    "school_form",
+    "grade_year",
+    "class_name",
+)
 GIVEN = ["Alva", "Elsa", "Maja", "Nils", "Hugo", "Oskar", "Åsa", "Björn", "Sören", "Märta"]
 FAMILY = ["Andersson", "Johansson", "Karlsson", "Nilsson", "Lindström", "Åberg", "Öberg"]
 
@@ -162,38 +173,74 @@ async def typical(conn: asyncpg.Connection, org: UUID, unit: UUID, table: pa.Tab
         await conn.executemany(TYPICAL, args)
 
 
-def psql_copy(database: str, table: pa.Table) -> float:
+def psql(database: str, *commands: str) -> float:
+    """Run psql commands in one session; the seconds they took."""
+    base = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", DSN.rsplit("/", 1)[0] + "/" + database]
+    start = time.perf_counter()
+    subprocess.run([*base, *(arg for c in commands for arg in ("-c", c))], check=True)
+    return time.perf_counter() - start
+
+
+def write_csv(path: Path, rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", newline="") as out:
+        csv.writer(out).writerows(rows)
+
+
+def floor_one_table(database: str, table: pa.Table) -> float:
+    """`psql \\copy` of the rows into one table keyed like patients."""
+    d = table.to_pydict()
+    org = str(uuid4())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rows.csv"
-        with path.open("w", newline="") as out:
-            writer = csv.writer(out)
-            d = table.to_pydict()
-            org = str(uuid4())
-            for i in range(table.num_rows):
-                writer.writerow(
-                    [
-                        org,
-                        d["identity_number"][i],
-                        d["identity_kind"][i],
-                        d["given_name"][i],
-                        d["family_name"][i],
-                        d["school_form"][i],
-                        d["grade_year"][i],
-                        d["class_name"][i],
-                    ]
-                )
-        create = (
+        write_csv(
+            path,
+            ((org, *(d[c][i] for c in FLOOR_COLUMNS)) for i in range(table.num_rows)),
+        )
+        psql(
+            database,
             "CREATE TABLE floor_rows (organisation_id uuid, identity_number text, "
             "identity_kind text, given_name text, family_name text, school_form text, "
-            "grade_year smallint, class_name text, UNIQUE (organisation_id, identity_number))"
+            "grade_year smallint, class_name text, UNIQUE (organisation_id, identity_number))",
         )
-        base = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", DSN.rsplit("/", 1)[0] + "/" + database]
-        subprocess.run([*base, "-c", create], check=True)
-        start = time.perf_counter()
-        subprocess.run(
-            [*base, "-c", f"\\copy floor_rows FROM '{path}' WITH (FORMAT csv)"], check=True
+        return psql(database, f"\\copy floor_rows FROM '{path}' WITH (FORMAT csv)")
+
+
+def floor_journal_tables(database: str, org: UUID, unit: UUID, table: pa.Table) -> float:
+    """`psql \\copy` of the same rows into patients, enrolments and placements.
+
+    The journal's own tables, freshly migrated: the same primary, unique and
+    foreign keys the import writes through, with the patient ids made in advance.
+    """
+    d = table.to_pydict()
+    ids = [str(uuid4()) for _ in range(table.num_rows)]
+    n = range(table.num_rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        patients, enrolments, placements = (Path(tmp) / f"{t}.csv" for t in ("p", "e", "pl"))
+        write_csv(
+            patients,
+            (
+                (ids[i], org, d["identity_number"][i], d["identity_kind"][i],
+                 d["given_name"][i], d["family_name"][i])
+                for i in n
+            ),
+        )  # fmt: skip
+        write_csv(enrolments, ((ids[i], unit) for i in n))
+        write_csv(
+            placements,
+            (
+                (ids[i], unit, SCHOOL_YEAR, d["school_form"][i], d["grade_year"][i],
+                 d["class_name"][i])
+                for i in n
+            ),
+        )  # fmt: skip
+        return psql(
+            database,
+            f"\\copy patients (id, organisation_id, identity_number, identity_kind, "
+            f"given_name, family_name) FROM '{patients}' WITH (FORMAT csv)",
+            f"\\copy enrolments (patient_id, unit_id) FROM '{enrolments}' WITH (FORMAT csv)",
+            f"\\copy placements (patient_id, unit_id, school_year, school_form, grade_year, "
+            f"class_name) FROM '{placements}' WITH (FORMAT csv)",
         )
-        return time.perf_counter() - start
 
 
 async def timed(step: Callable[[], Awaitable[object]]) -> tuple[float, object]:
@@ -212,7 +259,13 @@ async def main(rows: int, typical_rows: int) -> None:
     try:
         floor_db = await fresh_database(admin)
         made.append(floor_db)
-        results.append(("floor: psql \\copy, one keyed table", rows, psql_copy(floor_db, first)))
+        floor_conn = await db.connect(DSN.rsplit("/", 1)[0] + "/" + floor_db)
+        floor_org, floor_unit = await seed_unit(floor_conn)
+        await floor_conn.close()
+        seconds = floor_journal_tables(floor_db, floor_org, floor_unit, first)
+        results.append(("floor: psql \\copy, journal's 3 tables", rows, seconds))
+        seconds = floor_one_table(floor_db, first)
+        results.append(("floor: psql \\copy, one keyed table", rows, seconds))
 
         name = await fresh_database(admin)
         made.append(name)

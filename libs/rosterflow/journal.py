@@ -1,11 +1,11 @@
 """The journal registry's SQL: stage a file's rows, apply them, find the archive set.
 
 Applying is set-based: the valid rows are COPYed into a temporary staging
-table and merged into patients, enrolments and placements with MERGE … WHEN
-MATCHED AND … IS DISTINCT FROM, so a row that changes nothing writes nothing.
-The counts come from one read-only join of the staged rows with the journal
-(CLASSIFY) before the writes, which is also how the validator computes the
-plan the administrator confirms.
+table, joined once with the journal (RESOLVE: each row's patient id and what
+differs, compared with IS DISTINCT FROM), and then only what is new or
+changed is inserted or updated in patients, enrolments and placements, so a
+row that changes nothing writes nothing. The same join, read-only (CLASSIFY),
+is how the validator computes the plan the administrator confirms.
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ VALID_ROWS_SCHEMA = pa.schema(
     ]
 )
 STAGED_COLUMNS = VALID_ROWS_SCHEMA.names[1:]
-# From this many new patients on, statistics are refreshed mid-import.
-BULK_ROWS = 10_000
 
 CREATE_STAGING = """
 CREATE TEMPORARY TABLE staged (
@@ -87,47 +85,84 @@ SELECT count(*) AS staged,
 """
 
 # One import or archive at a time per organisation: the counts read before
-# the writes stay true, and MERGE (a join, no speculative insertion) cannot
-# race another transaction's insert of the same patient.
+# the writes stay true, and the inserts below cannot race another import's
+# insert of the same patient.
 LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7202611))"
-MERGE_PATIENTS = """
-MERGE INTO patients p
-USING staged s ON p.organisation_id = $1 AND p.identity_number = s.identity_number
-WHEN MATCHED AND (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
-                  p.street, p.postcode, p.city)
-     IS DISTINCT FROM (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
-                       s.street, s.postcode, s.city) THEN
-  UPDATE SET given_name = s.given_name, family_name = s.family_name,
-             identity_kind = s.identity_kind, email = s.email, phone = s.phone,
-             street = s.street, postcode = s.postcode, city = s.city, updated_at = now()
-WHEN NOT MATCHED THEN
-  INSERT (organisation_id, identity_number, identity_kind, given_name, family_name, email,
-          phone, street, postcode, city)
-  VALUES ($1, s.identity_number, s.identity_kind, s.given_name, s.family_name, s.email,
-          s.phone, s.street, s.postcode, s.city)
+
+# Applying joins the staged rows with the journal once (the same join as
+# CLASSIFY) and keeps, per row, the patient's id (a new one for a new
+# patient) and what differs. The writes then read this table alone: no
+# second join with patients per target table, and nothing written for what
+# is already so.
+RESOLVE = """
+CREATE TEMPORARY TABLE resolved ON COMMIT DROP AS
+SELECT s.*,
+       coalesce(p.id, gen_random_uuid()) AS patient_id,
+       p.id IS NULL AS new_patient,
+       p.id IS NOT NULL
+         AND (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
+              p.street, p.postcode, p.city)
+             IS DISTINCT FROM
+             (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
+              s.street, s.postcode, s.city) AS patient_changed,
+       e.status AS enrolment_status,
+       pl.patient_id IS NULL AS new_placement,
+       pl.patient_id IS NOT NULL
+         AND (pl.school_form, pl.grade_year, pl.class_name)
+             IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name) AS placement_changed
+  FROM staged s
+  LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
+  LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
 """
-MERGE_ENROLMENTS = """
-MERGE INTO enrolments e
-USING (SELECT p.id FROM staged s
-         JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number) f
-   ON e.unit_id = $2 AND e.patient_id = f.id
-WHEN MATCHED AND e.status = 'archived' THEN
-  UPDATE SET status = 'active', archived_at = NULL, archived_by_job = NULL, activated_at = now()
-WHEN NOT MATCHED THEN
-  INSERT (patient_id, unit_id) VALUES (f.id, $2)
+# The same classification as CLASSIFY, read off the resolved rows.
+COUNT_RESOLVED = """
+SELECT count(*) AS staged,
+       count(*) FILTER (WHERE new_patient) AS created,
+       count(*) FILTER (WHERE enrolment_status = 'archived') AS reactivated,
+       count(*) FILTER (
+           WHERE NOT new_patient AND enrolment_status IS DISTINCT FROM 'archived'
+             AND (enrolment_status IS NULL OR patient_changed
+                  OR new_placement OR placement_changed)) AS updated
+  FROM resolved
 """
-MERGE_PLACEMENTS = """
-MERGE INTO placements pl
-USING (SELECT p.id, s.school_form, s.grade_year, s.class_name FROM staged s
-         JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number) f
-   ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = f.id
-WHEN MATCHED AND (pl.school_form, pl.grade_year, pl.class_name)
-     IS DISTINCT FROM (f.school_form, f.grade_year, f.class_name) THEN
-  UPDATE SET school_form = f.school_form, grade_year = f.grade_year,
-             class_name = f.class_name, updated_at = now()
-WHEN NOT MATCHED THEN
-  INSERT (patient_id, unit_id, school_year, school_form, grade_year, class_name)
-  VALUES (f.id, $2, $3, f.school_form, f.grade_year, f.class_name)
+INSERT_PATIENTS = """
+INSERT INTO patients (id, organisation_id, identity_number, identity_kind, given_name,
+                      family_name, email, phone, street, postcode, city)
+SELECT patient_id, $1, identity_number, identity_kind, given_name, family_name, email,
+       phone, street, postcode, city
+  FROM resolved WHERE new_patient
+"""
+UPDATE_PATIENTS = """
+UPDATE patients p
+   SET given_name = r.given_name, family_name = r.family_name,
+       identity_kind = r.identity_kind, email = r.email, phone = r.phone,
+       street = r.street, postcode = r.postcode, city = r.city, updated_at = now()
+  FROM resolved r
+ WHERE r.patient_changed AND p.id = r.patient_id
+"""
+INSERT_ENROLMENTS = """
+INSERT INTO enrolments (patient_id, unit_id)
+SELECT patient_id, $1 FROM resolved WHERE enrolment_status IS NULL
+"""
+REACTIVATE_ENROLMENTS = """
+UPDATE enrolments e
+   SET status = 'active', archived_at = NULL, archived_by_job = NULL, activated_at = now()
+  FROM resolved r
+ WHERE r.enrolment_status = 'archived' AND e.unit_id = $1 AND e.patient_id = r.patient_id
+"""
+INSERT_PLACEMENTS = """
+INSERT INTO placements (patient_id, unit_id, school_year, school_form, grade_year, class_name)
+SELECT patient_id, $1, $2, school_form, grade_year, class_name
+  FROM resolved WHERE new_placement
+"""
+UPDATE_PLACEMENTS = """
+UPDATE placements pl
+   SET school_form = r.school_form, grade_year = r.grade_year,
+       class_name = r.class_name, updated_at = now()
+  FROM resolved r
+ WHERE r.placement_changed
+   AND pl.unit_id = $1 AND pl.school_year = $2 AND pl.patient_id = r.patient_id
 """
 
 ARCHIVE_CANDIDATES = """
@@ -229,14 +264,25 @@ async def apply_staged(
 ) -> ImportCounts:
     """Apply the staged rows; a row that changes nothing writes nothing."""
     await lock_organisation(conn, organisation_id)
-    counts = await classify_staged(conn, organisation_id, unit_id, school_year)
-    await conn.execute(MERGE_PATIENTS, organisation_id)
-    if counts.created >= BULK_ROWS:
-        # The next statements join the staged rows with patients; statistics
-        # that predate this many new patients would make the planner loop.
-        await conn.execute("ANALYZE patients")
-    await conn.execute(MERGE_ENROLMENTS, organisation_id, unit_id)
-    await conn.execute(MERGE_PLACEMENTS, organisation_id, unit_id, school_year)
+    # Statistics for the temporary tables, or the planner joins a million
+    # rows by nested loops.
+    await conn.execute("ANALYZE staged")
+    await conn.execute(RESOLVE, organisation_id, unit_id, school_year)
+    await conn.execute("ANALYZE resolved")
+    row = await conn.fetchrow(COUNT_RESOLVED)
+    assert row is not None
+    counts = ImportCounts(
+        created=row["created"],
+        updated=row["updated"],
+        reactivated=row["reactivated"],
+        unchanged=row["staged"] - row["created"] - row["updated"] - row["reactivated"],
+    )
+    await conn.execute(INSERT_PATIENTS, organisation_id)
+    await conn.execute(UPDATE_PATIENTS)
+    await conn.execute(INSERT_ENROLMENTS, unit_id)
+    await conn.execute(REACTIVATE_ENROLMENTS, unit_id)
+    await conn.execute(INSERT_PLACEMENTS, unit_id, school_year)
+    await conn.execute(UPDATE_PLACEMENTS, unit_id, school_year)
     return counts
 
 

@@ -246,7 +246,7 @@ async def test_a_dropped_database_connection_mid_import_is_retried(
                 pid: int | None = await conn.fetchval(
                     """SELECT pid FROM pg_stat_activity
                         WHERE datname = current_database() AND wait_event_type = 'Lock'
-                          AND query LIKE '%MERGE INTO patients%'"""
+                          AND query LIKE '%INSERT INTO patients%'"""
                 )
                 return pid
 
@@ -278,7 +278,7 @@ async def test_an_importer_killed_mid_transaction_completes_the_job_once_after_r
                 pid: int | None = await conn.fetchval(
                     """SELECT pid FROM pg_stat_activity
                         WHERE datname = current_database() AND wait_event_type = 'Lock'
-                          AND query LIKE '%MERGE INTO patients%'"""
+                          AND query LIKE '%INSERT INTO patients%'"""
                 )
                 return pid
 
@@ -319,7 +319,7 @@ async def test_a_cancel_during_the_import_rolls_it_back(
                 await conn.fetchval(
                     """SELECT count(*) FROM pg_stat_activity
                         WHERE datname = current_database() AND wait_event_type = 'Lock'
-                          AND query LIKE '%MERGE INTO patients%'"""
+                          AND query LIKE '%INSERT INTO patients%'"""
                 )
             )
 
