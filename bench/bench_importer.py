@@ -284,7 +284,7 @@ async def main(rows: int, typical_rows: int) -> None:
         start = time.perf_counter()
         async with conn.transaction():
             await journal.create_staging(conn)
-            await journal.stage_file_identities(conn, in_file)
+            await journal.stage_file_identities(conn, [pa.array(in_file, pa.string())])
             plan = await journal.archive_plan(conn, org, unit, 1.0)
             archived = await journal.archive(conn, unit, plan.patient_ids, uuid4())
         seconds = time.perf_counter() - start

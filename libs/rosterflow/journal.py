@@ -17,6 +17,7 @@ from decimal import Decimal
 from uuid import UUID
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from rosterflow.db import Connection
@@ -41,6 +42,8 @@ VALID_ROWS_SCHEMA = pa.schema(
     ]
 )
 STAGED_COLUMNS = VALID_ROWS_SCHEMA.names[1:]
+# From this many new or re-activated patients on, an import refreshes statistics.
+BULK_ROWS = 10_000
 
 CREATE_STAGING = """
 CREATE TEMPORARY TABLE staged (
@@ -57,7 +60,7 @@ CREATE TEMPORARY TABLE staged (
     postcode text,
     city text
 ) ON COMMIT DROP;
-CREATE TEMPORARY TABLE file_identities (identity_number text PRIMARY KEY) ON COMMIT DROP;
+CREATE TEMPORARY TABLE file_identities (identity_number text NOT NULL) ON COMMIT DROP;
 """
 
 # What applying the staged rows would do, read in one pass before any write.
@@ -225,13 +228,25 @@ async def stage_rows(conn: Connection, batch: pa.RecordBatch | pa.Table) -> None
     await conn.copy_to_table("staged", source=buffer, columns=list(STAGED_COLUMNS), format="csv")
 
 
-async def stage_file_identities(conn: Connection, identities: Iterable[str]) -> None:
-    """Every identity number that appears in the file, valid row or not."""
-    await conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS fi_load (n text) ON COMMIT DROP")
-    await conn.copy_records_to_table("fi_load", records=((i,) for i in identities))
-    await conn.execute(
-        "INSERT INTO file_identities SELECT DISTINCT n FROM fi_load ON CONFLICT DO NOTHING"
-    )
+async def stage_file_identities(conn: Connection, identities: Iterable[pa.Array]) -> None:
+    """Every identity number that appears in the file, valid row or not.
+
+    COPYed from the report's identity columns as pyarrow writes them (no
+    Python strings); a number may appear more than once, which the anti-join
+    that reads the table does not mind.
+    """
+    for column in identities:
+        present = pc.drop_null(column)
+        if len(present) == 0:
+            continue
+        buffer = io.BytesIO()
+        pacsv.write_csv(
+            pa.table({"identity_number": present}),
+            buffer,
+            pacsv.WriteOptions(include_header=False),
+        )
+        buffer.seek(0)
+        await conn.copy_to_table("file_identities", source=buffer, format="csv")
     # Statistics, or the planner probes the anti-join row by row.
     await conn.execute("ANALYZE file_identities")
 
@@ -283,6 +298,11 @@ async def apply_staged(
     await conn.execute(REACTIVATE_ENROLMENTS, unit_id)
     await conn.execute(INSERT_PLACEMENTS, unit_id, school_year)
     await conn.execute(UPDATE_PLACEMENTS, unit_id, school_year)
+    if counts.created + counts.reactivated >= BULK_ROWS:
+        # Statistics that predate this many new rows make the next readers (the
+        # archive set right after this, the next import's join) loop row by
+        # row; autovacuum would refresh them, but only some time after commit.
+        await conn.execute("ANALYZE patients, enrolments, placements")
     return counts
 
 

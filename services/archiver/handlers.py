@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import pyarrow.compute as pc
+import pyarrow as pa
 
 from rosterflow import events, jobs, journal
 from rosterflow.events import Outcome
@@ -36,13 +36,13 @@ async def proceed(rt: Runtime, job: Job) -> None:
         await rt.publisher.publish(job.finished_event())
 
 
-def file_identities(store: ObjectStore, job: Job) -> list[str]:
+def file_identities(store: ObjectStore, job: Job) -> list[pa.Array]:
     """Every identity number in the file, from valid and invalid rows alike.
 
     A patient whose row merely had a typo must not be archived.
     """
     keys = (job.check_result or {}).get("report", {})
-    found: list[str] = []
+    found: list[pa.Array] = []
     for key in (keys.get("valid_rows_key"), keys.get("invalid_rows_key")):
         if not key:
             raise PermanentError("report_missing", "the job's check report is incomplete")
@@ -50,8 +50,7 @@ def file_identities(store: ObjectStore, job: Job) -> list[str]:
             table = store.parquet_file(key).read(columns=["identity_number"])
         except StorageError as exc:
             raise PermanentError("report_missing", str(exc)) from exc
-        column = pc.drop_null(table.column("identity_number"))
-        found.extend(column.to_pylist())
+        found.extend(table.column("identity_number").chunks)
     return found
 
 

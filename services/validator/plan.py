@@ -9,11 +9,9 @@ report, for the administrator to see before anything happens.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rosterflow import events, journal
 from rosterflow.jobs import Job
@@ -21,8 +19,6 @@ from rosterflow.runtime import Runtime
 from rosterflow.storage import ObjectStore
 from services.validator import store
 from services.validator.report import archive_key
-
-_SLICE = 65_536
 
 
 @dataclass(frozen=True)
@@ -36,14 +32,8 @@ def _read_identities(objects: ObjectStore, keys: tuple[str, str]) -> list[pa.Arr
     found = []
     for key in keys:
         column = objects.parquet_file(key).read(columns=["identity_number"]).column(0)
-        found.append(pc.drop_null(column).combine_chunks())
+        found.append(column.combine_chunks())
     return found
-
-
-def _as_strings(columns: list[pa.Array]) -> Iterator[str]:
-    for column in columns:
-        for start in range(0, len(column), _SLICE):
-            yield from column.slice(start, _SLICE).to_pylist()
 
 
 async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> PlanResult:
@@ -67,7 +57,7 @@ async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> Pl
                 identities = await asyncio.to_thread(
                     _read_identities, rt.store, (valid_key, invalid_key)
                 )
-                await journal.stage_file_identities(conn, _as_strings(identities))
+                await journal.stage_file_identities(conn, identities)
                 archive_set = await journal.archive_plan(
                     conn,
                     job.organisation_id,
