@@ -111,6 +111,10 @@ class Job(BaseModel):
     archive_undone_count: int | None = None
     error_code: str | None
     error_message: str | None
+    progress_stage: str | None = None
+    progress_done: int | None = None
+    progress_total: int | None = None
+    superseded_by: UUID | None = None
 
     @property
     def request(self) -> events.ImportRequest:
@@ -286,6 +290,19 @@ async def finish(
         error_message=error_message,
         **columns,
     )
+
+
+RECORD_PROGRESS = """
+UPDATE jobs SET progress_stage = $2, progress_done = $3, progress_total = $4
+ WHERE id = $1 AND state = $2
+"""
+
+
+async def record_progress(
+    conn: Connection, job_id: UUID, stage: JobState, done: int, total: int | None
+) -> None:
+    """Rows done of the total in the running stage; ignored once the job moved on."""
+    await conn.execute(RECORD_PROGRESS, job_id, stage.value, done, total)
 
 
 async def request_cancel(conn: Connection, job_id: UUID) -> JobState | None:

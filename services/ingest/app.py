@@ -29,5 +29,5 @@ def create_app(settings: Settings) -> FastAPI:
             await rt.stop()
 
     app = FastAPI(title="rosterflow ingest", version="1", lifespan=lifespan)
-    app.include_router(api.build_router(rt))
+    api.mount(app, rt)
     return app

@@ -11,12 +11,11 @@ import httpx
 from rosterflow import events, jobs
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
-from rosterflow.testing import EventTap, running, seed_school, wait_for
+from rosterflow.testing import EventTap, bearer, mint_token, running, seed_school, wait_for
 from services.ingest import handlers
 from services.ingest.app import create_app
 
 WHO = events.Requester(user_id="u-1", name="Karin Admin", email="karin@example.org")
-HEADERS = {"X-User-Id": "u-1", "X-User-Name": "Karin Admin", "X-User-Email": "karin@example.org"}
 
 
 def upload_event(org: UUID, unit: UUID) -> events.UploadRequested:
@@ -104,12 +103,14 @@ async def test_http_upload_streams_the_file_and_accepts_the_job(
                     "file_name": "elever.csv",
                 },
                 content=body,
-                headers=HEADERS,
+                headers=bearer(mint_token([school.organisation_id])),
             )
             assert response.status_code == 202, response.text
             job_id = response.json()["id"]
             accepted = await tap.next(events.JobAccepted, UUID(job_id))
-            status = await client.get(f"/v1/imports/{job_id}")
+            status = await client.get(
+                f"/v1/imports/{job_id}", headers=bearer(mint_token([school.organisation_id]))
+            )
     assert accepted.file.sha256 == hashlib.sha256(body).hexdigest()
     assert accepted.file.size_bytes == len(body)
     assert status.json()["state"] == "received"
