@@ -169,8 +169,8 @@ async def test_every_endpoint_answers_each_kind_of_caller(
         admin = bearer(mint_token([org, theirs.organisation_id]))
         for call in matrix:
             answer = await send(api.client, call, admin)
-            code = answer.json()["error"]["code"] if answer.status_code >= 400 else None
-            if answer.status_code != call.ok or code != call.ok_code:
+            answered = answer.json()["error"]["code"] if answer.status_code >= 400 else None
+            if answer.status_code != call.ok or answered != call.ok_code:
                 failures.append(f"{call.method} {call.path} [administrator]: {answer.text}")
     assert not failures, "\n".join(failures)
     job = await jobs.get(conn, event.job_id)
