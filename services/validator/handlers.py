@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
@@ -76,14 +77,20 @@ async def validate(rt: Runtime, job: Job) -> Job:
             )
             return await rt.job(job.id)
         loop = asyncio.get_running_loop()
+        recorded: list[concurrent.futures.Future[None]] = []
 
         def progress(rows: int) -> None:
             # From the checking thread; the file's row count is known only at its end.
-            asyncio.run_coroutine_threadsafe(
-                record_progress(rt, job, JobState.VALIDATING, rows, None), loop
+            recorded.append(
+                asyncio.run_coroutine_threadsafe(
+                    record_progress(rt, job, JobState.VALIDATING, rows, None), loop
+                )
             )
 
-        result = await asyncio.to_thread(_check, rt, job, level, progress)
+        try:
+            result = await asyncio.to_thread(_check, rt, job, level, progress)
+        finally:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
         planned = await plan.compute(rt, job, valid_key, invalid_key)
         check_result = {
             "counts": result.counts.model_dump(),
