@@ -81,6 +81,7 @@ async def test_the_check_result_is_paged_and_filtered(
         "SELECT progress_stage, progress_done, progress_total FROM jobs WHERE id = $1",
         UUID(job["id"]),
     )
+    assert progress is not None
     assert tuple(progress) == ("validating", 36, None)
     stamps = checked["timestamps"]
     assert stamps["received_at"] <= stamps["validation_started_at"]
