@@ -183,11 +183,13 @@ INSERT INTO job_transitions (job_id, from_state, to_state, cause) VALUES ($1, $2
 
 GET_JOB = "SELECT * FROM jobs WHERE id = $1"
 
+# A job that has ended keeps its record as it was: the cancel is answered, not recorded.
 REQUEST_CANCEL = """
 UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-WHERE id = $1
+ WHERE id = $1 AND state NOT IN ('completed', 'cancelled', 'failed', 'rejected')
 RETURNING state
 """
+STATE_OF = "SELECT state FROM jobs WHERE id = $1"
 
 
 async def register(conn: Connection, event: events.UploadRequested) -> bool:
@@ -308,4 +310,6 @@ async def record_progress(
 async def request_cancel(conn: Connection, job_id: UUID) -> JobState | None:
     """Record the cancel request; returns the job's state, None for an unknown job."""
     state = await conn.fetchval(REQUEST_CANCEL, job_id)
+    if state is None:
+        state = await conn.fetchval(STATE_OF, job_id)
     return None if state is None else JobState(state)

@@ -49,9 +49,11 @@ class Pipeline:
         school_year: str = "2026/2027",
         fmt: events.FileFormat = events.FileFormat.ROSTERFLOW_CSV,
         admin: events.Requester | None = None,
+        job_id: UUID | None = None,
+        treat_as_upper_secondary: bool = False,
     ) -> events.UploadRequested:
         """Store a file and publish the platform's upload event for it, in the chosen format."""
-        job_id = uuid4()
+        job_id = job_id or uuid4()
         key = upload_key(school.organisation_id, job_id)
         written = self.any.store.write_bytes(key, content)
         event = events.UploadRequested(
@@ -61,7 +63,10 @@ class Pipeline:
                 unit_id=school.unit_id,
                 school_year=school_year,
                 format=fmt,
-                options=events.ImportOptions(archive_missing=archive_missing),
+                options=events.ImportOptions(
+                    archive_missing=archive_missing,
+                    treat_as_upper_secondary=treat_as_upper_secondary,
+                ),
             ),
             file=events.StoredFile(
                 key=key, name="elever.csv", sha256=written.sha256, size_bytes=written.size_bytes
