@@ -8,6 +8,7 @@ when ``ROSTERFLOW_AUTH_ISSUER`` is set).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
@@ -22,7 +23,7 @@ from rosterflow import events
 from rosterflow.settings import AuthSettings
 from services.ingest.errors import ApiError
 
-ADMIN_CLAIM = "admin_organisations"
+log = logging.getLogger(__name__)
 
 
 class Claims(BaseModel):
@@ -58,6 +59,11 @@ class TokenVerifier:
             self._keys["HS256"] = settings.hs256_secret.get_secret_value().encode()
         if settings.rs256_public_key_file is not None:
             self._keys["RS256"] = settings.rs256_public_key_file.read_bytes()
+        if not self._keys:
+            log.warning(
+                "no token key configured (ROSTERFLOW_AUTH_HS256_SECRET or "
+                "ROSTERFLOW_AUTH_RS256_PUBLIC_KEY_FILE): every request will be refused"
+            )
 
     def verify(self, token: str) -> Caller:
         try:
