@@ -73,7 +73,8 @@ def _wait_for_http(url: str, services: list[Service], within: float) -> None:
             tail = dead[0].log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"service {dead[0].name} exited at start:\n{tail}")
         try:
-            if httpx.get(url, timeout=1.0).status_code == 404:
+            # 404 for the unknown job, or 401: ingest answers, and wants a token.
+            if httpx.get(url, timeout=1.0).status_code in (401, 404):
                 return
         except httpx.TransportError:
             pass
