@@ -21,6 +21,7 @@ check: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy libs services tests deploy bench
 	$(VENV_PY) -m rosterflow.contracts --check
+	$(VENV_PY) -m services.ingest.openapi --check
 
 setup: $(VENV_PY)
 
@@ -43,3 +44,4 @@ status:
 
 schemas: setup
 	$(VENV_PY) -m rosterflow.contracts
+	$(VENV_PY) -m services.ingest.openapi

@@ -14,15 +14,17 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 
 from rosterflow import db
 from rosterflow.settings import (
+    AuthSettings,
     DatabaseSettings,
     KafkaSettings,
     Settings,
     StorageSettings,
 )
-from rosterflow.testing import delete_prefixed_topics
+from rosterflow.testing import TEST_AUTH_SECRET, delete_prefixed_topics
 
 ADMIN_DSN = DatabaseSettings().dsn.get_secret_value()
 
@@ -84,6 +86,7 @@ async def settings(database_dsn: str, tmp_path: Path) -> AsyncIterator[Settings]
         kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
         db=DatabaseSettings(dsn=database_dsn),
         storage=StorageSettings(uri=(tmp_path / "objects").as_uri()),
+        auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
     )
     yield test_settings
     await delete_prefixed_topics(test_settings.kafka)

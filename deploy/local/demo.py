@@ -16,12 +16,16 @@ from uuid import UUID
 
 import httpx
 import pyarrow.compute as pc
+from pydantic import SecretStr
 
 from rosterflow import db
 from rosterflow.launcher import service_processes
-from rosterflow.settings import LOCAL_DIR, Settings
+from rosterflow.settings import LOCAL_DIR, AuthSettings, Settings
 from rosterflow.storage import ObjectStore
 from rosterflow.testing import (
+    TEST_AUTH_SECRET,
+    bearer,
+    mint_token,
     read_message,
     sample_roster,
     school_age_numbers,
@@ -32,12 +36,6 @@ from rosterflow.testing import (
 STUDENTS = 300
 INVALID = 6
 LEAVERS = 20
-ADMIN = {
-    "X-User-Id": "demo-admin",
-    "X-User-Name": "Karin Admin",
-    "X-User-Email": "karin.admin@skolhalsan.example",
-    "X-User-Language": "sv",
-}
 MAILBOX = LOCAL_DIR / "mail"
 
 
@@ -77,10 +75,23 @@ def show_invalid_rows(settings: Settings, key: str) -> None:
 def main() -> None:
     started = time.monotonic()
     settings = Settings()
+    if settings.auth.hs256_secret is None:
+        # The demo plays the journal platform: it configures the secret and signs tokens.
+        settings.auth = AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET))
+    secret = settings.auth.hs256_secret
+    assert secret is not None
     numbers = school_age_numbers()
     roster = sample_roster(STUDENTS, numbers, invalid=INVALID)
     leavers = numbers[STUDENTS + INVALID : STUDENTS + INVALID + LEAVERS]
     organisation_id, unit_id = asyncio.run(seed(settings, leavers))
+    token = mint_token(
+        [organisation_id],
+        key=secret.get_secret_value(),
+        audience=settings.auth.audience,
+        issuer=settings.auth.issuer,
+        user_id="demo-admin",
+        expires_in=3600,
+    )
     print(f"seeded a school with {LEAVERS} active students who are not in the new file")
     before = {p.name for p in MAILBOX.glob("*.eml")}
 
@@ -88,7 +99,7 @@ def main() -> None:
         print(
             f"services running: {', '.join(services.alive())} ({time.monotonic() - started:.1f} s)"
         )
-        with httpx.Client(base_url=services.base_url, headers=ADMIN, timeout=30) as client:
+        with httpx.Client(base_url=services.base_url, headers=bearer(token), timeout=30) as client:
             body = roster.to_csv().encode("cp1252")
             response = client.post(
                 "/v1/imports",

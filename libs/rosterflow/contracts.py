@@ -199,7 +199,8 @@ def drift() -> list[str]:
         if not path.exists() or path.read_text() != text
     ]
     for path in SCHEMAS_DIR.rglob("*.json"):
-        if path not in wanted:
+        # The HTTP API's document is services.ingest.openapi's (make check runs both).
+        if path not in wanted and path != SCHEMAS_DIR / "openapi.json":
             problems.append(f"{path.relative_to(REPO_ROOT)} belongs to no event")
     return problems
 

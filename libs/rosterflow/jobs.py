@@ -111,6 +111,10 @@ class Job(BaseModel):
     archive_undone_count: int | None = None
     error_code: str | None
     error_message: str | None
+    progress_stage: str | None = None
+    progress_done: int | None = None
+    progress_total: int | None = None
+    superseded_by: UUID | None = None
 
     @property
     def request(self) -> events.ImportRequest:
@@ -179,11 +183,13 @@ INSERT INTO job_transitions (job_id, from_state, to_state, cause) VALUES ($1, $2
 
 GET_JOB = "SELECT * FROM jobs WHERE id = $1"
 
+# A job that has ended keeps its record as it was: the cancel is answered, not recorded.
 REQUEST_CANCEL = """
 UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-WHERE id = $1
+ WHERE id = $1 AND state NOT IN ('completed', 'cancelled', 'failed', 'rejected')
 RETURNING state
 """
+STATE_OF = "SELECT state FROM jobs WHERE id = $1"
 
 
 async def register(conn: Connection, event: events.UploadRequested) -> bool:
@@ -288,7 +294,22 @@ async def finish(
     )
 
 
+RECORD_PROGRESS = """
+UPDATE jobs SET progress_stage = $2, progress_done = $3, progress_total = $4
+ WHERE id = $1 AND state = $2
+"""
+
+
+async def record_progress(
+    conn: Connection, job_id: UUID, stage: JobState, done: int, total: int | None
+) -> None:
+    """Rows done of the total in the running stage; ignored once the job moved on."""
+    await conn.execute(RECORD_PROGRESS, job_id, stage.value, done, total)
+
+
 async def request_cancel(conn: Connection, job_id: UUID) -> JobState | None:
     """Record the cancel request; returns the job's state, None for an unknown job."""
     state = await conn.fetchval(REQUEST_CANCEL, job_id)
+    if state is None:
+        state = await conn.fetchval(STATE_OF, job_id)
     return None if state is None else JobState(state)

@@ -32,7 +32,21 @@ def environment(settings: Settings) -> dict[str, str]:
         "ROSTERFLOW_HTTP_HOST": settings.http.host,
         "ROSTERFLOW_HTTP_PORT": str(settings.http.port),
         "ROSTERFLOW_PLATFORM_BASE_URL": settings.platform.base_url,
+        **_auth_environment(settings),
     }
+
+
+def _auth_environment(settings: Settings) -> dict[str, str]:
+    """The front door's token verification (issue 5), when configured."""
+    auth = settings.auth
+    env = {"ROSTERFLOW_AUTH_AUDIENCE": auth.audience}
+    if auth.issuer is not None:
+        env["ROSTERFLOW_AUTH_ISSUER"] = auth.issuer
+    if auth.hs256_secret is not None:
+        env["ROSTERFLOW_AUTH_HS256_SECRET"] = auth.hs256_secret.get_secret_value()
+    if auth.rs256_public_key_file is not None:
+        env["ROSTERFLOW_AUTH_RS256_PUBLIC_KEY_FILE"] = str(auth.rs256_public_key_file)
+    return env
 
 
 @dataclass
@@ -59,7 +73,8 @@ def _wait_for_http(url: str, services: list[Service], within: float) -> None:
             tail = dead[0].log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"service {dead[0].name} exited at start:\n{tail}")
         try:
-            if httpx.get(url, timeout=1.0).status_code == 404:
+            # 404 for the unknown job, or 401: ingest answers, and wants a token.
+            if httpx.get(url, timeout=1.0).status_code in (401, 404):
                 return
         except httpx.TransportError:
             pass

@@ -16,7 +16,14 @@ from rosterflow import db, jobs
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
-from rosterflow.kafka import Consumer, PermanentError, Publisher, create_broker, ensure_topics
+from rosterflow.kafka import (
+    TRANSIENT,
+    Consumer,
+    PermanentError,
+    Publisher,
+    create_broker,
+    ensure_topics,
+)
 from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore
 
@@ -114,3 +121,14 @@ class Runtime:
         await self.end_job(
             job_id, Outcome.FAILED, f"{self.service}:{code}", error_code=code, error_message=message
         )
+
+
+async def record_progress(
+    rt: Runtime, job: Job, stage: JobState, done: int, total: int | None
+) -> None:
+    """Best effort: progress is for people watching; a lost update is never an error."""
+    try:
+        async with rt.pool.acquire() as conn:
+            await jobs.record_progress(conn, job.id, stage, done, total)
+    except TRANSIENT as exc:
+        log.warning("progress not recorded", extra={"job_id": str(job.id), "error": str(exc)})

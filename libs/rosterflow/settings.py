@@ -100,6 +100,25 @@ class ImportSettings(BaseSettings):
     default_archive_hold_ratio: float = 0.10
 
 
+# --- front door (issue 5): bearer tokens from the journal platform ---------
+
+
+class AuthSettings(BaseSettings):
+    """How ingest verifies the platform's JWTs: HS256 with a shared secret and/or
+    RS256 with the platform's public key (PEM). A token whose algorithm has no
+    key configured is refused."""
+
+    model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_AUTH_")
+
+    audience: str = "rosterflow"
+    # Checked only when set.
+    issuer: str | None = None
+    hs256_secret: SecretStr | None = None
+    rs256_public_key_file: Path | None = None
+    # Clock skew tolerated on exp/nbf/iat.
+    leeway_seconds: float = Field(default=30.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything a service needs; each part reads its own variables."""
 
@@ -110,3 +129,4 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 from uuid import UUID, uuid4
 
+import jwt
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -288,3 +289,45 @@ class EventTap:
             return found[0] if found else None
 
         return await wait_for(probe, within=within, what=f"{event_type.__name__} for {job_id}")
+
+
+# --- bearer tokens as the journal platform issues them (issue 5) -------------
+
+# The HS256 secret tests, the demo and the e2e run configure; never a deployment's.
+TEST_AUTH_SECRET = "rosterflow-local-test-secret-not-for-production"
+
+
+def mint_token(
+    organisations: list[UUID],
+    *,
+    key: str | bytes = TEST_AUTH_SECRET,
+    algorithm: str = "HS256",
+    user_id: str = "u-1",
+    name: str = "Karin Admin",
+    email: str = "karin.admin@skolhalsan.example",
+    language: str = "sv",
+    audience: str = "rosterflow",
+    issuer: str | None = None,
+    expires_in: float = 600.0,
+    **claims: object,
+) -> str:
+    """A JWT with the claims ingest reads; ``key`` is the HS256 secret or an RS256 private key."""
+    now = int(time.time())
+    payload: dict[str, object] = {
+        "sub": user_id,
+        "name": name,
+        "email": email,
+        "language": language,
+        "admin_organisations": [str(o) for o in organisations],
+        "aud": audience,
+        "iat": now,
+        "exp": now + int(expires_in),
+        **claims,
+    }
+    if issuer is not None:
+        payload["iss"] = issuer
+    return jwt.encode(payload, key, algorithm=algorithm)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

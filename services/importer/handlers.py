@@ -10,7 +10,7 @@ from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.kafka import PermanentError
-from rosterflow.runtime import Runtime
+from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError
 
 SERVICE = "importer"
@@ -64,12 +64,16 @@ async def apply(rt: Runtime, job: Job) -> Job:
             datetime.now(UTC),
         )
         try:
+            total, done = parquet.metadata.num_rows, 0
+            await record_progress(rt, job, JobState.IMPORTING, done, total)
             async with conn.transaction():
                 await journal.create_staging(conn)
                 for index in range(parquet.num_row_groups):
                     rt.cancellations.check(job.id)
                     group = await asyncio.to_thread(parquet.read_row_group, index)
                     await journal.stage_rows(conn, group)
+                    done += group.num_rows
+                    await record_progress(rt, job, JobState.IMPORTING, done, total)
                 rt.cancellations.check(job.id)
                 counts = await journal.apply_staged(
                     conn, job.organisation_id, job.unit_id, job.school_year

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
-from services.ingest import api, handlers
+from services.ingest import api, handlers, openapi
 
 SERVICE = "ingest"
 
@@ -28,6 +28,8 @@ def create_app(settings: Settings) -> FastAPI:
             await rt.broker.stop()
             await rt.stop()
 
-    app = FastAPI(title="rosterflow ingest", version="1", lifespan=lifespan)
-    app.include_router(api.build_router(rt))
+    app = FastAPI(
+        title=openapi.TITLE, version="1", description=openapi.DESCRIPTION, lifespan=lifespan
+    )
+    api.mount(app, rt)
     return app

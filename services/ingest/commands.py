@@ -6,8 +6,12 @@ moved on and only re-publishes what the first one published.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from uuid import UUID
+
+from aiokafka.errors import KafkaError
+from faststream.exceptions import FastStreamException
 
 from rosterflow import events, jobs, journal
 from rosterflow.events import Outcome
@@ -16,8 +20,71 @@ from rosterflow.runtime import Runtime
 from services.ingest import store
 from services.ingest.logic import check_request
 
+# How long an HTTP upload waits for the broker before it answers 503.
+PUBLISH_TIMEOUT_SECONDS = 10.0
+_UNREACHABLE = (KafkaError, FastStreamException, TimeoutError, OSError)
 
-async def accept_upload(rt: Runtime, event: events.UploadRequested) -> Job:
+
+class PipelineUnavailable(Exception):
+    """The broker could not take the job's first event; the job ended failed."""
+
+
+async def accept_upload(
+    rt: Runtime, event: events.UploadRequested, *, unreachable_fails: bool = False
+) -> Job:
+    """Register the job, check the request, announce the outcome, supersede earlier jobs.
+
+    ``unreachable_fails`` (HTTP): when the broker cannot be reached the job ends
+    *failed* with ``pipeline_unavailable`` and its file is removed, rather than
+    waiting in *received* for an event nobody published. An event delivered by
+    Kafka instead retries (the broker is evidently there).
+    """
+    job = await _register(rt, event)
+    if not unreachable_fails:
+        await announce(rt, job)
+    else:
+        try:
+            await asyncio.wait_for(announce(rt, job), PUBLISH_TIMEOUT_SECONDS)
+        except _UNREACHABLE as exc:
+            await _abandon(rt, job)
+            raise PipelineUnavailable(str(exc)) from exc
+    if job.state is not JobState.REJECTED:
+        await supersede(rt, job)
+    return job
+
+
+async def _abandon(rt: Runtime, job: Job) -> None:
+    async with rt.pool.acquire() as conn:
+        await jobs.finish(
+            conn,
+            job.id,
+            Outcome.FAILED,
+            "ingest:pipeline_unavailable",
+            error_code="pipeline_unavailable",
+            error_message="The import pipeline could not be reached; upload the file again.",
+        )
+    await asyncio.to_thread(rt.store.delete, job.file_key)
+
+
+async def supersede(rt: Runtime, job: Job) -> None:
+    """A newer upload of the same unit and school year replaces a job awaiting confirmation."""
+    async with rt.pool.acquire() as conn:
+        earlier = await conn.fetch(store.SUPERSEDED, job.unit_id, job.school_year, job.id)
+    for row in earlier:
+        async with rt.pool.acquire() as conn:
+            # Named before it ends, so whoever sees it cancelled sees why.
+            await conn.execute(store.MARK_SUPERSEDED, row["id"], job.id)
+        await rt.end_job(
+            row["id"],
+            Outcome.CANCELLED,
+            f"superseded by job {job.id}",
+            error_code="superseded",
+            error_message=f"A newer file was uploaded for the same unit and school year "
+            f"(import {job.id}); this import was not applied.",
+        )
+
+
+async def _register(rt: Runtime, event: events.UploadRequested) -> Job:
     async with rt.pool.acquire() as conn:
         await jobs.register(conn, event)
         unit = await store.get_unit(conn, event.request.unit_id)
@@ -33,7 +100,6 @@ async def accept_upload(rt: Runtime, event: events.UploadRequested) -> Job:
             )
         job = await jobs.get(conn, event.job_id)
     assert job is not None
-    await announce(rt, job)
     return job
 
 

@@ -24,13 +24,18 @@ class Rejection:
     message: str
 
 
+def upper_secondary_allowed(unit: Unit) -> bool:
+    """*Treat as upper secondary* is offered only where the level is unspecified."""
+    return unit.school_level == "unspecified"
+
+
 def check_request(request: ImportRequest, unit: Unit | None) -> Rejection | None:
     """Why this import may not start, or None when it may."""
     if unit is None or unit.organisation_id != request.organisation_id:
         # The same answer whether the unit is missing or another organisation's:
         # a request must not reveal what exists elsewhere.
         return Rejection("unit_not_found", "The unit does not exist in this organisation.")
-    if request.options.treat_as_upper_secondary and unit.school_level != "unspecified":
+    if request.options.treat_as_upper_secondary and not upper_secondary_allowed(unit):
         return Rejection(
             "option_not_allowed",
             "'Treat as upper secondary' is offered only for units whose school level is "

@@ -116,6 +116,8 @@ def _story(job: Job, event: JobFinished) -> _Story:
     if event.outcome is Outcome.CANCELLED:
         if applied:
             return _Story("rows_saved", ("cancelled_after_import",))
+        if code == "superseded":
+            return _Story(None, ("superseded", "nothing"))
         return _Story(None, ("cancelled", "nothing"))
     if event.outcome is Outcome.FAILED:
         if applied:

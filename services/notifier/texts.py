@@ -97,6 +97,8 @@ SUMMARIES: Final = {
         "failed_after_import": "Ett fel stoppade importen efter att de giltiga raderna sparats i "
         "journalen; de finns kvar där. Ingen patient har arkiverats.",
         "cancelled": "Importen avbröts innan något sparades.",
+        "superseded": "En nyare fil laddades upp för samma enhet och läsår och ersatte den här "
+        "importen innan något sparades.",
         "failed": "Ett fel stoppade importen.",
         "rejected": "Importen avvisades innan filen kontrollerades.",
         "nothing": "Ingenting importerades; journalen är oförändrad.",
@@ -115,6 +117,8 @@ SUMMARIES: Final = {
         "failed_after_import": "An error stopped the import after the valid rows had been saved "
         "to the journal; they remain there. Nobody has been archived.",
         "cancelled": "The import was cancelled before anything was saved.",
+        "superseded": "A newer file was uploaded for the same unit and school year and replaced "
+        "this import before anything was saved.",
         "failed": "An error stopped the import.",
         "rejected": "The import was rejected before the file was checked.",
         "nothing": "Nothing was imported; the journal is unchanged.",

@@ -80,14 +80,15 @@ def check_file(
     limits: Limits,
     report: ReportWriter,
     stop: Callable[[], bool],
+    progress: Callable[[int], None] = lambda rows: None,
 ) -> CheckResult:
-    """Check a whole file into ``report``.
+    """Check a whole file into ``report``; ``progress`` hears the rows read so far.
 
     Raises FileError for a file-level problem and Stopped when ``stop`` says
     so between chunks; either way nothing of the report is left behind.
     """
     try:
-        result = _check(upload, request, rules, limits, report, stop)
+        result = _check(upload, request, rules, limits, report, stop, progress)
     except BaseException:
         report.discard()
         raise
@@ -101,6 +102,7 @@ def _check(
     limits: Limits,
     report: ReportWriter,
     stop: Callable[[], bool],
+    progress: Callable[[int], None],
 ) -> CheckResult:
     if upload.size > limits.max_bytes:
         raise errors.too_large(upload.size, limits.max_bytes)
@@ -108,10 +110,10 @@ def _check(
         sample = source.read(SAMPLE_BYTES)
     reader, layout = formats.open_roster(request.format, upload, sample)
     try:
-        tally, tracker = _read(reader, layout, rules, limits, report, stop)
+        tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
     except ReadAgain:
         report.restart()
-        tally, tracker = _read(reader, layout, rules, limits, report, stop)
+        tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
     if stop():
         raise Stopped
     if tally.rows == tally.empty:
@@ -145,6 +147,7 @@ def _read(
     limits: Limits,
     report: ReportWriter,
     stop: Callable[[], bool],
+    progress: Callable[[int], None],
 ) -> tuple[_Tally, DuplicateTracker]:
     """Every chunk through the rules and into the report, in file order.
 
@@ -177,6 +180,7 @@ def _read(
                 tally.rows += chunk.count
                 if tally.rows > limits.max_rows:
                     raise errors.too_many_rows(limits.max_rows)
+                progress(tally.rows)
                 checking.append(pool.submit(_check_chunk, chunk, layout.width, rules))
                 while len(checking) > WORKERS:
                     finish(checking.popleft())

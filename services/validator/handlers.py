@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
-from rosterflow.runtime import Runtime
+from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError, report_keys
 from services.validator import errors, plan, store
 from services.validator.check import CheckResult, Limits, Stopped, check_file
@@ -74,7 +76,21 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 error_message="The unit no longer exists.",
             )
             return await rt.job(job.id)
-        result = await asyncio.to_thread(_check, rt, job, level)
+        loop = asyncio.get_running_loop()
+        recorded: list[concurrent.futures.Future[None]] = []
+
+        def progress(rows: int) -> None:
+            # From the checking thread; the file's row count is known only at its end.
+            recorded.append(
+                asyncio.run_coroutine_threadsafe(
+                    record_progress(rt, job, JobState.VALIDATING, rows, None), loop
+                )
+            )
+
+        try:
+            result = await asyncio.to_thread(_check, rt, job, level, progress)
+        finally:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
         planned = await plan.compute(rt, job, valid_key, invalid_key)
         check_result = {
             "counts": result.counts.model_dump(),
@@ -112,7 +128,9 @@ async def validate(rt: Runtime, job: Job) -> Job:
     return await rt.settle(job.id, JobState.VALIDATING, "cancelled during validation")
 
 
-def _check(rt: Runtime, job: Job, level: SchoolLevel) -> CheckResult:
+def _check(
+    rt: Runtime, job: Job, level: SchoolLevel, progress: Callable[[int], None]
+) -> CheckResult:
     valid_key, invalid_key = report_keys(job.organisation_id, job.id)
     try:
         size = rt.store.size(job.file_key)
@@ -128,4 +146,5 @@ def _check(rt: Runtime, job: Job, level: SchoolLevel) -> CheckResult:
         ),
         report=ReportWriter(rt.store, valid_key, invalid_key),
         stop=lambda: rt.cancellations.is_cancelled(job.id),
+        progress=progress,
     )

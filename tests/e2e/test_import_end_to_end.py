@@ -13,6 +13,8 @@ import httpx
 from rosterflow.launcher import service_processes
 from rosterflow.settings import LOCAL_DIR, HttpSettings, Settings
 from rosterflow.testing import (
+    bearer,
+    mint_token,
     read_mailbox,
     sample_roster,
     school_age_numbers,
@@ -46,12 +48,9 @@ async def test_a_roster_is_checked_confirmed_applied_archived_and_emailed(
     await seed_active_patients(conn, school, leavers + roster.valid_identities[:10])
     settings = settings.model_copy(update={"http": HttpSettings(port=free_port())})
     admin = f"admin-{uuid4().hex[:8]}@skolhalsan.example"
-    headers = {
-        "X-User-Id": "u-7",
-        "X-User-Name": "Karin Admin",
-        "X-User-Email": admin,
-        "X-User-Language": "en",
-    }
+    headers = bearer(
+        mint_token([school.organisation_id], user_id="u-7", email=admin, language="en")
+    )
 
     with service_processes(settings, tmp_path / "logs") as services:
         async with httpx.AsyncClient(

@@ -13,7 +13,7 @@ from rosterflow.db import Connection
 from rosterflow.runtime import Runtime
 from rosterflow.settings import LOCAL_DIR, Settings
 from rosterflow.storage import upload_key
-from rosterflow.testing import EventTap, School, read_mailbox, running
+from rosterflow.testing import EventTap, School, read_message, running
 from services.archiver import handlers as archiver
 from services.importer import handlers as importer
 from services.ingest import handlers as ingest
@@ -49,9 +49,11 @@ class Pipeline:
         school_year: str = "2026/2027",
         fmt: events.FileFormat = events.FileFormat.ROSTERFLOW_CSV,
         admin: events.Requester | None = None,
+        job_id: UUID | None = None,
+        treat_as_upper_secondary: bool = False,
     ) -> events.UploadRequested:
         """Store a file and publish the platform's upload event for it, in the chosen format."""
-        job_id = uuid4()
+        job_id = job_id or uuid4()
         key = upload_key(school.organisation_id, job_id)
         written = self.any.store.write_bytes(key, content)
         event = events.UploadRequested(
@@ -61,7 +63,10 @@ class Pipeline:
                 unit_id=school.unit_id,
                 school_year=school_year,
                 format=fmt,
-                options=events.ImportOptions(archive_missing=archive_missing),
+                options=events.ImportOptions(
+                    archive_missing=archive_missing,
+                    treat_as_upper_secondary=treat_as_upper_secondary,
+                ),
             ),
             file=events.StoredFile(
                 key=key, name="elever.csv", sha256=written.sha256, size_bytes=written.size_bytes
@@ -83,7 +88,19 @@ def new_admin(language: events.Language = events.Language.SV) -> events.Requeste
 
 
 def mails_to(address: str) -> list[EmailMessage]:
-    return [m for m in read_mailbox(LOCAL_DIR / "mail") if m["To"] == address]
+    """The messages to one address in the shared mailbox, oldest first.
+
+    The mailbox keeps every message of every run; only files that mention the
+    address are parsed, or each poll would parse hundreds of messages.
+    """
+    needle = address.encode()
+    found = []
+    for path in sorted((LOCAL_DIR / "mail").glob("*.eml")):
+        if needle in path.read_bytes():
+            message = read_message(path)
+            if message["To"] == address:
+                found.append(message)
+    return found
 
 
 async def final_job(conn: Connection, job_id: UUID) -> jobs.Job:

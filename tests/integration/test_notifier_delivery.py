@@ -25,7 +25,7 @@ from rosterflow import events
 from rosterflow.launcher import environment
 from rosterflow.runtime import Runtime
 from rosterflow.settings import REPO_ROOT, Settings
-from rosterflow.testing import School, seed_school, wait_for
+from rosterflow.testing import School, bearer, mint_token, seed_school, wait_for
 from services.ingest import api
 from services.notifier.retry import RetryLoop
 from tests.integration.mailserver import free_port, self_signed, smtp_server
@@ -55,9 +55,15 @@ async def notification_in(conn: asyncpg.Connection, job_id: UUID, *states: str) 
 async def job_view(rt: Runtime, job_id: UUID) -> dict[str, Any]:
     """GET /v1/imports/{job_id} from the ingest API."""
     app = FastAPI()
-    app.include_router(api.build_router(rt))
+    api.mount(app, rt)
+    async with rt.pool.acquire() as conn:
+        organisation_id = await conn.fetchval(
+            "SELECT organisation_id FROM jobs WHERE id = $1", job_id
+        )
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://ingest", headers=bearer(mint_token([organisation_id]))
+    ) as client:
         response = await client.get(f"/v1/imports/{job_id}")
     assert response.status_code == 200, response.text
     view: dict[str, Any] = response.json()

@@ -332,6 +332,18 @@ def test_cancelled_before_the_import_says_nothing_was_applied() -> None:
     assert "Rader med fel: 5" in mail.text.splitlines()
 
 
+def test_a_superseded_job_says_a_newer_file_replaced_it() -> None:
+    job = make_job(state=JobState.CANCELLED, import_counts=None, error_code="superseded")
+    event = finished(Outcome.CANCELLED, error_code="superseded", error_message="import 7 …")
+
+    mail = compose(job.model_copy(update={"requested_by_language": "en"}), event, "X", LINK)
+
+    assert mail.subject == "The import was cancelled"
+    assert "A newer file was uploaded for the same unit and school year" in mail.text
+    assert "before anything was saved" in mail.text
+    assert "import 7" not in mail.text
+
+
 def test_a_failure_after_the_import_says_the_rows_remain() -> None:
     job = make_job(state=JobState.FAILED, error_code="report_missing")
     event = finished(Outcome.FAILED, imported=COUNTS, error_code="report_missing")

@@ -1,0 +1,194 @@
+"""What the API answers: the job, the overview's rows, pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from rosterflow.jobs import Job, JobState
+
+T = TypeVar("T")
+
+STAGE_STAMPS = (
+    "received_at",
+    "validation_started_at",
+    "validation_finished_at",
+    "confirmed_at",
+    "import_started_at",
+    "import_finished_at",
+    "archived_at",
+    "finished_at",
+)
+
+
+class NotificationView(BaseModel):
+    """The email for the job's outcome: 'sending', 'retrying', 'sent', 'refused', 'abandoned'."""
+
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+class Progress(BaseModel):
+    """Rows done of the total in the running stage (total unknown while a file is read)."""
+
+    stage: str
+    done: int
+    total: int | None
+
+
+class RequesterView(BaseModel):
+    user_id: str
+    name: str
+
+
+class JobView(BaseModel):
+    id: UUID
+    organisation_id: UUID
+    unit_id: UUID
+    school_year: str
+    format: str
+    archive_missing: bool
+    treat_as_upper_secondary: bool
+    file_name: str
+    file_sha256: str
+    file_size_bytes: int
+    requested_by: RequesterView
+    state: JobState
+    cancel_requested: bool
+    progress: Progress | None
+    archive_held: bool
+    archive_decision: str | None
+    archive_undone_count: int | None
+    superseded_by: UUID | None
+    timestamps: dict[str, datetime | None]
+    check_result: dict[str, Any] | None
+    import_counts: dict[str, int] | None
+    archived_count: int | None
+    error_code: str | None
+    error_message: str | None
+    notification: NotificationView | None = None
+
+    @classmethod
+    def of(cls, job: Job, notification: NotificationView | None = None) -> JobView:
+        return cls(
+            **job.model_dump(include=set(cls.model_fields) & set(Job.model_fields)),
+            requested_by=RequesterView(user_id=job.requested_by_id, name=job.requested_by_name),
+            cancel_requested=job.cancel_requested_at is not None,
+            progress=progress_of(job),
+            archive_held=job.archive_held_at is not None,
+            timestamps={name: getattr(job, name) for name in STAGE_STAMPS},
+            notification=notification,
+        )
+
+
+def progress_of(job: Job) -> Progress | None:
+    if job.progress_stage is None or job.progress_stage != job.state.value:
+        return None
+    return Progress(stage=job.progress_stage, done=job.progress_done or 0, total=job.progress_total)
+
+
+class Page(BaseModel, Generic[T]):
+    total: int = Field(description="Items matching the filters, all pages together")
+    offset: int
+    limit: int
+    items: list[T]
+
+
+class OverviewItem(BaseModel):
+    id: UUID
+    unit_id: UUID
+    unit_name: str | None
+    school_year: str
+    file_name: str
+    format: str
+    archive_missing: bool
+    treat_as_upper_secondary: bool
+    requested_by: RequesterView
+    state: JobState
+    received_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None = Field(description="Received to finished (or to now)")
+    rows: int | None
+    valid: int | None
+    invalid: int | None
+    imported: dict[str, int] | None
+    archived: int | None
+    error_code: str | None
+
+
+class IssueRow(BaseModel):
+    line: int
+    column: str | None
+    code: str
+    severity: str
+    value: str | None
+    identity_number: str | None
+    message_sv: str | None
+    message_en: str | None
+
+
+class ValidRow(BaseModel):
+    line: int
+    identity_number: str
+    identity_kind: str
+    given_name: str
+    family_name: str
+    school_form: str | None
+    grade_year: int | None
+    class_name: str | None
+    email: str | None
+    phone: str | None
+    street: str | None
+    postcode: str | None
+    city: str | None
+
+
+class ArchiveCandidate(BaseModel):
+    identity_number: str
+    given_name: str | None
+    family_name: str | None
+
+
+class PlanView(BaseModel):
+    create: int
+    update: int
+    unchanged: int
+    reactivate: int
+    archive: int
+    archive_held: bool = Field(description="Archiving waits for an administrator's approval")
+    archive_candidates: Page[ArchiveCandidate] | None = Field(
+        description="Who would be archived (with archive missing), paged"
+    )
+
+
+class Exclusion(BaseModel):
+    patient_id: UUID
+    identity_number: str
+    given_name: str
+    family_name: str
+    created_at: datetime
+    created_by: str
+
+
+class NewExclusion(BaseModel):
+    identity_number: str = Field(
+        pattern=r"^\d{8}[0-9A-Z]{4}$", description="The patient's identity number, 12 characters"
+    )
+
+
+class UnitOptions(BaseModel):
+    unit_id: UUID
+    organisation_id: UUID
+    name: str
+    school_level: str
+    formats: list[str]
+    default_school_year: str
+    school_years: list[str] = Field(description="The school years the wizard offers")
+    archive_missing_allowed: bool
+    treat_as_upper_secondary_allowed: bool = Field(
+        description="Offered only for units whose school level is unspecified"
+    )

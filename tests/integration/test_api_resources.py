@@ -1,0 +1,206 @@
+"""The check result, the overview, exclusions and unit options, on a real check."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from rosterflow import events
+from rosterflow.settings import Settings
+from rosterflow.testing import (
+    bearer,
+    mint_token,
+    sample_roster,
+    school_age_numbers,
+    seed_active_patients,
+    seed_school,
+    wait_for,
+)
+from tests.integration.http import Api, ingest_api
+from tests.integration.pipeline import pipeline
+
+
+async def upload(api: Api, org: UUID, unit: UUID, body: bytes, **params: str) -> dict[str, Any]:
+    answer = await api.client.post(
+        "/v1/imports",
+        params={
+            "organisation_id": str(org),
+            "unit_id": str(unit),
+            "file_name": "elever.csv",
+            **params,
+        },
+        content=body,
+        headers=bearer(mint_token([org])),
+    )
+    assert answer.status_code == 202, answer.text
+    job: dict[str, Any] = answer.json()
+    return job
+
+
+async def reaches(api: Api, org: UUID, job_id: str, state: str) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        answer = await api.client.get(f"/v1/imports/{job_id}", headers=bearer(mint_token([org])))
+        job: dict[str, Any] = answer.json()
+        return job if job["state"] == state else None
+
+    return await wait_for(probe, what=f"{job_id} reaching {state}")
+
+
+async def test_the_check_result_is_paged_and_filtered(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    numbers = school_age_numbers()
+    roster = sample_roster(30, numbers, invalid=6)
+    leavers = numbers[100:104]
+    school = await seed_school(conn)
+    org = school.organisation_id
+    await seed_active_patients(conn, school, leavers)
+    headers = bearer(mint_token([org]))
+    async with pipeline(settings, "validator"), ingest_api(settings) as api:
+        job = await upload(
+            api, org, school.unit_id, roster.to_csv().encode(), archive_missing="true"
+        )
+        checked = await reaches(api, org, job["id"], "awaiting_confirmation")
+        base = f"/v1/imports/{job['id']}"
+        first = (await api.client.get(f"{base}/rows/valid?limit=20", headers=headers)).json()
+        second = (
+            await api.client.get(f"{base}/rows/valid?offset=20&limit=20", headers=headers)
+        ).json()
+        invalid = (await api.client.get(f"{base}/rows/invalid", headers=headers)).json()
+        digits = (
+            await api.client.get(
+                f"{base}/rows/invalid?code=identity_bad_check_digit&code=identity_format",
+                headers=headers,
+            )
+        ).json()
+        plan = (await api.client.get(f"{base}/plan?limit=2", headers=headers)).json()
+    progress = await conn.fetchrow(
+        "SELECT progress_stage, progress_done, progress_total FROM jobs WHERE id = $1",
+        UUID(job["id"]),
+    )
+    assert progress is not None
+    assert tuple(progress) == ("validating", 36, None)
+    stamps = checked["timestamps"]
+    assert stamps["received_at"] <= stamps["validation_started_at"]
+    assert stamps["validation_started_at"] <= stamps["validation_finished_at"]
+    assert first["total"] == second["total"] == 30
+    assert len(first["items"]) == 20
+    assert len(second["items"]) == 10
+    identities = [r["identity_number"] for r in first["items"] + second["items"]]
+    assert sorted(identities) == sorted(roster.valid_identities)
+    assert {r["line"]: r["code"] for r in invalid["items"]} == roster.invalid_lines
+    expected = {
+        line: code
+        for line, code in roster.invalid_lines.items()
+        if code in {"identity_bad_check_digit", "identity_format"}
+    }
+    assert digits["total"] == len(expected) == 4
+    assert {r["line"]: r["code"] for r in digits["items"]} == expected
+    assert plan["create"] == 30
+    assert plan["archive"] == 4
+    assert plan["archive_held"] is True  # 4 of 4 active patients is over 10 %
+    assert plan["archive_candidates"]["total"] == 4
+    assert len(plan["archive_candidates"]["items"]) == 2
+    assert {c["identity_number"] for c in plan["archive_candidates"]["items"]} <= set(leavers)
+
+
+async def test_the_overview_lists_the_organisations_imports_newest_first(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    school = await seed_school(conn)
+    org = school.organisation_id
+    other_unit = await conn.fetchval(
+        "INSERT INTO units (id, organisation_id, name)"
+        " VALUES (gen_random_uuid(), $1, 'Vårdcentral') RETURNING id",
+        org,
+    )
+    theirs = await seed_school(conn, name="Annan skola")
+    headers = bearer(mint_token([org, theirs.organisation_id]))
+    async with ingest_api(settings) as api:
+        a = await upload(api, org, school.unit_id, b"a\r\n", school_year="2025/2026")
+        b = await upload(api, org, other_unit, b"b\r\n")
+        c = await upload(api, org, school.unit_id, b"c\r\n")
+        await upload(api, theirs.organisation_id, theirs.unit_id, b"d\r\n")
+        cancelled = await api.client.post(f"/v1/imports/{c['id']}/cancel", headers=headers)
+        assert cancelled.json()["state"] == "cancelled"
+        path = f"/v1/organisations/{org}/imports"
+        everything = (await api.client.get(path, headers=headers)).json()
+        by_unit = (
+            await api.client.get(path, params={"unit_id": str(school.unit_id)}, headers=headers)
+        ).json()
+        by_state = (
+            await api.client.get(path, params={"state": ["cancelled"]}, headers=headers)
+        ).json()
+        paged = (
+            await api.client.get(path, params={"limit": 1, "offset": 1}, headers=headers)
+        ).json()
+        later = (
+            await api.client.get(
+                path, params={"received_from": b["timestamps"]["received_at"]}, headers=headers
+            )
+        ).json()
+    assert [i["id"] for i in everything["items"]] == [c["id"], b["id"], a["id"]]
+    assert everything["total"] == 3
+    assert [i["id"] for i in by_unit["items"]] == [c["id"], a["id"]]
+    assert [i["id"] for i in by_state["items"]] == [c["id"]]
+    assert paged["total"] == 3
+    assert [i["id"] for i in paged["items"]] == [b["id"]]
+    assert [i["id"] for i in later["items"]] == [c["id"], b["id"]]
+    item = everything["items"][0]
+    assert item["unit_name"] == "Solbackens skola"
+    assert item["requested_by"] == {"user_id": "u-1", "name": "Karin Admin"}
+    assert item["duration_seconds"] >= 0
+    assert item["school_year"] == events.school_year_of(datetime.now().astimezone())
+
+
+async def test_archive_exclusions_are_listed_added_and_removed(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    numbers = school_age_numbers()
+    school = await seed_school(conn)
+    await seed_active_patients(conn, school, numbers[:2])
+    headers = bearer(mint_token([school.organisation_id]))
+    path = f"/v1/units/{school.unit_id}/archive-exclusions"
+    async with ingest_api(settings) as api:
+        added = await api.client.post(path, json={"identity_number": numbers[0]}, headers=headers)
+        again = await api.client.post(path, json={"identity_number": numbers[0]}, headers=headers)
+        unknown = await api.client.post(path, json={"identity_number": numbers[5]}, headers=headers)
+        listed = (await api.client.get(path, headers=headers)).json()
+        patient = added.json()["patient_id"]
+        removed = await api.client.delete(f"{path}/{patient}", headers=headers)
+        gone = await api.client.delete(f"{path}/{patient}", headers=headers)
+        after = (await api.client.get(path, headers=headers)).json()
+    assert added.status_code == 201, added.text
+    assert added.json()["identity_number"] == numbers[0]
+    assert added.json()["created_by"] == "u-1"
+    assert again.status_code == 201
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "patient_not_found"
+    assert listed["total"] == 1
+    assert listed["items"][0]["patient_id"] == patient
+    assert removed.status_code == 204
+    assert gone.json()["error"]["code"] == "exclusion_not_found"
+    assert after == {"total": 0, "offset": 0, "limit": 100, "items": []}
+
+
+async def test_unit_options_offer_upper_secondary_only_for_unspecified_levels(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    unspecified = await seed_school(conn, level="unspecified")
+    compulsory = await seed_school(conn, level="compulsory")
+    headers = bearer(mint_token([unspecified.organisation_id, compulsory.organisation_id]))
+    async with ingest_api(settings) as api:
+        open_ = (
+            await api.client.get(f"/v1/units/{unspecified.unit_id}/options", headers=headers)
+        ).json()
+        fixed = (
+            await api.client.get(f"/v1/units/{compulsory.unit_id}/options", headers=headers)
+        ).json()
+    assert open_["treat_as_upper_secondary_allowed"] is True
+    assert fixed["treat_as_upper_secondary_allowed"] is False
+    assert fixed["school_level"] == "compulsory"
+    assert set(fixed["formats"]) == {f.value for f in events.FileFormat}
+    assert fixed["default_school_year"] in fixed["school_years"]
