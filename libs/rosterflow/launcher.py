@@ -22,6 +22,7 @@ SERVICES = ("ingest", "validator", "importer", "archiver", "notifier")
 def environment(settings: Settings) -> dict[str, str]:
     """The variables that make a service process use these settings."""
     return {
+        **_s3_environment(settings),
         "ROSTERFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "ROSTERFLOW_KAFKA_PREFIX": settings.kafka.prefix,
         "ROSTERFLOW_KAFKA_PARTITIONS": str(settings.kafka.partitions),
@@ -33,6 +34,22 @@ def environment(settings: Settings) -> dict[str, str]:
         "ROSTERFLOW_HTTP_PORT": str(settings.http.port),
         "ROSTERFLOW_PLATFORM_BASE_URL": settings.platform.base_url,
     }
+
+
+def _s3_environment(settings: Settings) -> dict[str, str]:
+    """The S3 endpoint and credentials, when set (deploy, issue 8)."""
+    storage = settings.storage
+    values = {
+        "ROSTERFLOW_STORAGE_S3_ENDPOINT": storage.s3_endpoint,
+        "ROSTERFLOW_STORAGE_S3_REGION": storage.s3_region,
+        "ROSTERFLOW_STORAGE_S3_ACCESS_KEY_ID": storage.s3_access_key_id,
+        "ROSTERFLOW_STORAGE_S3_SECRET_ACCESS_KEY": (
+            storage.s3_secret_access_key.get_secret_value()
+            if storage.s3_secret_access_key is not None
+            else None
+        ),
+    }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass
