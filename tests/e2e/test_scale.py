@@ -203,11 +203,12 @@ async def test_two_instances_share_the_jobs_and_one_killed_mid_import_loses_none
 
             # Kill the importer instance that is applying a job right now.
             async def importing_now() -> UUID | None:
-                return await conn.fetchval(
+                found: UUID | None = await conn.fetchval(
                     "SELECT id FROM jobs WHERE id = ANY($1) AND state = 'importing' "
                     "AND import_started_at IS NOT NULL LIMIT 1",
                     job_ids,
                 )
+                return found
 
             victim_job = await wait_for(importing_now, within=120, what="an import in progress")
 
