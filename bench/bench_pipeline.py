@@ -412,6 +412,10 @@ async def main(quick: bool) -> None:
     small = 15 if quick else 40
     burst_jobs = 100 if quick else 500
     load = os.getloadavg()
+    # The launcher passes connection settings only; the services read these limits
+    # from the environment they inherit (a 1M-row file is about 78 MB).
+    os.environ["ROSTERFLOW_STORAGE_MAX_UPLOAD_BYTES"] = str(512 * 1024 * 1024)
+    os.environ["ROSTERFLOW_IMPORT_MAX_ROWS"] = "1000000"
     print(f"bench_pipeline: {rows:,}-row job, {small} small jobs, {burst_jobs}-job bursts")
     with tempfile.TemporaryDirectory(prefix="rf-bench-") as tmp:
         workdir = Path(tmp)
