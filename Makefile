@@ -10,7 +10,10 @@ STACK    := $(PYTHON) deploy/local/stack.py
 
 .PHONY: demo test check setup up down status schemas
 
-demo: setup up
+# The demo keeps its objects in a local directory: it needs no S3 server (whose
+# first build from source takes many minutes); the tests start everything.
+demo: setup
+	$(STACK) up --only postgres,kafka,smtp
 	$(VENV_PY) deploy/local/demo.py
 
 test: setup up check

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ SERVICES = ("ingest", "validator", "importer", "archiver", "notifier")
 def environment(settings: Settings) -> dict[str, str]:
     """The variables that make a service process use these settings."""
     return {
+        **_s3_environment(settings),
         "ROSTERFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "ROSTERFLOW_KAFKA_PREFIX": settings.kafka.prefix,
         "ROSTERFLOW_KAFKA_PARTITIONS": str(settings.kafka.partitions),
@@ -49,6 +51,22 @@ def _auth_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _s3_environment(settings: Settings) -> dict[str, str]:
+    """The S3 endpoint and credentials, when set (deploy, issue 8)."""
+    storage = settings.storage
+    values = {
+        "ROSTERFLOW_STORAGE_S3_ENDPOINT": storage.s3_endpoint,
+        "ROSTERFLOW_STORAGE_S3_REGION": storage.s3_region,
+        "ROSTERFLOW_STORAGE_S3_ACCESS_KEY_ID": storage.s3_access_key_id,
+        "ROSTERFLOW_STORAGE_S3_SECRET_ACCESS_KEY": (
+            storage.s3_secret_access_key.get_secret_value()
+            if storage.s3_secret_access_key is not None
+            else None
+        ),
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
 @dataclass
 class Service:
     name: str
@@ -60,6 +78,12 @@ class Service:
 class Services:
     running: list[Service]
     base_url: str
+    # Every ingest instance's API (the first is base_url); more with instances > 1.
+    base_urls: list[str] = field(default_factory=list)
+
+    def instances(self, name: str) -> list[Service]:
+        """The running processes of one service (``validator`` or ``validator-2`` …)."""
+        return [s for s in self.running if s.name == name or s.name.startswith(name + "-")]
 
     def alive(self) -> list[str]:
         return [s.name for s in self.running if s.process.poll() is None]
@@ -82,32 +106,63 @@ def _wait_for_http(url: str, services: list[Service], within: float) -> None:
     raise TimeoutError(f"the ingest API at {url} did not answer within {within} s")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _instance_environment(settings: Settings, name: str, instance: int) -> dict[str, str]:
+    """What the second and later instances of a service need apart: their own ports."""
+    extra = {
+        "ROSTERFLOW_OPS_PORT": str(_free_port()),
+        # The broker tells the instances apart by client id (<id>-<instance>-<service>).
+        "ROSTERFLOW_KAFKA_CLIENT_ID": f"{settings.kafka.client_id}-{instance}",
+    }
+    if name == "ingest" and instance > 1:
+        extra["ROSTERFLOW_HTTP_PORT"] = str(_free_port())
+    return extra
+
+
 @contextmanager
 def service_processes(
-    settings: Settings, log_dir: Path, names: tuple[str, ...] = SERVICES
+    settings: Settings, log_dir: Path, names: tuple[str, ...] = SERVICES, *, instances: int = 1
 ) -> Iterator[Services]:
-    """Start each service with ``python -m services.<name>``; SIGTERM them on exit."""
+    """Start each service with ``python -m services.<name>``; SIGTERM them on exit.
+
+    With ``instances`` > 1 each service runs that many processes (``validator-1``,
+    ``validator-2`` …) in the same consumer groups, each with ports of its own.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **environment(settings)}
     started: list[Service] = []
+    base_urls: list[str] = []
     try:
         for name in names:
-            log = log_dir / f"{name}.log"
-            with log.open("ab") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}"],
-                    cwd=REPO_ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Service(name, process, log))
+            for instance in range(1, instances + 1):
+                label = name if instances == 1 else f"{name}-{instance}"
+                extra = _instance_environment(settings, name, instance) if instances > 1 else {}
+                log = log_dir / f"{label}.log"
+                with log.open("ab") as out:
+                    process = subprocess.Popen(
+                        [sys.executable, "-m", f"services.{name}"],
+                        cwd=REPO_ROOT,
+                        env={**env, **extra},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                started.append(Service(label, process, log))
+                if name == "ingest":
+                    port = extra.get("ROSTERFLOW_HTTP_PORT", str(settings.http.port))
+                    base_urls.append(f"http://{settings.http.host}:{port}")
         base_url = f"http://{settings.http.host}:{settings.http.port}"
-        if "ingest" in names:
+        for url in base_urls:
             _wait_for_http(
-                f"{base_url}/v1/imports/00000000-0000-0000-0000-000000000000", started, within=60
+                f"{url}/v1/imports/00000000-0000-0000-0000-000000000000",
+                started,
+                within=60 * instances,  # more processes starting on the same cores
             )
-        yield Services(started, base_url)
+        yield Services(started, base_url, base_urls)
     finally:
         for service in started:
             if service.process.poll() is None:

@@ -47,6 +47,19 @@ class StorageSettings(BaseSettings):
     uri: str = (LOCAL_DIR / "objects").as_uri()
     max_upload_bytes: int = 50 * 1024 * 1024
 
+    # --- S3 (deploy, issue 8): used when `uri` is s3://bucket/prefix ---
+    # The endpoint of an S3-compatible server (MinIO, SeaweedFS, Ceph …) as a
+    # URL, e.g. http://minio:9000; unset means AWS itself. Credentials unset
+    # means the AWS default chain (AWS_* variables, web identity, instance role).
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # A PEM bundle to trust for the endpoint instead of the system's CAs.
+    s3_ca_file: Path | None = None
+    s3_request_timeout_seconds: float = Field(default=30.0, gt=0)
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
 
 class SmtpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_SMTP_")

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 from uuid import UUID
 
 import pyarrow as pa
@@ -54,6 +55,8 @@ class ObjectStore:
 
     @classmethod
     def from_settings(cls, settings: StorageSettings) -> ObjectStore:
+        if urlsplit(settings.uri).scheme == "s3":
+            return cls(*s3_filesystem(settings))
         fs, root = pafs.FileSystem.from_uri(settings.uri)
         if isinstance(fs, pafs.LocalFileSystem):
             fs.create_dir(root, recursive=True)
@@ -136,3 +139,55 @@ class ObjectStore:
     def _ensure_parent(self, path: str) -> None:
         if isinstance(self._fs, pafs.LocalFileSystem):
             self._fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+
+
+# pyarrow's own s3:// URI options that may still be given in the URI's query.
+_S3_URI_OPTIONS = {"region", "scheme", "endpoint_override"}
+
+
+def s3_filesystem(settings: StorageSettings) -> tuple[pafs.S3FileSystem, str]:
+    """An S3 filesystem and the ``bucket/prefix`` root for an ``s3://bucket/prefix`` URI."""
+    options, root = s3_options(settings)
+    return pafs.S3FileSystem(**options), root
+
+
+def s3_options(settings: StorageSettings) -> tuple[dict[str, Any], str]:
+    """pyarrow S3FileSystem arguments and the ``bucket/prefix`` root for an s3:// URI.
+
+    Built explicitly rather than by ``FileSystem.from_uri``: the endpoint, region
+    and credentials come from the settings (secrets never sit in the URI), and
+    with the region given pyarrow never asks AWS where a bucket lives. The
+    bucket must exist; the store never creates or deletes buckets.
+    """
+    parts = urlsplit(settings.uri)
+    if not parts.netloc:
+        raise StorageError(f"an s3:// storage URI needs a bucket: {settings.uri!r}")
+    query = dict(parse_qsl(parts.query))
+    unknown = set(query) - _S3_URI_OPTIONS
+    if unknown:
+        raise StorageError(f"unexpected options in the storage URI: {sorted(unknown)}")
+    options: dict[str, Any] = {
+        "region": query.get("region", settings.s3_region),
+        "request_timeout": settings.s3_request_timeout_seconds,
+        "connect_timeout": settings.s3_connect_timeout_seconds,
+    }
+    if settings.s3_endpoint:
+        endpoint = urlsplit(settings.s3_endpoint)
+        if endpoint.scheme not in ("http", "https") or not endpoint.netloc:
+            raise StorageError(
+                f"the S3 endpoint must be an http(s) URL, got {settings.s3_endpoint!r}"
+            )
+        options["scheme"] = endpoint.scheme
+        options["endpoint_override"] = endpoint.netloc
+    elif "endpoint_override" in query:
+        options["endpoint_override"] = query["endpoint_override"]
+        options["scheme"] = query.get("scheme", "https")
+    if settings.s3_access_key_id is not None:
+        if settings.s3_secret_access_key is None:
+            raise StorageError("an S3 access key id was given without its secret access key")
+        options["access_key"] = settings.s3_access_key_id
+        options["secret_key"] = settings.s3_secret_access_key.get_secret_value()
+    if settings.s3_ca_file is not None:
+        options["tls_ca_file_path"] = str(settings.s3_ca_file)
+    root = (parts.netloc + parts.path).rstrip("/")
+    return options, root

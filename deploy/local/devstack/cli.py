@@ -7,17 +7,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from . import kafka, postgres, smtp
+from . import kafka, postgres, s3, smtp
 from .component import Component, live_pid
 from .config import Config, load_config
 from .errors import StackError
 from .procs import LOG_TAIL_LINES, cmdline, is_alive, mkdirs, read_pid, remove_pid, say, tail
 
-ALL_COMPONENTS = ("postgres", "kafka", "smtp")
+ALL_COMPONENTS = ("postgres", "kafka", "smtp", "s3")
 COMPONENTS: dict[str, Component] = {
     "postgres": postgres.COMPONENT,
     "kafka": kafka.COMPONENT,
     "smtp": smtp.COMPONENT,
+    "s3": s3.COMPONENT,
 }
 
 
@@ -118,10 +119,10 @@ def parse_only(raw: str | None) -> list[str]:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="rosterflow local development stack (Kafka, PostgreSQL, SMTP sink)"
+        description="rosterflow local development stack (Kafka, PostgreSQL, SMTP sink, S3)"
     )
     parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--only", metavar="NAMES", help="comma list of: kafka,postgres,smtp")
+    parser.add_argument("--only", metavar="NAMES", help="comma list of: kafka,postgres,smtp,s3")
     return parser.parse_args(list(argv))
 
 

@@ -22,6 +22,7 @@ class Config:
     kafka_port: int
     pg_port: int
     smtp_port: int
+    s3_port: int = 18333
 
     @property
     def controller_port(self) -> int:
@@ -75,6 +76,14 @@ class Config:
     def smtp_log(self) -> Path:
         return self.local / "logs" / "smtp_sink.log"
 
+    @property
+    def s3_dir(self) -> Path:
+        return self.local / "s3"
+
+    @property
+    def s3_log(self) -> Path:
+        return self.local / "logs" / "s3.log"
+
     def pid_file(self, name: str) -> Path:
         return self.pids / f"{name}.pid"
 
@@ -96,4 +105,6 @@ def load_config() -> Config:
         kafka_port=env_port("ROSTERFLOW_LOCAL_KAFKA_PORT", 19092),
         pg_port=env_port("ROSTERFLOW_LOCAL_PG_PORT", 55432),
         smtp_port=env_port("ROSTERFLOW_LOCAL_SMTP_PORT", 2525),
+        # S3 (SeaweedFS) on this port; its other ports take the next nine.
+        s3_port=env_port("ROSTERFLOW_LOCAL_S3_PORT", 18333),
     )

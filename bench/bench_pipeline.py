@@ -1,0 +1,523 @@
+"""The whole pipeline (five service processes over Kafka) against a one-process baseline.
+
+    make up && .venv/bin/python bench/bench_pipeline.py [--quick]
+
+On the local stack (Kafka, PostgreSQL, SMTP sink; objects in a local directory),
+in one run, each part in a fresh database and topic prefix of its own:
+
+1. one large job (1,000,000 rows; --quick 100,000): the upload event published
+   (the file already stored, as the platform does) until the job is finished,
+   confirmed automatically the moment JobValidated arrives; against the
+   one-process baseline: the same file read with pyarrow and checked by the
+   validator's own check_file (vectorised rules, Parquet report), then COPY into
+   staging and the set-based merge (rosterflow.journal) in one transaction — the
+   same functions the services run, without Kafka, hand-offs or the plan;
+2. 30-row jobs one after another (40; --quick 15): p50 and p95 of upload event →
+   validated and confirmation event → finished, from the jobs' own timestamps;
+3. 500 jobs of 200 rows (--quick 100) submitted at once, auto-confirmed, with one
+   and with two processes per service: jobs/s from the first upload event to the
+   last job finished.
+
+The file of part 1 is bench_validator's generator (seeded, valid check digits,
+about 0.6 % broken rows); parts 2 and 3 use Skatteverket's test numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import asyncpg
+import pyarrow as pa
+import pyarrow.fs as pafs
+from aiokafka import AIOKafkaConsumer
+
+from bench.bench_validator import generate
+from rosterflow import db, events, journal
+from rosterflow.events import ImportRequest
+from rosterflow.kafka import Publisher, create_broker, topic_name
+from rosterflow.launcher import service_processes
+from rosterflow.settings import (
+    LOCAL_DIR,
+    DatabaseSettings,
+    HttpSettings,
+    ImportSettings,
+    KafkaSettings,
+    Settings,
+    StorageSettings,
+)
+from rosterflow.storage import ObjectStore, upload_key
+from rosterflow.testing import (
+    School,
+    delete_prefixed_topics,
+    sample_roster,
+    school_age_numbers,
+    seed_school,
+)
+from rosterflow.topics import topic_for
+from services.validator.check import Limits, check_file
+from services.validator.report import ReportWriter
+from services.validator.rows import Rules
+from services.validator.source import Upload
+
+ADMIN_DSN = DatabaseSettings().dsn.get_secret_value()
+MAILBOX = LOCAL_DIR / "mail"
+SCHOOL_YEAR = "2026/2027"
+PARTITIONS = 4
+# An address of this run's own: its emails (one per job) are removed from the local
+# SMTP sink's mailbox afterwards, so the shared mailbox does not grow by thousands.
+ADMIN = events.Requester(
+    user_id="bench",
+    name="Bench Admin",
+    email=f"bench-{uuid4().hex[:10]}@skolhalsan.example",
+    language="en",
+)
+
+
+def dsn_of(database: str) -> str:
+    return ADMIN_DSN.rsplit("/", 1)[0] + "/" + database
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Phase:
+    """A database, a topic prefix and an object directory of its own."""
+
+    settings: Settings
+    database: str
+
+    @property
+    def dsn(self) -> str:
+        return self.settings.db.dsn.get_secret_value()
+
+
+@asynccontextmanager
+async def phase(workdir: Path, label: str) -> AsyncIterator[Phase]:
+    database = f"rf_pipe_{uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    conn = await db.connect(dsn_of(database))
+    await db.migrate(conn)
+    await conn.close()
+    settings = Settings(
+        kafka=KafkaSettings(prefix=f"bench{uuid4().hex[:8]}.", partitions=PARTITIONS),
+        db=DatabaseSettings(dsn=dsn_of(database), max_pool_size=10),
+        storage=StorageSettings(
+            uri=(workdir / label / "objects").as_uri(), max_upload_bytes=512 * 1024 * 1024
+        ),
+        http=HttpSettings(port=free_port()),
+        imports=ImportSettings(max_rows=1_000_000),
+    )
+    try:
+        yield Phase(settings, database)
+    finally:
+        with contextlib.suppress(Exception):
+            await delete_prefixed_topics(settings.kafka)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+@dataclass
+class Driver:
+    """The journal platform's side: stores files, publishes uploads, confirms at once."""
+
+    phase: Phase
+    store: ObjectStore
+    publisher: Publisher
+    auto_confirm: bool = True
+    validated_at: dict[UUID, float] = field(default_factory=dict)
+    confirmed_at: dict[UUID, float] = field(default_factory=dict)
+    _validated: dict[UUID, asyncio.Event] = field(default_factory=dict)
+
+    async def validated(self, job_id: UUID) -> None:
+        await self._validated.setdefault(job_id, asyncio.Event()).wait()
+
+    async def upload(self, school: School, content: bytes) -> tuple[UUID, float]:
+        job_id = uuid4()
+        key = upload_key(school.organisation_id, job_id)
+        written = await asyncio.to_thread(self.store.write_bytes, key, content)
+        event = events.UploadRequested(
+            job_id=job_id,
+            request=events.ImportRequest(
+                organisation_id=school.organisation_id,
+                unit_id=school.unit_id,
+                school_year=SCHOOL_YEAR,
+            ),
+            file=events.StoredFile(
+                key=key, name="elever.csv", sha256=written.sha256, size_bytes=written.size_bytes
+            ),
+            requested_by=ADMIN,
+        )
+        sent = time.time()
+        await self.publisher.publish(event)
+        return job_id, sent
+
+    async def confirm(self, job_id: UUID) -> None:
+        self.confirmed_at[job_id] = time.time()
+        await self.publisher.publish(
+            events.ConfirmationRequested(job_id=job_id, requested_by=ADMIN)
+        )
+
+    async def listen(self) -> None:
+        """Confirm every job as soon as its JobValidated arrives."""
+        kafka = self.phase.settings.kafka
+        consumer = AIOKafkaConsumer(
+            topic_name(kafka, topic_for(events.JobValidated)),
+            bootstrap_servers=kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            async for record in consumer:
+                validated = events.JobValidated.model_validate_json(record.value)
+                self.validated_at[validated.job_id] = time.time()
+                self._validated.setdefault(validated.job_id, asyncio.Event()).set()
+                if self.auto_confirm:
+                    await self.confirm(validated.job_id)
+        finally:
+            await consumer.stop()
+
+
+@asynccontextmanager
+async def driver(phase: Phase, *, auto_confirm: bool = True) -> AsyncIterator[Driver]:
+    broker = create_broker(phase.settings.kafka, "bench")
+    await broker.connect()
+    drive = Driver(
+        phase,
+        ObjectStore.from_settings(phase.settings.storage),
+        Publisher(broker, phase.settings.kafka),
+    )
+    drive.auto_confirm = auto_confirm
+    task = asyncio.create_task(drive.listen())
+    try:
+        yield drive
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.stop()
+
+
+@contextmanager
+def services(phase: Phase, workdir: Path, instances: int = 1) -> Iterator[None]:
+    with service_processes(
+        phase.settings, workdir / f"logs-{uuid4().hex[:6]}", instances=instances
+    ) as running:
+        assert len(running.alive()) == 5 * instances
+        yield
+
+
+async def wait_ended(
+    conn: asyncpg.Connection, job_ids: list[UUID], within: float
+) -> list[asyncpg.Record]:
+    deadline = time.monotonic() + within
+    while True:
+        rows = await conn.fetch(
+            "SELECT id, state, error_code, received_at, validation_finished_at, finished_at "
+            "FROM jobs WHERE id = ANY($1)",
+            job_ids,
+        )
+        if len(rows) == len(job_ids) and all(
+            r["state"] in ("completed", "failed", "cancelled", "rejected") for r in rows
+        ):
+            return rows
+        if time.monotonic() > deadline:
+            states = sorted({r["state"] for r in rows})
+            raise TimeoutError(f"{len(rows)} of {len(job_ids)} jobs registered, states {states}")
+        await asyncio.sleep(0.05)
+
+
+def failures(rows: list[asyncpg.Record]) -> list[str]:
+    return [f"{r['id']}: {r['state']} {r['error_code']}" for r in rows if r["state"] != "completed"]
+
+
+async def seed_schools(phase: Phase, count: int) -> list[School]:
+    conn = await db.connect(phase.dsn)
+    try:
+        return [await seed_school(conn) for _ in range(count)]
+    finally:
+        await conn.close()
+
+
+# --- 1. one large job ---------------------------------------------------------------------
+
+
+async def large_job(workdir: Path, data: bytes) -> float:
+    async with phase(workdir, "large") as ph:
+        (school,) = await seed_schools(ph, 1)
+        with services(ph, workdir):
+            async with driver(ph) as drive:
+                job_id, sent = await drive.upload(school, data)
+                conn = await db.connect(ph.dsn)
+                try:
+                    (row,) = await wait_ended(conn, [job_id], within=1800)
+                finally:
+                    await conn.close()
+        if row["state"] != "completed":
+            raise RuntimeError(f"the large job ended {row['state']}: {row['error_code']}")
+        finished: datetime = row["finished_at"]
+        return finished.timestamp() - sent
+
+
+async def baseline(workdir: Path, data: bytes) -> tuple[float, float, float]:
+    """One process: check_file on the file, then COPY + merge; (total, check, apply) seconds."""
+    async with phase(workdir, "baseline") as ph:
+        (school,) = await seed_schools(ph, 1)
+        path = workdir / "baseline.csv"
+        path.write_bytes(data)
+        store = ObjectStore(pafs.LocalFileSystem(), str(workdir / "baseline-objects"))
+        pafs.LocalFileSystem().create_dir(str(workdir / "baseline-objects"), recursive=True)
+        start = time.perf_counter()
+        check_file(
+            Upload(lambda: pa.OSFile(str(path)), path.stat().st_size),
+            ImportRequest(
+                organisation_id=school.organisation_id,
+                unit_id=school.unit_id,
+                school_year=SCHOOL_YEAR,
+            ),
+            Rules(today=date.today(), level="compulsory"),
+            limits=Limits(max_rows=1_000_000, max_bytes=1 << 30),
+            report=ReportWriter(store, "valid.parquet", "invalid.parquet"),
+            stop=lambda: False,
+        )
+        checked = time.perf_counter()
+        parquet = store.parquet_file("valid.parquet")
+        conn = await db.connect(ph.dsn)
+        try:
+            async with conn.transaction():
+                await journal.create_staging(conn)
+                for index in range(parquet.num_row_groups):
+                    await journal.stage_rows(conn, parquet.read_row_group(index))
+                await journal.apply_staged(
+                    conn, school.organisation_id, school.unit_id, SCHOOL_YEAR
+                )
+        finally:
+            await conn.close()
+        done = time.perf_counter()
+        return done - start, checked - start, done - checked
+
+
+# --- 2. small jobs, one at a time ---------------------------------------------------------
+
+
+async def small_jobs(workdir: Path, count: int) -> tuple[list[float], list[float]]:
+    roster = sample_roster(30, school_age_numbers()).to_csv().encode()
+    async with phase(workdir, "small") as ph:
+        schools = await seed_schools(ph, count + 2)
+        with services(ph, workdir):
+            async with driver(ph, auto_confirm=False) as drive:
+                conn = await db.connect(ph.dsn)
+                try:
+                    # Two warm-up jobs: first connections, first group joins.
+                    timings: list[tuple[float, float]] = []
+                    for index, school in enumerate(schools):
+                        job_id, sent = await drive.upload(school, roster)
+                        await asyncio.wait_for(drive.validated(job_id), timeout=120)
+                        validated = await conn.fetchval(
+                            "SELECT validation_finished_at FROM jobs WHERE id = $1", job_id
+                        )
+                        await drive.confirm(job_id)
+                        (row,) = await wait_ended(conn, [job_id], within=120)
+                        if row["state"] != "completed":
+                            raise RuntimeError(f"small job ended {row['state']}")
+                        if index >= 2:
+                            timings.append(
+                                (
+                                    validated.timestamp() - sent,
+                                    row["finished_at"].timestamp() - drive.confirmed_at[job_id],
+                                )
+                            )
+                finally:
+                    await conn.close()
+    return [t[0] for t in timings], [t[1] for t in timings]
+
+
+# --- 3. many jobs at once ----------------------------------------------------------------
+
+
+async def burst(workdir: Path, jobs: int, instances: int) -> float:
+    roster = sample_roster(200, school_age_numbers()).to_csv().encode()
+    async with phase(workdir, f"burst{instances}") as ph:
+        schools = await seed_schools(ph, jobs)
+        with services(ph, workdir, instances=instances):
+            async with driver(ph) as drive:
+                # Warm every instance's groups: one job through first.
+                warm = await seed_schools(ph, 1)
+                first, _ = await drive.upload(warm[0], roster)
+                conn = await db.connect(ph.dsn)
+                try:
+                    await wait_ended(conn, [first], within=120)
+                    keys = []
+                    for school in schools:
+                        job_id = uuid4()
+                        key = upload_key(school.organisation_id, job_id)
+                        keys.append((school, job_id, drive.store.write_bytes(key, roster)))
+                    start = time.time()
+                    await asyncio.gather(
+                        *(publish_upload(drive, school, job_id, w) for school, job_id, w in keys)
+                    )
+                    rows = await wait_ended(conn, [job_id for _, job_id, _ in keys], within=1800)
+                finally:
+                    await conn.close()
+        bad = failures(rows)
+        if bad:
+            raise RuntimeError(f"{len(bad)} burst jobs did not complete: {bad[:3]}")
+        last = max(float(r["finished_at"].timestamp()) for r in rows)
+        return jobs / (last - start)
+
+
+async def publish_upload(drive: Driver, school: School, job_id: UUID, written: object) -> None:
+    from rosterflow.storage import WrittenObject
+
+    assert isinstance(written, WrittenObject)
+    await drive.publisher.publish(
+        events.UploadRequested(
+            job_id=job_id,
+            request=events.ImportRequest(
+                organisation_id=school.organisation_id,
+                unit_id=school.unit_id,
+                school_year=SCHOOL_YEAR,
+            ),
+            file=events.StoredFile(
+                key=written.key,
+                name="elever.csv",
+                sha256=written.sha256,
+                size_bytes=written.size_bytes,
+            ),
+            requested_by=ADMIN,
+        )
+    )
+
+
+def remove_own_mail() -> int:
+    """Delete the emails addressed to this run's administrator from the local mailbox."""
+    removed = 0
+    header = f"To: {ADMIN.email}".encode()
+    for path in MAILBOX.glob("*.eml"):
+        with contextlib.suppress(FileNotFoundError):
+            headers = path.read_bytes().replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+            if header in headers.split(b"\n"):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+async def main(quick: bool) -> None:
+    rows = 100_000 if quick else 1_000_000
+    small = 15 if quick else 40
+    burst_jobs = 100 if quick else 500
+    load = os.getloadavg()
+    # The launcher passes connection settings only; the services read these limits
+    # from the environment they inherit (a 1M-row file is about 78 MB).
+    os.environ["ROSTERFLOW_STORAGE_MAX_UPLOAD_BYTES"] = str(512 * 1024 * 1024)
+    os.environ["ROSTERFLOW_IMPORT_MAX_ROWS"] = "1000000"
+    print(f"bench_pipeline: {rows:,}-row job, {small} small jobs, {burst_jobs}-job bursts")
+    with tempfile.TemporaryDirectory(prefix="rf-bench-") as tmp:
+        workdir = Path(tmp)
+        data = generate(rows)
+        print(f"  generated {len(data) / 1e6:.1f} MB")
+        pipeline_s = await large_job(workdir, data)
+        print(f"  pipeline, one {rows:,}-row job: {pipeline_s:.2f} s")
+        base_s, check_s, apply_s = await baseline(workdir, data)
+        print(f"  baseline: {base_s:.2f} s (check {check_s:.2f} s, COPY + merge {apply_s:.2f} s)")
+        to_validated, to_finished = await small_jobs(workdir, small)
+        print("  small jobs done")
+        one = await burst(workdir, burst_jobs, 1)
+        print(f"  burst, one instance each: {one:.1f} jobs/s")
+        two = await burst(workdir, burst_jobs, 2)
+        print(f"  burst, two instances each: {two:.1f} jobs/s")
+    removed = remove_own_mail()
+    print(f"  removed this run's {removed} emails from {MAILBOX}")
+
+    ms = 1000.0
+    p50_validated, p95_validated = statistics.median(to_validated), percentile(to_validated, 95)
+    p50_finished, p95_finished = statistics.median(to_finished), percentile(to_finished, 95)
+    table = [
+        ("what", "measured", "target", "met"),
+        (
+            f"{rows:,}-row job, upload event → finished (auto-confirm)",
+            f"{pipeline_s:.1f} s",
+            "",
+            "",
+        ),
+        (
+            f"one-process baseline (check_file + COPY/merge), {rows:,} rows",
+            f"{base_s:.1f} s (check {check_s:.1f} + apply {apply_s:.1f})",
+            "",
+            "",
+        ),
+        (
+            "pipeline ÷ baseline",
+            f"{pipeline_s / base_s:.2f}×",
+            "≤ 1.0×",
+            "yes" if pipeline_s / base_s <= 1.0 else "no",
+        ),
+        (
+            f"30-row jobs, upload → validated, p50 / p95 (n={len(to_validated)})",
+            f"{p50_validated * ms:.0f} / {p95_validated * ms:.0f} ms",
+            "p50 ≤ 150 ms",
+            "yes" if p50_validated <= 0.150 else "no",
+        ),
+        (
+            f"30-row jobs, confirm → finished, p50 / p95 (n={len(to_finished)})",
+            f"{p50_finished * ms:.0f} / {p95_finished * ms:.0f} ms",
+            "p50 ≤ 200 ms",
+            "yes" if p50_finished <= 0.200 else "no",
+        ),
+        (
+            f"{burst_jobs} jobs × 200 rows at once, one instance per service",
+            f"{one:.1f} jobs/s",
+            "≥ 20 jobs/s",
+            "yes" if one >= 20 else "no",
+        ),
+        (
+            f"{burst_jobs} jobs × 200 rows at once, two instances per service",
+            f"{two:.1f} jobs/s ({two / one:.2f}× one)",
+            "≥ 1.6× one",
+            "yes" if two / one >= 1.6 else "no",
+        ),
+    ]
+    print()
+    print("| " + " | ".join(table[0]) + " |")
+    print("|" + "---|" * len(table[0]))
+    for line in table[1:]:
+        print("| " + " | ".join(line) + " |")
+    print(
+        f"\nmachine: {os.cpu_count()} cores; load average at start "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="100k rows, 15 small jobs, 100-job bursts"
+    )
+    asyncio.run(main(parser.parse_args().quick))
