@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,8 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    # Where its /health, /ready and /metrics answer (issue 7).
+    ops_url: str = ""
 
 
 @dataclass
@@ -78,15 +81,16 @@ def service_processes(
     try:
         for name in names:
             log = log_dir / f"{name}.log"
+            ops_env, ops_url = _ops_endpoint(settings, name)
             with log.open("ab") as out:
                 process = subprocess.Popen(
                     [sys.executable, "-m", f"services.{name}"],
                     cwd=REPO_ROOT,
-                    env=env,
+                    env={**env, **ops_env},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
-            started.append(Service(name, process, log))
+            started.append(Service(name, process, log, ops_url))
         base_url = f"http://{settings.http.host}:{settings.http.port}"
         if "ingest" in names:
             _wait_for_http(
@@ -103,3 +107,24 @@ def service_processes(
             except subprocess.TimeoutExpired:
                 service.process.kill()
                 service.process.wait()
+
+
+# --- ops endpoints (issue 7) -------------------------------------------------
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _ops_endpoint(settings: Settings, name: str) -> tuple[dict[str, str], str]:
+    """A port of its own for each process's ops endpoints (ingest: its API port)."""
+    if name == "ingest":
+        return {}, f"http://{settings.http.host}:{settings.http.port}"
+    host = settings.ops.host
+    port = _free_port(host)
+    return (
+        {"ROSTERFLOW_OPS_HOST": host, "ROSTERFLOW_OPS_PORT": str(port)},
+        f"http://{host}:{port}",
+    )

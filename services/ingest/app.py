@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from rosterflow.ops.http import router as ops_router
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 from services.ingest import api, handlers
@@ -30,4 +31,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="rosterflow ingest", version="1", lifespan=lifespan)
     app.include_router(api.build_router(rt))
+    app.include_router(ops_router(rt))  # /health, /ready, /metrics (issue 7)
     return app
