@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -79,7 +80,17 @@ class OpsServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve())
+        # Bound here, so a taken port is an OSError at start (uvicorn would sys.exit).
+        config = self._server.config
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((config.host, config.port))
+        except OSError:
+            sock.close()
+            raise
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
                 # e.g. the port is taken: fail the service's start, loudly.
@@ -89,6 +100,7 @@ class OpsServer:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one the system chose for port 0)."""
         servers = self._server.servers
         return int(servers[0].sockets[0].getsockname()[1]) if servers else 0
 
