@@ -44,12 +44,12 @@ def rule_expressions(path: Path = ALERTS) -> list[str]:
 
 
 # Grafana's built-in interval variables stand for a duration.
-_GRAFANA_DURATION = re.compile(r"\$__(rate_interval|interval|range)\b")
+GRAFANA_DURATION = re.compile(r"\$__(rate_interval|interval|range)\b")
 
 
 def metric_names(query: str) -> set[str]:
     """Every metric a PromQL expression selects, from its parsed syntax tree."""
-    expr = promql_parser.parse(_GRAFANA_DURATION.sub("5m", query))
+    expr = promql_parser.parse(GRAFANA_DURATION.sub("5m", query))
     names: set[str] = set()
 
     def visit(node: Any) -> None:
