@@ -43,9 +43,7 @@ log = logging.getLogger(__name__)
 
 # No *_created series beside every counter: they double the series for nothing
 # a dashboard uses.
-disable_created_metrics()
-
-NAMESPACE = "rosterflow"
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Seconds: a stage takes from well under a second (a small file) to an hour
 # (a million rows on a busy node); a job waits for a person for days.
