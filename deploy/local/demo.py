@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pydantic import SecretStr
 
 from rosterflow import db
-from rosterflow.launcher import service_processes
+from rosterflow.launcher import Services, service_processes
 from rosterflow.settings import LOCAL_DIR, AuthSettings, Settings
 from rosterflow.storage import ObjectStore
 from rosterflow.testing import (
@@ -143,10 +143,40 @@ def main() -> None:
         body_part = mail.get_body(preferencelist=("plain",))
         assert body_part is not None
         print("  " + body_part.get_content().strip().replace("\n", "\n  "))
+        show_metrics(services)
     print(
         f"\ndemo finished in {time.monotonic() - started:.1f} s; the stack is still up "
         "(python3 deploy/local/stack.py down stops it)"
     )
+
+
+# The pipeline's own series worth a look after one import (issue 7).
+SHOWN = (
+    "rosterflow_jobs{",
+    "rosterflow_jobs_finished_total{",
+    "rosterflow_job_state_duration_seconds_count",
+    "rosterflow_job_state_duration_seconds_sum",
+    "rosterflow_job_duration_seconds_sum",
+    "rosterflow_rows_",
+    "rosterflow_emails_total{",
+    "rosterflow_consumer_lag{",
+    "faststream_received_processed_messages_total{",
+)
+
+
+def show_metrics(services: Services) -> None:
+    """What Prometheus would scrape from each service now (nonzero pipeline series)."""
+    print("\nmetrics (GET /metrics of each service, nonzero pipeline series):")
+    for service in services.running:
+        text = httpx.get(f"{service.ops_url}/metrics", timeout=10).raise_for_status().text
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith(SHOWN) and not line.endswith(" 0.0") and "_created" not in line
+        ]
+        print(f"  {service.name} ({service.ops_url}/metrics):")
+        for line in lines:
+            print(f"    {line}")
 
 
 def _wait_for_mail(before: set[str], within: float = 30) -> EmailMessage:

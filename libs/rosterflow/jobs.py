@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from rosterflow import events
 from rosterflow.db import Connection
+from rosterflow.ops import metrics
 
 
 class JobState(StrEnum):
@@ -255,17 +256,25 @@ async def transition(
     # Column names come from _SETTABLE only, never from input.
     # The locking read returns the latest committed state, which is the one
     # the audit row must name as "from".
+    # It also returns how long the job was in that state (since its latest
+    # transition) and since it arrived, for the metrics.
     sql = (
-        "WITH previous AS (SELECT state FROM jobs WHERE id = $1 FOR UPDATE) "
+        "WITH previous AS (SELECT state, received_at, (SELECT max(at) FROM job_transitions"
+        " WHERE job_id = $1) AS since FROM jobs WHERE id = $1 FOR UPDATE) "
         f"UPDATE jobs SET {', '.join(assignments)} FROM previous "
         f"WHERE jobs.id = $1 AND previous.state = ANY($2::text[]){guard} "
-        "RETURNING previous.state"
+        "RETURNING previous.state,"
+        " extract(epoch FROM clock_timestamp() - previous.since)::float8 AS in_state,"
+        " extract(epoch FROM clock_timestamp() - previous.received_at)::float8 AS in_job"
     )
     async with conn.transaction():
-        previous = await conn.fetchval(sql, *args)
-        if previous is None:
+        moved = await conn.fetchrow(sql, *args)
+        if moved is None:
             return False
+        previous = moved["state"]
         await conn.execute(INSERT_TRANSITION, job_id, previous, to.value, cause)
+    metrics.on_transition(previous, to.value, moved["in_state"], moved["in_job"])
+    metrics.on_columns(columns)
     return True
 
 

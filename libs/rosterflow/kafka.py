@@ -19,6 +19,7 @@ import base64
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -29,9 +30,15 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry.trace import TracerProvider
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from rosterflow import events
+from rosterflow.logs import log_context
+from rosterflow.ops import metrics
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec, topic_for
 
@@ -79,13 +86,26 @@ def group_name(settings: KafkaSettings, service: str, spec: TopicSpec) -> str:
     return f"{settings.prefix}rosterflow.{service}.{spec.event.kind}"
 
 
-def create_broker(settings: KafkaSettings, service: str) -> KafkaBroker:
+def create_broker(
+    settings: KafkaSettings, service: str, tracer_provider: TracerProvider | None = None
+) -> KafkaBroker:
+    # Outermost first: the consume span encloses the metrics and the handler,
+    # so what the handler publishes carries the span's trace context.
+    middlewares: list[Any] = []
+    if tracer_provider is not None:
+        middlewares.append(
+            KafkaTelemetryMiddleware(
+                tracer_provider=tracer_provider, include_messages_counters=False
+            )
+        )
+    middlewares.append(KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service))
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{service}",
         acks="all",
         enable_idempotence=True,
         logger=logging.getLogger(f"rosterflow.{service}.kafka"),
+        middlewares=middlewares,
     )
 
 
@@ -184,6 +204,8 @@ class Consumer:
         self._publisher = publisher
         self._fail_job = fail_job
         self._ledger = ledger
+        # The consumer groups this service reads, for the lag metric.
+        self.subscriptions: list[metrics.Subscription] = []
 
     def handle(self, event_type: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
         spec = topic_for(event_type)
@@ -192,6 +214,11 @@ class Consumer:
             await self._consume(spec, event_type, handler, message)
 
         consume.__name__ = f"{self._service}_{spec.event.__name__}"
+        self.subscriptions.append(
+            metrics.Subscription(
+                group_name(self._settings, self._service, spec), topic_name(self._settings, spec)
+            )
+        )
         self._broker.subscriber(
             topic_name(self._settings, spec),
             group_id=group_name(self._settings, self._service, spec),
@@ -201,6 +228,16 @@ class Consumer:
         )(consume)
 
     async def _consume(
+        self,
+        spec: TopicSpec,
+        event_type: type[E],
+        handler: Callable[[E], Awaitable[None]],
+        message: KafkaMessage,
+    ) -> None:
+        with log_context(stage=self._service, topic=spec.name):
+            await self._consume_logged(spec, event_type, handler, message)
+
+    async def _consume_logged(
         self,
         spec: TopicSpec,
         event_type: type[E],
@@ -220,7 +257,23 @@ class Consumer:
             return
         job_id: UUID | None = getattr(event, "job_id", None)
         consumer = group_name(self._settings, self._service, spec)
+        started = time.perf_counter()
+        with log_context(job_id=str(job_id) if job_id else None, event_id=str(event.event_id)):
+            await self._run(spec, handler, message, event, job_id, consumer)
+            log.info(
+                "event handled",
+                extra={"duration_s": round(time.perf_counter() - started, 4)},
+            )
 
+    async def _run(
+        self,
+        spec: TopicSpec,
+        handler: Callable[[E], Awaitable[None]],
+        message: KafkaMessage,
+        event: E,
+        job_id: UUID | None,
+        consumer: str,
+    ) -> None:
         async def run() -> None:
             # Recorded only after the handler's effects and publications, so a
             # crash in between means the handler runs again (and finds its
@@ -275,6 +328,7 @@ class Consumer:
                 await self._fail_job(job_id, "unprocessable_event", job_message or reason[:500])
 
         log.error("dead letter", extra={"topic": spec.name, "job_id": str(job_id)})
+        metrics.DEAD_LETTERS.labels(spec.name, self._service).inc()
         await retry_transient(publish_and_fail, f"{self._service}:dead-letter")
 
 

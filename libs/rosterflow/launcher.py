@@ -72,6 +72,8 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    # Where its /health, /ready and /metrics answer (issue 7).
+    ops_url: str = ""
 
 
 @dataclass
@@ -106,21 +108,17 @@ def _wait_for_http(url: str, services: list[Service], within: float) -> None:
     raise TimeoutError(f"the ingest API at {url} did not answer within {within} s")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _instance_environment(settings: Settings, name: str, instance: int) -> dict[str, str]:
-    """What the second and later instances of a service need apart: their own ports."""
+    """What the instances of a service need apart: ingest's API port, a client id.
+
+    (Every process gets its own ops port from _ops_endpoint.)
+    """
     extra = {
-        "ROSTERFLOW_OPS_PORT": str(_free_port()),
         # The broker tells the instances apart by client id (<id>-<instance>-<service>).
         "ROSTERFLOW_KAFKA_CLIENT_ID": f"{settings.kafka.client_id}-{instance}",
     }
     if name == "ingest" and instance > 1:
-        extra["ROSTERFLOW_HTTP_PORT"] = str(_free_port())
+        extra["ROSTERFLOW_HTTP_PORT"] = str(_free_port(settings.http.host))
     return extra
 
 
@@ -142,16 +140,17 @@ def service_processes(
             for instance in range(1, instances + 1):
                 label = name if instances == 1 else f"{name}-{instance}"
                 extra = _instance_environment(settings, name, instance) if instances > 1 else {}
+                ops_env, ops_url = _ops_endpoint(settings, name, extra)
                 log = log_dir / f"{label}.log"
                 with log.open("ab") as out:
                     process = subprocess.Popen(
                         [sys.executable, "-m", f"services.{name}"],
                         cwd=REPO_ROOT,
-                        env={**env, **extra},
+                        env={**env, **extra, **ops_env},
                         stdout=out,
                         stderr=subprocess.STDOUT,
                     )
-                started.append(Service(label, process, log))
+                started.append(Service(label, process, log, ops_url))
                 if name == "ingest":
                     port = extra.get("ROSTERFLOW_HTTP_PORT", str(settings.http.port))
                     base_urls.append(f"http://{settings.http.host}:{port}")
@@ -173,3 +172,27 @@ def service_processes(
             except subprocess.TimeoutExpired:
                 service.process.kill()
                 service.process.wait()
+
+
+# --- ops endpoints (issue 7) -------------------------------------------------
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _ops_endpoint(
+    settings: Settings, name: str, extra: dict[str, str]
+) -> tuple[dict[str, str], str]:
+    """A port of its own for each process's ops endpoints (ingest: its API port)."""
+    if name == "ingest":
+        api_port = extra.get("ROSTERFLOW_HTTP_PORT", str(settings.http.port))
+        return {}, f"http://{settings.http.host}:{api_port}"
+    host = settings.ops.host
+    ops_port = _free_port(host)
+    return (
+        {"ROSTERFLOW_OPS_HOST": host, "ROSTERFLOW_OPS_PORT": str(ops_port)},
+        f"http://{host}:{ops_port}",
+    )

@@ -11,6 +11,8 @@ from uuid import UUID
 
 import asyncpg
 from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.trace import TracerProvider
 
 from rosterflow import db, jobs
 from rosterflow.cancellation import CancellationWatch
@@ -24,6 +26,8 @@ from rosterflow.kafka import (
     create_broker,
     ensure_topics,
 )
+from rosterflow.ops import tracing
+from rosterflow.ops.metrics import KafkaProbe
 from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore
 
@@ -31,10 +35,13 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, service: str) -> None:
+    def __init__(
+        self, settings: Settings, service: str, *, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.settings = settings
         self.service = service
-        self.broker: KafkaBroker = create_broker(settings.kafka, service)
+        self.tracer_provider = tracer_provider or tracing.tracer_provider(settings.tracing, service)
+        self.broker: KafkaBroker = create_broker(settings.kafka, service, self.tracer_provider)
         self.publisher = Publisher(self.broker, settings.kafka)
         self.consumer = Consumer(
             self.broker, settings.kafka, service, self.publisher, self.fail_job, self
@@ -42,11 +49,19 @@ class Runtime:
         self.cancellations = CancellationWatch()
         self.store = ObjectStore.from_settings(settings.storage)
         self._pool: asyncpg.Pool | None = None
+        self.kafka_probe = KafkaProbe(
+            settings.kafka.bootstrap_servers, settings.ops.check_timeout_seconds
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("the runtime has not been started")
+        return self._pool
+
+    @property
+    def pool_or_none(self) -> asyncpg.Pool | None:
+        """The pool once started (the ops endpoints answer before that too)."""
         return self._pool
 
     async def start(self) -> None:
@@ -57,6 +72,9 @@ class Runtime:
         await ensure_topics(self.settings.kafka)
 
     async def stop(self) -> None:
+        await self.kafka_probe.close()
+        if isinstance(self.tracer_provider, SdkTracerProvider):
+            self.tracer_provider.force_flush()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

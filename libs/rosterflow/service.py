@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from faststream import FastStream
 
 from rosterflow.logs import configure_logging
+from rosterflow.ops.http import OpsServer
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 
@@ -36,7 +38,15 @@ def stream_app(
         rt.cancellations.subscribe(rt.broker, settings.kafka)
     # on_startup runs before the broker connects, so the pool and the topics
     # exist before the first message arrives.
-    app = FastStream(rt.broker, on_startup=[rt.start], after_shutdown=[rt.stop])
+    # The ops endpoints answer from the start (liveness during migrations) to the end.
+    ops = OpsServer(rt)
+    app = FastStream(
+        rt.broker,
+        on_startup=[ops.start, rt.start],
+        after_shutdown=[rt.stop, ops.stop],
+        # Its start and stop lines go through the JSON log like every other line.
+        logger=logging.getLogger(f"rosterflow.{service}"),
+    )
     if background is not None:
         work = background(rt)
         # Started once the pool is open; stopped (on SIGTERM too) before the

@@ -132,6 +132,33 @@ class AuthSettings(BaseSettings):
     leeway_seconds: float = Field(default=30.0, ge=0)
 
 
+# --- operations (issue 7): health, metrics and tracing ---------------------
+
+
+class OpsSettings(BaseSettings):
+    """Where a Kafka-only service serves /health, /ready and /metrics.
+
+    Ingest serves the same paths on its API port instead.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_OPS_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9100, ge=0, le=65535)
+    # Each readiness check (broker, database, object storage) gives up after this.
+    check_timeout_seconds: float = Field(default=3.0, gt=0)
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry traces across the Kafka hops; off unless an endpoint is set."""
+
+    model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_TRACING_")
+
+    # An OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces.
+    otlp_endpoint: str | None = None
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+
 class Settings(BaseSettings):
     """Everything a service needs; each part reads its own variables."""
 
@@ -143,3 +170,6 @@ class Settings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    # operations (issue 7)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)

@@ -88,6 +88,12 @@ class ObjectStore:
             raise
         return WrittenObject(key, digest.hexdigest(), size)
 
+    def check(self) -> None:
+        """Raise unless the store's root can be listed (readiness probes)."""
+        info = self._fs.get_file_info(self._root)
+        if info.type == pafs.FileType.NotFound:
+            raise StorageError("the object store's root does not exist")
+
     def write_bytes(self, key: str, data: bytes) -> WrittenObject:
         path = self._path(key)
         self._ensure_parent(path)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,7 +31,13 @@ from rosterflow.runtime import Runtime
 from rosterflow.settings import REPO_ROOT, KafkaSettings
 from rosterflow.topics import ALL_TOPICS
 
-TEST_NUMBERS = REPO_ROOT.parent / "shared" / "data" / "skatteverket-testpersonnummer.txt"
+# Beside the repository (../shared); ROSTERFLOW_TEST_NUMBERS points elsewhere (a git worktree).
+TEST_NUMBERS = Path(
+    os.environ.get(
+        "ROSTERFLOW_TEST_NUMBERS",
+        REPO_ROOT.parent / "shared" / "data" / "skatteverket-testpersonnummer.txt",
+    )
+)
 
 GIVEN = [
     "Alva",

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from rosterflow.ops.http import router as ops_router
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 from services.ingest import api, handlers, openapi
@@ -32,4 +33,6 @@ def create_app(settings: Settings) -> FastAPI:
         title=openapi.TITLE, version="1", description=openapi.DESCRIPTION, lifespan=lifespan
     )
     api.mount(app, rt)
+    # /health, /ready, /metrics (issue 7): for probes and Prometheus, not the API.
+    app.include_router(ops_router(rt), include_in_schema=False)
     return app

@@ -6,6 +6,7 @@ import logging
 from typing import Literal
 
 from rosterflow.kafka import retry_transient
+from rosterflow.ops import metrics
 from rosterflow.runtime import Runtime
 from services.notifier import smtp, store
 from services.notifier.logic import envelope_sender
@@ -23,6 +24,13 @@ def retry_delay(attempts: int, initial: float, maximum: float) -> float:
 
 
 async def deliver(rt: Runtime, pending: Pending) -> Result:
+    """Try to send one email (see ``_deliver``), counted in the email metric by result."""
+    result = await _deliver(rt, pending)
+    metrics.EMAILS.labels(result).inc()
+    return result
+
+
+async def _deliver(rt: Runtime, pending: Pending) -> Result:
     """Send a leased email and record the outcome.
 
     The records after the relay answered are retried until the database

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+
+import pyarrow.compute as pc
 
 from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.ops import metrics
 from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError, report_keys
 from services.validator import errors, plan, store
@@ -22,6 +26,8 @@ from services.validator.rows import Rules
 from services.validator.source import Upload
 
 SERVICE = "validator"
+
+log = logging.getLogger(__name__)
 
 
 def register(rt: Runtime) -> None:
@@ -103,7 +109,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
             ).model_dump(),
         }
         async with rt.pool.acquire() as conn:
-            await jobs.transition(
+            moved = await jobs.transition(
                 conn,
                 job.id,
                 JobState.VALIDATING,
@@ -113,6 +119,11 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 validation_finished_at=datetime.now(UTC),
                 check_result=check_result,
             )
+        if moved:
+            try:
+                await asyncio.to_thread(_count_skipped, rt, invalid_key)
+            except Exception as exc:  # a metric never fails a job
+                log.warning("skipped rows not counted", extra={"error": type(exc).__name__})
     except FileError as exc:
         await rt.end_job(
             job.id,
@@ -126,6 +137,15 @@ async def validate(rt: Runtime, job: Job) -> Job:
             await asyncio.to_thread(rt.store.delete, key)
         await rt.end_job(job.id, Outcome.CANCELLED, "cancelled during validation")
     return await rt.settle(job.id, JobState.VALIDATING, "cancelled during validation")
+
+
+def _count_skipped(rt: Runtime, invalid_key: str) -> None:
+    """The metric of skipped rows by reason, from the report's codes (never its values)."""
+    issues = rt.store.parquet_file(invalid_key).read(columns=["line", "code", "severity"])
+    errors = issues.filter(pc.equal(issues.column("severity"), "error"))
+    metrics.skipped_rows(
+        zip(errors.column("line").to_pylist(), errors.column("code").to_pylist(), strict=True)
+    )
 
 
 def _check(

@@ -28,19 +28,6 @@ COMPOSE_DIR = REPO_ROOT / "deploy" / "compose"
 K8S_BASE = REPO_ROOT / "deploy" / "k8s" / "base"
 KUBERNETES_VERSION = "1.33.0"
 
-# Settings the agreed contracts name (notes/common.md) that other branches are
-# adding this session; the manifests use them already. Remove a name once its
-# model is merged (the derived names then cover it).
-PENDING_SETTINGS = {
-    "ROSTERFLOW_OPS_HOST",  # OpsSettings (operations)
-    "ROSTERFLOW_OPS_PORT",
-    "ROSTERFLOW_TRACING_OTLP_ENDPOINT",  # TracingSettings (operations)
-}
-# Files the operations branch is adding this session (mounted by compose).
-PENDING_FILES = {
-    REPO_ROOT / "deploy" / "observability" / "prometheus" / "alerts.yml",
-    REPO_ROOT / "deploy" / "observability" / "grafana" / "dashboards",
-}
 # Variables read outside the Settings models, with the file that reads them.
 OTHER_VARIABLES = {"ROSTERFLOW_DEMO_DIR": REPO_ROOT / "libs" / "rosterflow" / "demo_data.py"}
 # What each service must be told to reach its neighbours.
@@ -69,7 +56,7 @@ def settings_variables() -> set[str]:
 
 
 def known_variables() -> set[str]:
-    return settings_variables() | PENDING_SETTINGS | set(OTHER_VARIABLES)
+    return settings_variables() | set(OTHER_VARIABLES)
 
 
 def module_file(module: str) -> Path:
@@ -81,8 +68,6 @@ def module_file(module: str) -> Path:
 
 
 def assert_exists(path: Path) -> None:
-    if path in PENDING_FILES or any(p in PENDING_FILES for p in path.parents):
-        return
     assert path.exists(), f"{path.relative_to(REPO_ROOT)} is referenced but does not exist"
 
 

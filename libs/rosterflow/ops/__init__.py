@@ -1,0 +1,1 @@
+"""Operations: metrics, health, tracing and the operator's command line."""
