@@ -22,11 +22,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from rosterflow import db
 from rosterflow.kafka import topic_name
 from rosterflow.launcher import service_processes
 from rosterflow.settings import (
+    AuthSettings,
     DatabaseSettings,
     HttpSettings,
     KafkaSettings,
@@ -34,7 +36,10 @@ from rosterflow.settings import (
     StorageSettings,
 )
 from rosterflow.testing import (
+    TEST_AUTH_SECRET,
+    bearer,
     delete_prefixed_topics,
+    mint_token,
     sample_roster,
     school_age_numbers,
     seed_active_patients,
@@ -48,12 +53,7 @@ from tests.observability import dashboard_queries, metric_names, rule_expression
 
 ADMIN_NAME = "Karin Adminsdotter"
 FILE_NAME = "klass-9b-Wilma-Andersson.csv"
-HEADERS = {
-    "X-User-Id": "u-ops",
-    "X-User-Name": ADMIN_NAME,
-    "X-User-Email": f"karin.adminsdotter-{uuid4().hex[:6]}@skolhalsan.example",
-    "X-User-Language": "en",
-}
+ADMIN_EMAIL = f"karin.adminsdotter-{uuid4().hex[:6]}@skolhalsan.example"
 
 
 @dataclass
@@ -143,6 +143,7 @@ async def run(
         db=DatabaseSettings(dsn=with_database(ADMIN_DSN, name)),
         storage=StorageSettings(uri=(tmp / "objects").as_uri()),
         http=HttpSettings(port=free_port()),
+        auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
     )
     conn = await db.connect(settings.db.dsn.get_secret_value())
     try:
@@ -168,7 +169,7 @@ async def _exercise(settings: Settings, conn: asyncpg.Connection, log_dir: Path)
         | {f"{n[2:8]}-{n[8:]}" for n in roster.valid_identities + leavers}
         | set(leavers)
         | broken_secrets
-        | {FILE_NAME, ADMIN_NAME, HEADERS["X-User-Email"]}
+        | {FILE_NAME, ADMIN_NAME, ADMIN_EMAIL}
     )
     result = Run(job_ids=[], secrets=secrets)
     params = {
@@ -177,9 +178,17 @@ async def _exercise(settings: Settings, conn: asyncpg.Connection, log_dir: Path)
         "file_name": FILE_NAME,
     }
 
+    token = mint_token(
+        [school.organisation_id],
+        user_id="u-ops",
+        name=ADMIN_NAME,
+        email=ADMIN_EMAIL,
+        language="en",
+    )
+    headers = bearer(token)
     with service_processes(settings, log_dir) as services:
         async with httpx.AsyncClient(
-            base_url=services.base_url, headers=HEADERS, timeout=30
+            base_url=services.base_url, headers=headers, timeout=30
         ) as client:
 
             async def reach(job_id: str, states: set[str]) -> dict[str, Any]:
