@@ -248,9 +248,14 @@ def test_health_checks_and_scrapes_use_the_agreed_ports_and_paths(
         port = env["ROSTERFLOW_HTTP_PORT"] if name == "ingest" else env["ROSTERFLOW_OPS_PORT"]
         probe = " ".join(services[name]["healthcheck"]["test"])
         assert f"http://127.0.0.1:{port}/ready" in probe, name
-        assert targets[name] == [f"{name}:{port}"]
+        assert targets[f"rosterflow-{name}"] == [f"{name}:{port}"]
+    # The service-down alert selects scrape jobs by name: every job must match it.
+    alerts = (REPO_ROOT / "deploy" / "observability" / "prometheus" / "alerts.yml").read_text()
+    selector = re.search(r'up\{job=~"([^"]+)"\}', alerts)
+    assert selector is not None, "the service-down alert no longer selects jobs by name"
     for job in prometheus["scrape_configs"]:
         assert job.get("metrics_path", "/metrics") == "/metrics"
+        assert re.fullmatch(selector.group(1), job["job_name"]), job["job_name"]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"]}
     for rule_file in prometheus["rule_files"]:
         assert mounts[rule_file].endswith("observability/prometheus/alerts.yml")
