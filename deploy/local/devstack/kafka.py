@@ -19,7 +19,6 @@ from .procs import (
     ensure_port_free,
     mkdirs,
     port_accepts,
-    remove_pid,
     require_command,
     run_checked,
     say,
@@ -230,12 +229,8 @@ def kafka_start(cfg: Config) -> int:
             return f"broker answers but {server_log} has no 'Kafka Server started' yet"
         return missing
 
-    try:
-        logs = [server_log, cfg.kafka_logs / "kafka.out"]
-        wait_ready("kafka", proc, probe, KAFKA_READY_TIMEOUT_S, logs)
-    except StackError:
-        remove_pid(cfg, "kafka")
-        raise
+    logs = [server_log, cfg.kafka_logs / "kafka.out"]
+    wait_ready(cfg, "kafka", proc, probe, KAFKA_READY_TIMEOUT_S, logs)
     return proc.pid
 
 

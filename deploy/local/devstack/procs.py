@@ -136,18 +136,23 @@ def spawn_detached(cmd: Sequence[str], log_path: Path, cwd: Path) -> subprocess.
 
 
 def wait_ready(
+    cfg: Config,
     name: str,
     proc: subprocess.Popen[bytes],
     probe: Callable[[], str | None],
     timeout: float,
     logs: Sequence[Path],
 ) -> None:
-    """Poll `probe` (None = ready, else what is missing) until ready, death or timeout."""
+    """Poll `probe` (None = ready, else what is missing) until ready, death or timeout.
+
+    On failure the pid file is forgotten, so the next `up` starts afresh.
+    """
     deadline = time.monotonic() + timeout
     missing = "not probed yet"
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
+            remove_pid(cfg, name)
             raise StackError(f"{name}: process {proc.pid} exited with code {code} on startup", logs)
         result = probe()
         if result is None:
@@ -155,6 +160,7 @@ def wait_ready(
         missing = result
         time.sleep(0.25)
     abandon_startup(proc)
+    remove_pid(cfg, name)
     raise StackError(
         f"{name}: not ready after {timeout:.0f} s: {missing} (stopped the half-started process)",
         logs,

@@ -20,12 +20,10 @@ from pathlib import Path
 from . import sigv4
 from .component import Component
 from .config import HOST, Config
-from .errors import StackError
 from .procs import (
     cmdline,
     ensure_port_free,
     mkdirs,
-    remove_pid,
     require_command,
     run_checked,
     say,
@@ -168,11 +166,7 @@ def s3_start(cfg: Config) -> int:
     ]
     proc = spawn_detached(cmd, cfg.s3_log, cwd=cfg.s3_dir)
     write_pid(cfg, "s3", proc.pid)
-    try:
-        wait_ready("s3", proc, lambda: s3_probe(cfg), S3_READY_TIMEOUT_S, [cfg.s3_log])
-    except StackError:
-        remove_pid(cfg, "s3")
-        raise
+    wait_ready(cfg, "s3", proc, lambda: s3_probe(cfg), S3_READY_TIMEOUT_S, [cfg.s3_log])
     return proc.pid
 
 

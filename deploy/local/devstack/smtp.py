@@ -12,7 +12,6 @@ from .procs import (
     cmdline,
     ensure_port_free,
     mkdirs,
-    remove_pid,
     spawn_detached,
     terminate_pid,
     wait_ready,
@@ -66,11 +65,7 @@ def smtp_start(cfg: Config) -> int:
     ]  # fmt: skip
     proc = spawn_detached(cmd, cfg.smtp_log, cwd=REPO_ROOT)
     write_pid(cfg, "smtp", proc.pid)
-    try:
-        wait_ready("smtp", proc, lambda: smtp_probe(cfg), SMTP_READY_TIMEOUT_S, [cfg.smtp_log])
-    except StackError:
-        remove_pid(cfg, "smtp")
-        raise
+    wait_ready(cfg, "smtp", proc, lambda: smtp_probe(cfg), SMTP_READY_TIMEOUT_S, [cfg.smtp_log])
     return proc.pid
 
 
