@@ -14,8 +14,18 @@ from enum import StrEnum
 from functools import reduce
 from typing import Literal, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from services.validator.buffers import (
+    Bytes,
+    Mask,
+    Positions,
+    Strings,
+    digits,
+    fixed_width_strings,
+)
 
 Kind = Literal["personnummer", "samordningsnummer", "temporary"]
 
@@ -206,8 +216,142 @@ def _impossible_date(year: pa.Array, mm: pa.Array, day: pa.Array) -> pa.Array:
     return pc.or_(pc.less(day, _n(1)), pc.greater(day, month_days))
 
 
+class _Written(NamedTuple):
+    """The fast path's answer: which rows it found valid, their 12 characters, their kind."""
+
+    accepted: Mask
+    normalised: Bytes
+    samordning: Mask
+
+
+# Where the parts of each written form sit, by its length: the century (if
+# written), YYMMDD, the separator (if any), NNNC. "+" goes with a century to
+# the exact path (a format error there).
+_FORMS = {
+    10: (None, 0, None, 6),
+    11: (None, 0, 6, 7),
+    12: (0, 2, None, 8),
+    13: (0, 2, 8, 9),
+}
+_MINUS, _PLUS = np.uint8(ord("-")), np.uint8(ord("+"))
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
+_LUHN_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], np.int32)
+
+
+def _written_numbers(text: Strings, today: date) -> _Written:
+    """Decide the rows written as plain digits in one of the four usual forms.
+
+    Only what the exact path would accept is accepted here, with the same
+    normalised number and kind; every other row (an error, a temporary
+    number, whitespace, anything unusual) is left for the exact path. Each
+    character position is one vector over the rows of a form (numpy is fast
+    along a long axis, slow across a short one).
+    """
+    rows = text.rows
+    accepted = np.zeros(rows, np.bool_)
+    normalised = np.zeros((rows, 12), np.uint8)
+    samordning = np.zeros(rows, np.bool_)
+    today_number = today.year * 10_000 + today.month * 100 + today.day
+    for width, (century_at, date_at, separator_at, tail_at) in _FORMS.items():
+        found = text.of_length(width)
+        if not len(found):
+            continue
+        chars = [text.column(found, position) for position in range(width)]
+        values = [digits(char) for char in chars]
+        ok = np.ones(len(found), np.bool_)
+        for position, value in enumerate(values):
+            if position != separator_at:
+                ok &= value < 10
+        plus = np.zeros(len(found), np.bool_)
+        if separator_at is not None:
+            separator = chars[separator_at]
+            plus = separator == _PLUS
+            ok &= (separator == _MINUS) | (plus if century_at is None else False)
+        d = [value.astype(np.int32) for value in values]
+        yy = d[date_at] * 10 + d[date_at + 1]
+        mm = d[date_at + 2] * 10 + d[date_at + 3]
+        dd = d[date_at + 4] * 10 + d[date_at + 5]
+        coordinated = dd > _SAMORDNING_OFFSET
+        day = np.where(coordinated, dd - _SAMORDNING_OFFSET, dd)
+        if century_at is not None:
+            century = d[century_at] * 10 + d[century_at + 1]
+            ok &= (century >= 18) & (century <= 20)
+            year = century * 100 + yy
+        else:
+            year = _full_years(yy, mm * 100 + day, plus, today)
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        month = np.where((mm >= 1) & (mm <= 12), mm, 0)
+        month_days = _MONTH_DAYS[month] + ((month == 2) & leap)
+        ok &= (day >= 1) & (day <= month_days)
+        ok &= year * 10_000 + mm * 100 + day <= today_number
+        tail = d[tail_at : tail_at + 4]
+        ok &= (tail[0] | tail[1] | tail[2]) != 0  # birth number 000
+        nine = d[date_at : date_at + 6] + tail[:3]
+        # Non-digits (already refused) must still index the table.
+        luhn = sum(_LUHN_DOUBLED[np.minimum(digit, 9)] for digit in nine[0::2]) + sum(nine[1::2])
+        ok &= (10 - luhn % 10) % 10 == tail[3]
+        if not ok.any():
+            continue
+        rows_ok = found[ok]
+        accepted[rows_ok] = True
+        samordning[rows_ok] = coordinated[ok]
+        if century_at is None:
+            years = year[ok]
+            for position, scale in enumerate((1000, 100, 10, 1)):
+                normalised[rows_ok, position] = years // scale % 10 + ord("0")
+        else:
+            for position in range(2):
+                normalised[rows_ok, position] = chars[century_at + position][ok]
+        for position in range(6):
+            normalised[rows_ok, 2 + position] = chars[date_at + position][ok]
+        for position in range(4):
+            normalised[rows_ok, 8 + position] = chars[tail_at + position][ok]
+    return _Written(accepted, normalised, samordning)
+
+
+def _full_years(yy: Positions, mmdd: Positions, plus: Mask, today: date) -> Positions:
+    """The column form of `_full_year` for numbers written without a century."""
+    base = today.year - 100
+    year = np.where(plus, base - (base - yy) % 100, today.year - (today.year - yy) % 100)
+    later_this_year = (year == today.year) & (mmdd > today.month * 100 + today.day)
+    return np.where(later_this_year & ~plus, year - 100, year)
+
+
 def parse_identity_column(values: pa.Array | pa.ChunkedArray, today: date) -> IdentityColumn:
-    text = pc.utf8_trim(_as_strings(values), characters=WHITESPACE)
+    """Every row of a column: the usual forms on the fast path, the rest the exact way."""
+    text = _as_strings(values)
+    written = _written_numbers(Strings(text), today)
+    if written.accepted.all():
+        kinds = written.samordning.astype(np.int8)
+        return IdentityColumn(
+            normalised=fixed_width_strings(written.normalised),
+            codes=pa.nulls(len(text), pa.string()),
+            kinds=pc.take(_KINDS, pa.array(kinds, pa.int8())),
+        )
+    rest = np.flatnonzero(~written.accepted)
+    exact = _parse_exact(text.take(pa.array(rest)), today)
+    valid = written.accepted.copy()
+    kinds = written.samordning.astype(np.int8)
+    exact_valid = Strings(exact.normalised).present
+    if exact_valid.any():
+        rows = rest[exact_valid]
+        valid[rows] = True
+        written.normalised[rows] = Strings(exact.normalised).matrix(np.flatnonzero(exact_valid), 12)
+        exact_kinds = pc.index_in(exact.kinds, value_set=_KINDS).to_numpy(zero_copy_only=False)
+        kinds[rows] = exact_kinds[exact_valid]
+    codes = pc.replace_with_mask(
+        pa.nulls(len(text), pa.string()), pa.array(~written.accepted), exact.codes
+    )
+    return IdentityColumn(
+        normalised=fixed_width_strings(written.normalised, valid),
+        codes=codes,
+        kinds=pc.take(_KINDS, pa.array(kinds, pa.int8(), mask=~valid)),
+    )
+
+
+def _parse_exact(text: pa.Array, today: date) -> IdentityColumn:
+    """Any value the way `parse_identity` reads it, a column at a time."""
+    text = pc.utf8_trim(text, characters=WHITESPACE)
     missing = pc.fill_null(pc.equal(text, _s("")), _TRUE)
     # Matching is RE2's fast path; extracting submatches is not (it took most
     # of the run time). Once the shape is known the parts sit at fixed places:
