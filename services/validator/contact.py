@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from services.validator.buffers import Mask, Strings
 from services.validator.messages import RowCode
 
 _ATOM = r"[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+"
@@ -34,7 +32,6 @@ PHONE = (
 )
 POSTCODE = r"^(?:[Ss][Ee]-? ?)?([1-9][0-9]{2}) ?([0-9]{2})$"
 _NULL = pa.scalar(None, pa.string())
-_FALSE = pa.scalar(False, pa.bool_())
 _CANONICAL_POSTCODE_LENGTH = pa.scalar(6, pa.int32())
 
 
@@ -63,83 +60,12 @@ def check_email(values: pa.Array) -> Checked:
     return _keep(values, valid)
 
 
-def _fast_then_exact(
-    values: pa.Array, accepted: Mask, exact: Callable[[pa.Array], Checked]
-) -> Checked:
-    """Rows a fast path accepted (valid, already as stored) kept; ``exact`` decides the rest."""
-    if accepted.all():
-        return Checked(values, pa.repeat(_FALSE, len(values)))
-    rest = pa.array(~accepted)
-    checked = exact(values.filter(rest))
-    return Checked(
-        pc.replace_with_mask(values, rest, checked.values),
-        pc.replace_with_mask(pa.repeat(_FALSE, len(values)), rest, checked.invalid),
-    )
-
-
-_DIGIT = np.zeros(256, np.bool_)
-_DIGIT[list(b"0123456789")] = True
-_PHONE_BYTES = _DIGIT.copy()
-_PHONE_BYTES[list(b" ./()-")] = True
-
-
-def _national_phones(text: Strings) -> Mask:
-    """Numbers written the Swedish way (0, then 1-9, 7 to 12 digits in all, any separators).
-
-    Exactly the national half of PHONE, from prefix sums over the column's
-    bytes; international numbers and anything else are left to the pattern.
-    """
-    accepted = ~text.present
-    first, end = text.starts[0], text.starts[-1]
-    if end == first:
-        return accepted
-    part = text.data[first:end]
-    digit = _DIGIT[part]
-    digits_before = np.zeros(len(part) + 1, np.int32)
-    np.cumsum(digit, out=digits_before[1:])
-    others_before = np.zeros(len(part) + 1, np.int32)
-    np.cumsum(~_PHONE_BYTES[part], out=others_before[1:])
-    starts, ends = text.starts[:-1] - first, text.starts[1:] - first
-    count = digits_before[ends] - digits_before[starts]
-    ok = text.present & (count >= 7) & (count <= 12)
-    ok &= others_before[ends] == others_before[starts]
-    ok &= digit[np.maximum(ends - 1, 0)]  # ends with a digit
-    written = part[digit]
-    if len(written) < 2:
-        return accepted
-    at = np.minimum(digits_before[starts], len(written) - 2)
-    ok &= (written[at] == ord("0")) & (written[at + 1] != ord("0"))
-    national: Mask = accepted | ok
-    return national
-
-
 def check_phone(values: pa.Array) -> Checked:
-    return _fast_then_exact(values, _national_phones(Strings(values)), _check_phone_exact)
-
-
-def _check_phone_exact(values: pa.Array) -> Checked:
     return _keep(values, pc.match_substring_regex(values, PHONE))
-
-
-def _canonical_postcodes(text: Strings) -> Mask:
-    """Postcodes already written as stored ("123 45"), from a byte matrix of the six-byte ones."""
-    accepted = ~text.present
-    rows = text.of_length(6)
-    if len(rows):
-        shaped = text.matrix(rows, 6)
-        ok = (shaped[:, 0] != ord("0")) & (shaped[:, 3] == ord(" "))
-        for position in (0, 1, 2, 4, 5):
-            ok &= _DIGIT[shaped[:, position]]
-        accepted[rows[ok]] = True
-    return accepted
 
 
 def check_postcode(values: pa.Array) -> Checked:
     """Stored the way the postal service writes it: 123 45."""
-    return _fast_then_exact(values, _canonical_postcodes(Strings(values)), _check_postcode_exact)
-
-
-def _check_postcode_exact(values: pa.Array) -> Checked:
     checked = _keep(values, pc.match_substring_regex(values, POSTCODE))
     # A valid value of six characters is already "123 45"; only others change.
     odd = pc.fill_null(

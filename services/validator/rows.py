@@ -7,13 +7,11 @@ from datetime import date
 from functools import reduce
 from typing import Final
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rosterflow.journal import VALID_ROWS_SCHEMA
 from services.validator import grades
-from services.validator.buffers import Strings
 from services.validator.contact import CHECKS
 from services.validator.grades import SchoolLevel
 from services.validator.header import CANONICAL, REQUIRED
@@ -99,18 +97,6 @@ _FORMULA_BYTES = (b"=", b"+", b"-", b"@")
 _FORMULA_FIRST = pa.array([b"=", b"+", b"-", b"@"], pa.binary())
 
 
-_ASCII_SPACE = np.zeros(256, np.bool_)
-_ASCII_SPACE[list(_ASCII_WHITESPACE.encode())] = True
-
-
-def _padded(text: Strings) -> bool:
-    """Whether any value starts or ends with ASCII whitespace (two gathers, no kernel)."""
-    filled = np.flatnonzero(text.lengths > 0)
-    first = text.data[text.starts[filled]]
-    last = text.data[text.starts[filled + 1] - 1]
-    return bool(_ASCII_SPACE[first].any() or _ASCII_SPACE[last].any())
-
-
 def clean_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Trim, collapse inner whitespace to one space; blank becomes null."""
     if isinstance(values, pa.ChunkedArray):
@@ -125,11 +111,9 @@ def clean_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     special = any(b in raw for b in _SPECIAL_SPACE_BYTES)
     if special:
         text = pc.utf8_trim(values, characters=WHITESPACE)
-    elif _padded(Strings(values)):
+    else:
         # ASCII bytes never occur inside a UTF-8 multi-byte character.
         text = pc.ascii_trim(values, characters=_ASCII_WHITESPACE)
-    else:
-        text = values
     # Replacing runs RE2's slow path on every value, and even matching costs
     # 100 ns a value; most columns have no untidy space at all.
     if special or any(b in raw for b in _CONTROL_SPACE_BYTES) or b"  " in raw:
