@@ -137,3 +137,19 @@ def test_many_unusual_rows_are_parsed_as_a_column_and_few_one_at_a_time() -> Non
         assert parsed.kinds.to_pylist() == [
             e.kind if isinstance(e, Identity) else None for e in expected
         ]
+
+
+def test_a_null_is_missing_even_where_its_slot_holds_bytes() -> None:
+    # Arrow lets a null slot span bytes (what some kernels leave behind): the
+    # fast path must go by the validity bitmap, not by what the slot holds.
+    data = b"900121-2399" * 3
+    offsets = pa.py_buffer(bytes(memoryview(pa.array([0, 11, 22, 33], pa.int32()).buffers()[1])))
+    validity = pa.py_buffer(bytes([0b101]))
+    values = pa.StringArray.from_buffers(3, offsets, pa.py_buffer(data), validity, 1)
+    for part in (values, values.slice(1)):
+        parsed = parse_identity_column(part, TODAY)
+        expected = [parse_identity(v, TODAY) for v in part.to_pylist()]
+        assert parsed.codes.to_pylist() == [
+            None if isinstance(e, Identity) else e.value for e in expected
+        ]
+    assert parse_identity_column(values, TODAY).codes.to_pylist()[1] == "identity_missing"
