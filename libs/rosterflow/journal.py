@@ -126,7 +126,11 @@ SELECT count(*) AS staged,
        count(*) FILTER (
            WHERE NOT new_patient AND enrolment_status IS DISTINCT FROM 'archived'
              AND (enrolment_status IS NULL OR patient_changed
-                  OR new_placement OR placement_changed)) AS updated
+                  OR new_placement OR placement_changed)) AS updated,
+       count(*) FILTER (WHERE patient_changed) AS patients_changed,
+       count(*) FILTER (WHERE enrolment_status IS NULL) AS enrolments_new,
+       count(*) FILTER (WHERE new_placement) AS placements_new,
+       count(*) FILTER (WHERE placement_changed) AS placements_changed
   FROM resolved
 """
 INSERT_PATIENTS = """
@@ -292,12 +296,20 @@ async def apply_staged(
         reactivated=row["reactivated"],
         unchanged=row["staged"] - row["created"] - row["updated"] - row["reactivated"],
     )
-    await conn.execute(INSERT_PATIENTS, organisation_id)
-    await conn.execute(UPDATE_PATIENTS)
-    await conn.execute(INSERT_ENROLMENTS, unit_id)
-    await conn.execute(REACTIVATE_ENROLMENTS, unit_id)
-    await conn.execute(INSERT_PLACEMENTS, unit_id, school_year)
-    await conn.execute(UPDATE_PLACEMENTS, unit_id, school_year)
+    # Each write runs only when the resolved rows hold something for it: a
+    # statement with nothing to do still costs its join (an UPDATE of no rows
+    # probed the unit's placements once per resolved row, ~5 ms for 200 rows).
+    writes = (
+        (row["created"], INSERT_PATIENTS, (organisation_id,)),
+        (row["patients_changed"], UPDATE_PATIENTS, ()),
+        (row["enrolments_new"], INSERT_ENROLMENTS, (unit_id,)),
+        (row["reactivated"], REACTIVATE_ENROLMENTS, (unit_id,)),
+        (row["placements_new"], INSERT_PLACEMENTS, (unit_id, school_year)),
+        (row["placements_changed"], UPDATE_PLACEMENTS, (unit_id, school_year)),
+    )
+    for rows, statement, args in writes:
+        if rows:
+            await conn.execute(statement, *args)
     if counts.created + counts.reactivated >= BULK_ROWS:
         # Statistics that predate this many new rows make the next readers (the
         # archive set right after this, the next import's join) loop row by
