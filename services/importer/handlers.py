@@ -66,8 +66,7 @@ async def apply(rt: Runtime, job: Job) -> Job:
         try:
             total, done = parquet.metadata.num_rows, 0
             await record_progress(rt, job, JobState.IMPORTING, done, total)
-            async with conn.transaction():
-                await journal.create_staging(conn)
+            async with journal.staging(conn), conn.transaction():
                 for index in range(parquet.num_row_groups):
                     rt.cancellations.check(job.id)
                     group = await asyncio.to_thread(parquet.read_row_group, index)
