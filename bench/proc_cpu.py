@@ -82,6 +82,24 @@ class Snapshot:
     seconds: Mapping[str, float]
     busy: float
     total: float
+    # Every other process by pid: (its command, CPU seconds), to name what else ran.
+    others: Mapping[int, tuple[str, float]]
+
+
+def _all_processes() -> dict[int, tuple[str, float, int]]:
+    """pid → (command, CPU seconds, parent pid) for every process now."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None:
+                ticks = int(fields[11]) + int(fields[12])
+                found[int(entry.name)] = (
+                    _title(int(entry.name))[:60],
+                    ticks / TICK,
+                    int(fields[1]),
+                )
+    return found
 
 
 def snapshot(pids: Mapping[str, int], postmaster: int | None, database: str) -> Snapshot:
@@ -90,7 +108,13 @@ def snapshot(pids: Mapping[str, int], postmaster: int | None, database: str) -> 
         own, other = postgres_seconds(postmaster, database)
         seconds = {**seconds, "postgres (this database)": own, "postgres (other)": other}
     busy, total = machine_seconds()
-    return Snapshot(seconds, busy, total)
+    known = set(pids.values()) | ({postmaster} if postmaster is not None else set())
+    others = {
+        pid: (title, cpu)
+        for pid, (title, cpu, parent) in _all_processes().items()
+        if pid not in known and parent != postmaster
+    }
+    return Snapshot(seconds, busy, total, others)
 
 
 def report(before: Snapshot, after: Snapshot, jobs: int) -> list[str]:
@@ -103,6 +127,18 @@ def report(before: Snapshot, after: Snapshot, jobs: int) -> list[str]:
         f"    {name:<28} {seconds * 1000 / jobs:7.1f} ms/job  {seconds:7.2f} s"
         for name, seconds in sorted(spent.items(), key=lambda item: -item[1])
     ]
+    others = sorted(
+        (
+            (cpu - before.others.get(pid, (title, 0.0))[1], title)
+            for pid, (title, cpu) in after.others.items()
+        ),
+        reverse=True,
+    )
+    rest = sum(seconds for seconds, _ in others)
+    lines.append(
+        f"    {'other processes':<28} {rest * 1000 / jobs:7.1f} ms/job  {rest:7.2f} s"
+        f"  (most: {'; '.join(f'{t.strip()} {s:.1f} s' for s, t in others[:3])})"
+    )
     lines.append(
         f"    {'accounted':<28} {accounted * 1000 / jobs:7.1f} ms/job  {accounted:7.2f} s"
         f" of {busy:.2f} s busy on the machine ({100 * busy / max(wall_cores, 1e-9):.0f} % of"
