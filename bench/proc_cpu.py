@@ -50,11 +50,12 @@ def _children_of(parent: int) -> list[int]:
 
 def _title(pid: int) -> str:
     try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return ""
+    # Arguments and any line breaks in them (python -c '…') as single spaces;
+    # the spaces around keep " <database> " findable in a backend's title.
+    return " " + " ".join(raw.replace("\0", " ").split()) + " "
 
 
 def postgres_seconds(postmaster: int, database: str) -> tuple[float, float]:
