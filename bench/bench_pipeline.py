@@ -330,8 +330,7 @@ async def baseline(workdir: Path, data: bytes) -> tuple[float, float, float]:
         try:
             async with conn.transaction():
                 await journal.create_staging(conn)
-                for index in range(parquet.num_row_groups):
-                    await journal.stage_rows(conn, parquet.read_row_group(index))
+                await journal.stage_row_groups(conn, parquet.num_row_groups, parquet.read_row_group)
                 await journal.apply_staged(
                     conn, school.organisation_id, school.unit_id, SCHOOL_YEAR
                 )

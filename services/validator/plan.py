@@ -44,10 +44,12 @@ async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> Pl
     # staging tables, which the commit empties; ``staging`` empties them when
     # anything fails.
     async with rt.pool.acquire() as conn, journal.staging(conn), conn.transaction():
-        for index in range(parquet.num_row_groups):
-            rt.cancellations.check(job.id)
-            group = await asyncio.to_thread(parquet.read_row_group, index)
-            await journal.stage_rows(conn, group)
+        await journal.stage_row_groups(
+            conn,
+            parquet.num_row_groups,
+            parquet.read_row_group,
+            before=lambda: rt.cancellations.check(job.id),
+        )
         # Read-only: the plan is the importer's own classification, nothing is written.
         counts = await journal.classify_staged(
             conn, job.organisation_id, job.unit_id, job.school_year

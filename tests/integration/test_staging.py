@@ -77,3 +77,43 @@ async def test_staging_refuses_to_start_inside_a_transaction(database_dsn: str) 
                     pass
     finally:
         await conn.close()
+
+
+async def test_row_groups_are_staged_in_order_with_progress_and_a_stop(database_dsn: str) -> None:
+    conn = await db.connect(database_dsn)
+    groups = [_rows(4), _rows(3), _rows(2)]
+    read: list[int] = []
+    progress: list[int] = []
+
+    def read_group(index: int) -> pa.Table:
+        read.append(index)
+        return groups[index]
+
+    async def after(rows: int) -> None:
+        progress.append(rows)
+
+    try:
+        async with journal.staging(conn), conn.transaction():
+            staged = await journal.stage_row_groups(conn, 3, read_group, after=after)
+            assert staged == 9
+            assert await _counts(conn) == (9, 0, 0)
+        assert read == [0, 1, 2]
+        assert progress == [4, 7, 9]
+
+        copies = 0
+
+        def stop_after_one() -> None:
+            nonlocal copies
+            copies += 1
+            if copies == 2:
+                raise LookupError("cancelled")
+
+        async def stage_then_stop() -> None:
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_row_groups(conn, 3, read_group, before=stop_after_one)
+
+        with pytest.raises(LookupError):
+            await stage_then_stop()
+        assert await _counts(conn) == (0, 0, 0)
+    finally:
+        await conn.close()
