@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import pyarrow.csv as pacsv
 
 from rosterflow.db import Connection
 from rosterflow.events import ImportCounts
+
+log = logging.getLogger(__name__)
 
 # The check report's valid rows: what the importer stages, column for column.
 VALID_ROWS_SCHEMA = pa.schema(
@@ -261,8 +264,10 @@ async def staging(conn: Connection) -> AsyncIterator[None]:
         yield
     except BaseException:
         if not conn.is_closed() and not conn.is_in_transaction():
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.shield(conn.execute(EMPTY_STAGING))
+            except Exception as exc:  # the first failure is the one to raise
+                log.warning("staging tables not emptied", extra={"error": type(exc).__name__})
         raise
 
 
@@ -329,8 +334,10 @@ async def stage_row_groups(
                 await after(done)
     finally:
         if upcoming is not None:
+            # Stopped early (a cancel, a failed COPY): the group read ahead is not
+            # wanted, whatever became of it; the first failure is the one raised.
             upcoming.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await upcoming
     return done
 

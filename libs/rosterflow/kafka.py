@@ -309,8 +309,10 @@ class Consumer:
         except Exception:
             # Neither handled nor dead-lettered: back to this message, so that no
             # later commit passes it (what NACK_ON_ERROR did).
-            with contextlib.suppress(Exception):
+            try:
                 await message.nack()
+            except Exception as exc:  # a stopped consumer: it starts from the commit anyway
+                log.warning("could not seek back", extra={"error": type(exc).__name__})
             raise
         # Handled, or dead-lettered: either way the message is done with.
         self.commits.handled(message)
