@@ -43,11 +43,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from aiokafka import AIOKafkaConsumer
 
+from bench import proc_cpu
 from bench.bench_validator import generate
 from rosterflow import db, events, journal
 from rosterflow.events import ImportRequest
 from rosterflow.kafka import Publisher, create_broker, topic_name
-from rosterflow.launcher import service_processes
+from rosterflow.launcher import Services, service_processes
 from rosterflow.settings import (
     LOCAL_DIR,
     DatabaseSettings,
@@ -218,16 +219,16 @@ async def driver(phase: Phase, *, auto_confirm: bool = True) -> AsyncIterator[Dr
 
 
 @contextmanager
-def services(phase: Phase, workdir: Path, instances: int = 1) -> Iterator[None]:
+def services(phase: Phase, workdir: Path, instances: int = 1) -> Iterator[Services]:
     with service_processes(
         phase.settings, workdir / f"logs-{uuid4().hex[:6]}", instances=instances
     ) as running:
         assert len(running.alive()) == 5 * instances
-        yield
+        yield running
 
 
 async def wait_ended(
-    conn: asyncpg.Connection, job_ids: list[UUID], within: float
+    conn: asyncpg.Connection, job_ids: list[UUID], within: float, poll: float = 0.05
 ) -> list[asyncpg.Record]:
     deadline = time.monotonic() + within
     while True:
@@ -243,11 +244,27 @@ async def wait_ended(
         if time.monotonic() > deadline:
             states = sorted({r["state"] for r in rows})
             raise TimeoutError(f"{len(rows)} of {len(job_ids)} jobs registered, states {states}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll)
 
 
 def failures(rows: list[asyncpg.Record]) -> list[str]:
     return [f"{r['id']}: {r['state']} {r['error_code']}" for r in rows if r["state"] != "completed"]
+
+
+async def settle() -> None:
+    """Start a timed million-row part from a clean slate: nothing of the part before.
+
+    Without this, whichever of the large job and the baseline ran second paid
+    for the first one's dirty pages (PostgreSQL's checkpoint, forced by the
+    DROP DATABASE that ends a part, and the kernel's writeback): ~10 s more,
+    in either order.
+    """
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute("CHECKPOINT")
+    finally:
+        await admin.close()
+    await asyncio.to_thread(os.sync)
 
 
 async def seed_schools(phase: Phase, count: int) -> list[School]:
@@ -266,22 +283,48 @@ async def large_job(workdir: Path, data: bytes) -> float:
         (school,) = await seed_schools(ph, 1)
         with services(ph, workdir):
             async with driver(ph) as drive:
+                await settle()
                 job_id, sent = await drive.upload(school, data)
                 conn = await db.connect(ph.dsn)
                 try:
                     (row,) = await wait_ended(conn, [job_id], within=1800)
                 finally:
                     await conn.close()
+            conn = await db.connect(ph.dsn)
+            try:
+                stamps = await conn.fetchrow(STAGE_TIMES, job_id)
+            finally:
+                await conn.close()
         if row["state"] != "completed":
             raise RuntimeError(f"the large job ended {row['state']}: {row['error_code']}")
+        assert stamps is not None
+        print_stages(sent, stamps)
         finished: datetime = row["finished_at"]
         return finished.timestamp() - sent
+
+
+STAGE_TIMES = """
+SELECT received_at, validation_started_at, validation_finished_at, confirmed_at,
+       import_started_at, import_finished_at, finished_at
+  FROM jobs WHERE id = $1
+"""
+
+
+def print_stages(sent: float, stamps: asyncpg.Record) -> None:
+    """Where the large job's time went, from its own per-stage timestamps."""
+    previous, label = sent, "upload event published"
+    for name, at in stamps.items():
+        if at is None:
+            continue
+        print(f"    {label} → {name}: {at.timestamp() - previous:.2f} s")
+        previous, label = at.timestamp(), name
 
 
 async def baseline(workdir: Path, data: bytes) -> tuple[float, float, float]:
     """One process: check_file on the file, then COPY + merge; (total, check, apply) seconds."""
     async with phase(workdir, "baseline") as ph:
         (school,) = await seed_schools(ph, 1)
+        await settle()  # before the file is written, as the large job's upload is
         path = workdir / "baseline.csv"
         path.write_bytes(data)
         store = ObjectStore(pafs.LocalFileSystem(), str(workdir / "baseline-objects"))
@@ -305,8 +348,7 @@ async def baseline(workdir: Path, data: bytes) -> tuple[float, float, float]:
         try:
             async with conn.transaction():
                 await journal.create_staging(conn)
-                for index in range(parquet.num_row_groups):
-                    await journal.stage_rows(conn, parquet.read_row_group(index))
+                await journal.stage_row_groups(conn, parquet.num_row_groups, parquet.read_row_group)
                 await journal.apply_staged(
                     conn, school.organisation_id, school.unit_id, SCHOOL_YEAR
                 )
@@ -354,11 +396,21 @@ async def small_jobs(workdir: Path, count: int) -> tuple[list[float], list[float
 # --- 3. many jobs at once ----------------------------------------------------------------
 
 
+def cpu_snapshot(ph: Phase, running: Services) -> proc_cpu.Snapshot:
+    pids = {s.name: s.process.pid for s in running.running}
+    for part, label in (("kafka", "kafka broker"), ("smtp", "smtp sink")):
+        pid = proc_cpu.local_pid(LOCAL_DIR, part)
+        if pid is not None:
+            pids[label] = pid
+    pids["bench driver"] = os.getpid()
+    return proc_cpu.snapshot(pids, proc_cpu.local_pid(LOCAL_DIR, "postgres"), ph.database)
+
+
 async def burst(workdir: Path, jobs: int, instances: int) -> float:
     roster = sample_roster(200, school_age_numbers()).to_csv().encode()
     async with phase(workdir, f"burst{instances}") as ph:
         schools = await seed_schools(ph, jobs)
-        with services(ph, workdir, instances=instances):
+        with services(ph, workdir, instances=instances) as running:
             async with driver(ph) as drive:
                 # Warm every instance's groups: one job through first.
                 warm = await seed_schools(ph, 1)
@@ -371,13 +423,21 @@ async def burst(workdir: Path, jobs: int, instances: int) -> float:
                         job_id = uuid4()
                         key = upload_key(school.organisation_id, job_id)
                         keys.append((school, job_id, drive.store.write_bytes(key, roster)))
+                    before = cpu_snapshot(ph, running)
                     start = time.time()
                     await asyncio.gather(
                         *(publish_upload(drive, school, job_id, w) for school, job_id, w in keys)
                     )
-                    rows = await wait_ended(conn, [job_id for _, job_id, _ in keys], within=1800)
+                    # Polled twice a second: the end is read from the jobs' finished_at,
+                    # and looking up 500 jobs every 50 ms took CPU from the burst itself.
+                    rows = await wait_ended(
+                        conn, [job_id for _, job_id, _ in keys], within=1800, poll=0.5
+                    )
+                    after = cpu_snapshot(ph, running)
                 finally:
                     await conn.close()
+        print(f"  CPU during the burst of {jobs} jobs, {instances} instance(s) per service:")
+        print("\n".join(proc_cpu.report(before, after, jobs)))
         bad = failures(rows)
         if bad:
             raise RuntimeError(f"{len(bad)} burst jobs did not complete: {bad[:3]}")
@@ -425,6 +485,35 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+async def partial(quick: bool, only: str) -> None:
+    """One part of the benchmark on its own, printed as it goes (no table)."""
+    with tempfile.TemporaryDirectory(prefix="rf-bench-") as tmp:
+        workdir = Path(tmp)
+        if only == "large":
+            data = generate(100_000 if quick else 1_000_000)
+            print(f"  pipeline, one job: {await large_job(workdir, data):.2f} s")
+        elif only == "baseline":
+            data = generate(100_000 if quick else 1_000_000)
+            base_s, check_s, apply_s = await baseline(workdir, data)
+            print(f"  baseline: {base_s:.2f} s (check {check_s:.2f} s, apply {apply_s:.2f} s)")
+        elif only == "small":
+            to_validated, to_finished = await small_jobs(workdir, 15 if quick else 40)
+            for label, values in (
+                ("upload → validated", to_validated),
+                ("confirm → finished", to_finished),
+            ):
+                print(
+                    f"  {label}: p50 {statistics.median(values) * 1000:.0f} ms,"
+                    f" p95 {percentile(values, 95) * 1000:.0f} ms (n={len(values)})"
+                )
+        else:
+            jobs = 100 if quick else 500
+            instances = 2 if only == "burst2" else 1
+            rate = await burst(workdir, jobs, instances)
+            print(f"  burst of {jobs}, {instances} instance(s) per service: {rate:.1f} jobs/s")
+    print(f"  removed this run's {remove_own_mail()} emails from {MAILBOX}")
 
 
 async def main(quick: bool) -> None:
@@ -520,4 +609,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--quick", action="store_true", help="100k rows, 15 small jobs, 100-job bursts"
     )
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--only",
+        choices=("large", "baseline", "small", "burst1", "burst2"),
+        help="run one part alone and print its figures (no table)",
+    )
+    args = parser.parse_args()
+    if args.only:
+        os.environ["ROSTERFLOW_STORAGE_MAX_UPLOAD_BYTES"] = str(512 * 1024 * 1024)
+        os.environ["ROSTERFLOW_IMPORT_MAX_ROWS"] = "1000000"
+        asyncio.run(partial(args.quick, args.only))
+    else:
+        asyncio.run(main(args.quick))

@@ -253,26 +253,33 @@ async def transition(
         args.append(value)
         assignments.append(f"{name} = ${len(args)}")
     guard = " AND jobs.cancel_requested_at IS NULL" if require_not_cancelled else ""
+    args.append(cause)
+    cause_param = f"${len(args)}"
     # Column names come from _SETTABLE only, never from input.
     # The locking read returns the latest committed state, which is the one
     # the audit row must name as "from".
     # It also returns how long the job was in that state (since its latest
     # transition) and since it arrived, for the metrics.
+    # One statement (the audit row written by a data-modifying CTE), so the
+    # move and its audit row commit together without a transaction (or a
+    # savepoint inside the caller's) around them: one round trip, not four.
     sql = (
         "WITH previous AS (SELECT state, received_at, (SELECT max(at) FROM job_transitions"
-        " WHERE job_id = $1) AS since FROM jobs WHERE id = $1 FOR UPDATE) "
-        f"UPDATE jobs SET {', '.join(assignments)} FROM previous "
+        " WHERE job_id = $1) AS since FROM jobs WHERE id = $1 FOR UPDATE), "
+        f"moved AS (UPDATE jobs SET {', '.join(assignments)} FROM previous "
         f"WHERE jobs.id = $1 AND previous.state = ANY($2::text[]){guard} "
-        "RETURNING previous.state,"
-        " extract(epoch FROM clock_timestamp() - previous.since)::float8 AS in_state,"
-        " extract(epoch FROM clock_timestamp() - previous.received_at)::float8 AS in_job"
+        "RETURNING previous.state, previous.since, previous.received_at), "
+        "audit AS (INSERT INTO job_transitions (job_id, from_state, to_state, cause)"
+        f" SELECT $1, moved.state, $3, {cause_param} FROM moved) "
+        "SELECT state,"
+        " extract(epoch FROM clock_timestamp() - since)::float8 AS in_state,"
+        " extract(epoch FROM clock_timestamp() - received_at)::float8 AS in_job"
+        " FROM moved"
     )
-    async with conn.transaction():
-        moved = await conn.fetchrow(sql, *args)
-        if moved is None:
-            return False
-        previous = moved["state"]
-        await conn.execute(INSERT_TRANSITION, job_id, previous, to.value, cause)
+    moved = await conn.fetchrow(sql, *args)
+    if moved is None:
+        return False
+    previous = moved["state"]
     metrics.on_transition(previous, to.value, moved["in_state"], moved["in_job"])
     metrics.on_columns(columns)
     return True

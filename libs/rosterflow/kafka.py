@@ -4,7 +4,10 @@ The consume contract every service relies on:
 
 * offsets are committed only after the handler returned, i.e. after its
   database transaction committed and its next event was published (the
-  handler awaits the broker's acknowledgement);
+  handler awaits the broker's acknowledgement); they are committed in the
+  background, at most once a second per consumer (``OffsetCommitter``), so
+  a crash can redeliver up to a second of handled messages, which the
+  ledger (``processed_events``) skips;
 * a message that does not parse or violates its schema goes to the dead-letter
   topic with the reason and its original bytes, and its job (if the id can be
   read) ends *failed*;
@@ -25,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -186,6 +190,69 @@ class Ledger(Protocol):
     async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None: ...
 
 
+# Seconds between a handled message and the commit of its offset, at most. A
+# commit per message was one OffsetCommit request per handler call (seven per
+# job); batched, a burst commits once a second per consumer.
+COMMIT_INTERVAL_SECONDS = 1.0
+
+
+class OffsetCommitter:
+    """Commits the offsets of handled messages in the background, batched.
+
+    Only offsets of messages whose handler returned are ever recorded, and a
+    consumer handles one message at a time, so the committed offset never
+    passes a message that was not handled. What a crash or a rebalance loses
+    is only the commit: those messages are delivered again and skipped by the
+    ledger, as a redelivery always was.
+    """
+
+    def __init__(self, interval: float = COMMIT_INTERVAL_SECONDS) -> None:
+        self._interval = interval
+        self._pending: dict[AIOKafkaConsumer, dict[TopicPartition, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def handled(self, message: KafkaMessage) -> None:
+        record: Any = message.raw_message
+        consumer = getattr(message, "consumer", None)
+        if not isinstance(consumer, AIOKafkaConsumer):
+            return  # not from a grouped consumer (e.g. a test's fake): nothing to commit
+        offsets = self._pending.setdefault(consumer, {})
+        offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        if self._task is None:
+            self._task = asyncio.create_task(self._commit_soon())
+
+    async def _commit_soon(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(self._interval)
+                await self.flush()
+        finally:
+            self._task = None
+
+    async def flush(self) -> None:
+        """Commit what is pending now (also on shutdown, before the consumers stop)."""
+        pending, self._pending = self._pending, {}
+        for consumer, offsets in pending.items():
+            assigned = consumer.assignment()
+            mine = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+            if not mine:
+                continue
+            try:
+                await consumer.commit(mine)
+            except Exception as exc:  # a rebalance or a stopped consumer: redelivered, skipped
+                log.warning(
+                    "offsets not committed; the messages will be delivered again and skipped",
+                    extra={"error": type(exc).__name__},
+                )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
 class Consumer:
     """Registers a service's handlers with the broker under the consume contract."""
 
@@ -204,6 +271,7 @@ class Consumer:
         self._publisher = publisher
         self._fail_job = fail_job
         self._ledger = ledger
+        self.commits = OffsetCommitter()
         # The consumer groups this service reads, for the lag metric.
         self.subscriptions: list[metrics.Subscription] = []
 
@@ -223,7 +291,8 @@ class Consumer:
             topic_name(self._settings, spec),
             group_id=group_name(self._settings, self._service, spec),
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # Committed by self.commits once the handler returned (never on an error).
+            ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=self._settings.max_poll_interval_ms,
         )(consume)
 
@@ -234,8 +303,19 @@ class Consumer:
         handler: Callable[[E], Awaitable[None]],
         message: KafkaMessage,
     ) -> None:
-        with log_context(stage=self._service, topic=spec.name):
-            await self._consume_logged(spec, event_type, handler, message)
+        try:
+            with log_context(stage=self._service, topic=spec.name):
+                await self._consume_logged(spec, event_type, handler, message)
+        except Exception:
+            # Neither handled nor dead-lettered: back to this message, so that no
+            # later commit passes it (what NACK_ON_ERROR did).
+            try:
+                await message.nack()
+            except Exception as exc:  # a stopped consumer: it starts from the commit anyway
+                log.warning("could not seek back", extra={"error": type(exc).__name__})
+            raise
+        # Handled, or dead-lettered: either way the message is done with.
+        self.commits.handled(message)
 
     async def _consume_logged(
         self,

@@ -47,6 +47,8 @@ def stream_app(
         # Its start and stop lines go through the JSON log like every other line.
         logger=logging.getLogger(f"rosterflow.{service}"),
     )
+    # The last handled offsets, committed while the consumers are still there.
+    app.on_shutdown(rt.consumer.commits.stop)
     if background is not None:
         work = background(rt)
         # Started once the pool is open; stopped (on SIGTERM too) before the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -100,11 +101,14 @@ async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | N
     """Archive and complete the job in one transaction; the plan instead, when it is held."""
     error_code = error_message = None
     archived = 0
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with (
+        rt.pool.acquire() as conn,
+        journal.staging(conn) if job.archive_missing else contextlib.nullcontext(),
+        conn.transaction(),
+    ):
         if job.archive_missing:
             identities = await asyncio.to_thread(file_identities, rt.store, job)
             await journal.lock_organisation(conn, job.organisation_id)
-            await journal.create_staging(conn)
             await journal.stage_file_identities(conn, identities)
             plan = await journal.archive_plan(
                 conn,

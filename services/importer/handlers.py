@@ -66,14 +66,18 @@ async def apply(rt: Runtime, job: Job) -> Job:
         try:
             total, done = parquet.metadata.num_rows, 0
             await record_progress(rt, job, JobState.IMPORTING, done, total)
-            async with conn.transaction():
-                await journal.create_staging(conn)
-                for index in range(parquet.num_row_groups):
-                    rt.cancellations.check(job.id)
-                    group = await asyncio.to_thread(parquet.read_row_group, index)
-                    await journal.stage_rows(conn, group)
-                    done += group.num_rows
-                    await record_progress(rt, job, JobState.IMPORTING, done, total)
+            async with journal.staging(conn), conn.transaction():
+
+                async def progress(rows: int) -> None:
+                    await record_progress(rt, job, JobState.IMPORTING, rows, total)
+
+                await journal.stage_row_groups(
+                    conn,
+                    parquet.num_row_groups,
+                    parquet.read_row_group,
+                    before=lambda: rt.cancellations.check(job.id),
+                    after=progress,
+                )
                 rt.cancellations.check(job.id)
                 counts = await journal.apply_staged(
                     conn, job.organisation_id, job.unit_id, job.school_year

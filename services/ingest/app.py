@@ -26,6 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await rt.consumer.commits.stop()
             await rt.broker.stop()
             await rt.stop()
 

@@ -51,6 +51,8 @@ def read_reasons(store: ObjectStore, job: Job, lang: Language) -> list[Reason]:
     key = (job.check_result or {}).get("report", {}).get("invalid_rows_key")
     if not key:
         return []
+    if (job.check_result or {}).get("counts", {}).get("invalid") == 0:
+        return []  # no row had an error: nothing to read (warnings are not reasons)
     try:
         issues = store.parquet_file(key).read(columns=["code", "severity", f"message_{lang.value}"])
     except (StorageError, pa.ArrowException, KeyError) as exc:

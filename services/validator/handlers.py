@@ -119,7 +119,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 validation_finished_at=datetime.now(UTC),
                 check_result=check_result,
             )
-        if moved:
+        if moved and result.counts.invalid:  # no invalid row, no skipped row to count
             try:
                 await asyncio.to_thread(_count_skipped, rt, invalid_key)
             except Exception as exc:  # a metric never fails a job

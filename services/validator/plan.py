@@ -1,7 +1,8 @@
 """The plan: what confirming would do, computed against the journal's current state.
 
-The valid rows are applied in a transaction that is rolled back, so the plan
-is exactly what the importer will do against the same journal state. With
+The valid rows are staged and classified with the importer's own join
+(nothing is written), so the plan is exactly what the importer will do
+against the same journal state. With
 *archive missing* the list of who would be archived is written next to the
 report, for the administrator to see before anything happens.
 """
@@ -39,36 +40,35 @@ def _read_identities(objects: ObjectStore, keys: tuple[str, str]) -> list[pa.Arr
 async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> PlanResult:
     parquet = await asyncio.to_thread(rt.store.parquet_file, valid_key)
     people = None
-    async with rt.pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            await journal.create_staging(conn)
-            for index in range(parquet.num_row_groups):
-                rt.cancellations.check(job.id)
-                group = await asyncio.to_thread(parquet.read_row_group, index)
-                await journal.stage_rows(conn, group)
-            # Read-only: the plan is the importer's own classification, nothing is written.
-            counts = await journal.classify_staged(
-                conn, job.organisation_id, job.unit_id, job.school_year
+    # Committed, not rolled back: the plan writes nothing but the session's
+    # staging tables, which the commit empties; ``staging`` empties them when
+    # anything fails.
+    async with rt.pool.acquire() as conn, journal.staging(conn), conn.transaction():
+        await journal.stage_row_groups(
+            conn,
+            parquet.num_row_groups,
+            parquet.read_row_group,
+            before=lambda: rt.cancellations.check(job.id),
+        )
+        # Read-only: the plan is the importer's own classification, nothing is written.
+        counts = await journal.classify_staged(
+            conn, job.organisation_id, job.unit_id, job.school_year
+        )
+        archive, held = 0, False
+        if job.archive_missing:
+            identities = await asyncio.to_thread(
+                _read_identities, rt.store, (valid_key, invalid_key)
             )
-            archive, held = 0, False
-            if job.archive_missing:
-                identities = await asyncio.to_thread(
-                    _read_identities, rt.store, (valid_key, invalid_key)
-                )
-                await journal.stage_file_identities(conn, identities)
-                archive_set = await journal.archive_plan(
-                    conn,
-                    job.organisation_id,
-                    job.unit_id,
-                    rt.settings.imports.default_archive_hold_ratio,
-                    before_import=True,
-                )
-                archive, held = len(archive_set.patient_ids), archive_set.held
-                people = await store.archive_people(conn, archive_set.patient_ids)
-        finally:
-            await tx.rollback()
+            await journal.stage_file_identities(conn, identities)
+            archive_set = await journal.archive_plan(
+                conn,
+                job.organisation_id,
+                job.unit_id,
+                rt.settings.imports.default_archive_hold_ratio,
+                before_import=True,
+            )
+            archive, held = len(archive_set.patient_ids), archive_set.held
+            people = await store.archive_people(conn, archive_set.patient_ids)
     key = None
     if people is not None:
         key = archive_key(job.organisation_id, job.id)

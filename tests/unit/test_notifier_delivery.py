@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 from uuid import UUID
 
 import aiosmtplib
@@ -121,3 +122,17 @@ def test_a_missing_report_costs_the_reasons_not_the_email(tmp_path: Path) -> Non
 
     assert read_reasons(store, gone, Language.SV) == []
     assert read_reasons(store, stored_job(None), Language.SV) == []
+
+
+def test_a_check_without_invalid_rows_reads_no_report(tmp_path: Path) -> None:
+    store = ObjectStore.from_settings(StorageSettings(uri=tmp_path.as_uri()))
+    # The key names no object: reading it would log the report as unreadable.
+    job = stored_job(
+        {
+            "counts": {"rows": 2, "valid": 2, "invalid": 0, "empty": 0, "warnings": 1},
+            "report": {"invalid_rows_key": "orgs/1/reports/j/none.parquet"},
+        }
+    )
+
+    with patch.object(ObjectStore, "parquet_file", side_effect=AssertionError("read")):
+        assert read_reasons(store, job, Language.SV) == []

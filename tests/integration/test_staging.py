@@ -1,0 +1,119 @@
+"""The session's staging tables: kept per connection, always empty between uses."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from rosterflow import db, journal
+
+
+def _rows(count: int) -> pa.Table:
+    numbers = [f"2010010{n:05d}" for n in range(count)]
+    columns = {name: pa.array([None] * count, type=pa.string()) for name in journal.STAGED_COLUMNS}
+    columns.update(
+        identity_number=pa.array(numbers),
+        identity_kind=pa.array(["personal"] * count),
+        given_name=pa.array(["Alva"] * count),
+        family_name=pa.array(["Berg"] * count),
+        grade_year=pa.array([3] * count, type=pa.int16()),
+    )
+    return pa.table({name: columns[name] for name in journal.STAGED_COLUMNS})
+
+
+async def _counts(conn: db.Connection) -> tuple[int, int, int]:
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM staged) AS s, (SELECT count(*) FROM file_identities) AS f,"
+        " (SELECT count(*) FROM resolved) AS r"
+    )
+    assert row is not None
+    return row["s"], row["f"], row["r"]
+
+
+async def test_staging_tables_outlive_the_transaction_and_are_empty_after_a_commit(
+    database_dsn: str,
+) -> None:
+    conn = await db.connect(database_dsn)
+    try:
+        for _ in range(2):
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_rows(conn, _rows(5))
+                await journal.stage_file_identities(conn, [pa.array(["201001010000"])])
+                assert await _counts(conn) == (5, 1, 0)
+            assert await _counts(conn) == (0, 0, 0)
+        # Created once: the same table, not a new one per transaction.
+        oid = await conn.fetchval("SELECT 'pg_temp.staged'::regclass::oid")
+        async with journal.staging(conn), conn.transaction():
+            assert await conn.fetchval("SELECT 'pg_temp.staged'::regclass::oid") == oid
+    finally:
+        await conn.close()
+
+
+async def test_a_failed_transaction_leaves_no_rows_live_or_dead(database_dsn: str) -> None:
+    conn = await db.connect(database_dsn)
+    try:
+
+        async def stage_then_fail() -> None:
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_rows(conn, _rows(50))
+                raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            await stage_then_fail()
+        assert await _counts(conn) == (0, 0, 0)
+        async with journal.staging(conn), conn.transaction():
+            await journal.stage_rows(conn, _rows(3))
+            assert await _counts(conn) == (3, 0, 0)
+    finally:
+        await conn.close()
+
+
+async def test_staging_refuses_to_start_inside_a_transaction(database_dsn: str) -> None:
+    conn = await db.connect(database_dsn)
+    try:
+        async with conn.transaction():
+            with pytest.raises(RuntimeError):
+                async with journal.staging(conn):
+                    pass
+    finally:
+        await conn.close()
+
+
+async def test_row_groups_are_staged_in_order_with_progress_and_a_stop(database_dsn: str) -> None:
+    conn = await db.connect(database_dsn)
+    groups = [_rows(4), _rows(3), _rows(2)]
+    read: list[int] = []
+    progress: list[int] = []
+
+    def read_group(index: int) -> pa.Table:
+        read.append(index)
+        return groups[index]
+
+    async def after(rows: int) -> None:
+        progress.append(rows)
+
+    try:
+        async with journal.staging(conn), conn.transaction():
+            staged = await journal.stage_row_groups(conn, 3, read_group, after=after)
+            assert staged == 9
+            assert await _counts(conn) == (9, 0, 0)
+        assert read == [0, 1, 2]
+        assert progress == [4, 7, 9]
+
+        copies = 0
+
+        def stop_after_one() -> None:
+            nonlocal copies
+            copies += 1
+            if copies == 2:
+                raise LookupError("cancelled")
+
+        async def stage_then_stop() -> None:
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_row_groups(conn, 3, read_group, before=stop_after_one)
+
+        with pytest.raises(LookupError):
+            await stage_then_stop()
+        assert await _counts(conn) == (0, 0, 0)
+    finally:
+        await conn.close()
