@@ -26,16 +26,9 @@ from services.validator.identity import (
     parse_identity_column,
 )
 from services.validator.rows import clean_text
+from tests.unit.test_identity import luhn_digit
 
 TODAY = date(2026, 11, 28)
-
-
-def _luhn(nine: str) -> str:
-    total = 0
-    for position, char in enumerate(nine):
-        product = int(char) * (2 - position % 2)
-        total += product - 9 if product > 9 else product
-    return str(-total % 10)
 
 
 @st.composite
@@ -45,7 +38,7 @@ def near_number(draw: st.DrawFn) -> str:
     day = born.day + (60 if draw(st.booleans()) else 0)
     nnn = draw(st.integers(min_value=0, max_value=999))
     ten = f"{born:%y%m}{day:02d}{nnn:03d}"
-    check = _luhn(ten) if draw(st.integers(0, 3)) else draw(st.sampled_from("0123456789"))
+    check = luhn_digit(ten) if draw(st.integers(0, 3)) else draw(st.sampled_from("0123456789"))
     ten += check
     century = f"{born.year // 100:02d}"
     forms = [ten, f"{ten[:6]}-{ten[6:]}", f"{ten[:6]}+{ten[6:]}", century + ten,
