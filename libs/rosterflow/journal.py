@@ -73,18 +73,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS staged (
 CREATE TEMPORARY TABLE IF NOT EXISTS file_identities (identity_number text NOT NULL)
     ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS resolved (
-    identity_number text NOT NULL,
-    identity_kind text NOT NULL,
-    given_name text NOT NULL,
-    family_name text NOT NULL,
-    school_form text,
-    grade_year smallint,
-    class_name text,
-    email text,
-    phone text,
-    street text,
-    postcode text,
-    city text,
+    LIKE staged,
     patient_id uuid NOT NULL,
     new_patient boolean NOT NULL,
     patient_changed boolean NOT NULL,
