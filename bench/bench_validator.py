@@ -3,12 +3,16 @@
     .venv/bin/python bench/bench_validator.py [--rows 1000000 100000] [--baseline-rows 100000]
 
 For each generated file (seeded, the columns of a real export) it reports, in
-one table: the validator's check_file (parse, every rule, the report written
-as Parquet to a local object store), the floor (pyarrow.csv.read_csv of the
-same file, parse only), the typical implementation (csv.DictReader, a pydantic
-model per row, python-stdnum's personnummer check; timed on the first
-``--baseline-rows`` rows and extrapolated when the file is larger), and the
-validator's peak RSS, each measured in a fresh process.
+one table, each time the best of ``--repeat`` runs:
+- the validator's check_file (parse, every rule, the report written as Parquet
+  to a local object store);
+- the floor: pyarrow.csv.read_csv of the same file, parse only;
+- reading and writing without any rule: pyarrow's streaming reader, every
+  value a string, the rows written as Parquet with the report's settings;
+- the typical implementation: csv.DictReader, a pydantic model per row,
+  python-stdnum's personnummer check, timed on the first ``--baseline-rows``
+  rows and extrapolated when the file is larger;
+- the validator's peak RSS, measured in a fresh process.
 
 Skatteverket publishes 41,493 test identity numbers; files larger than that
 get numbers generated with a valid check digit from a fixed seed (see
@@ -35,6 +39,7 @@ from uuid import UUID
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError, field_validator
 from stdnum.se import personnummer
 
@@ -42,6 +47,7 @@ from rosterflow.events import ImportRequest
 from rosterflow.storage import ObjectStore
 from rosterflow.testing import FAMILY, GIVEN
 from services.validator.check import CheckResult, Limits, check_file
+from services.validator.reading import BLOCK_BYTES
 from services.validator.report import ReportWriter
 from services.validator.rows import Rules
 from services.validator.source import Upload
@@ -119,6 +125,34 @@ def validate(path: Path, workdir: Path) -> CheckResult:
         report=ReportWriter(store, "report/valid.parquet", "report/invalid.parquet"),
         stop=lambda: False,
     )
+
+
+def read_and_write(path: Path, workdir: Path) -> int:
+    """No rule at all: stream the file in the validator's blocks, write it as the report is written.
+
+    The part of the check that any design reading the file a block at a time
+    and writing a Parquet report pays (the settings are report.py's).
+    """
+    names = [f"c{i}" for i in range(len(HEADER.split(";")))]
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES),
+        parse_options=pacsv.ParseOptions(delimiter=";", newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(
+        workdir / "rows.parquet",
+        reader.schema,
+        compression="lz4",
+        use_dictionary=names[1:5],
+        write_statistics=False,
+    ) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
 
 
 class Row(BaseModel):
@@ -233,7 +267,8 @@ def main() -> None:
     print(f"pyarrow {pa.__version__}, {pa.cpu_count()} CPUs; best of {args.repeat}")
     header = (
         f"{'rows':>9} {'MB':>6} | {'validator s':>11} {'rows/s':>10} | {'floor s':>7} "
-        f"{'÷floor':>6} | {'per-row s':>9} {'×faster':>7} | {'peak RSS MB':>11}"
+        f"{'÷floor':>6} | {'read+write s':>12} {'÷floor':>6} | {'per-row s':>9} {'×faster':>7} | "
+        f"{'peak RSS MB':>11}"
     )
     table = [header, "-" * len(header)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -247,14 +282,16 @@ def main() -> None:
             t_validator = best_of(args.repeat, lambda: validate(path, workdir))  # noqa: B023
             parse = pacsv.ParseOptions(delimiter=";")
             t_floor = best_of(args.repeat, lambda: pacsv.read_csv(path, parse_options=parse))  # noqa: B023
+            t_io = best_of(args.repeat, lambda: read_and_write(path, workdir / "io"))  # noqa: B023
             sample = min(rows, args.baseline_rows)
-            t_sample = best_of(1, lambda: per_row_baseline(data, sample))  # noqa: B023
+            t_sample = best_of(args.repeat, lambda: per_row_baseline(data, sample))  # noqa: B023
             t_baseline = t_sample * rows / sample
             note = "" if sample == rows else f"  (per-row timed on {sample:,} rows, extrapolated)"
             rss = peak_rss_mb(path)
             table.append(
                 f"{rows:>9,} {len(data) / 1e6:>6.1f} | {t_validator:>11.2f} "
                 f"{rows / t_validator:>10,.0f} | {t_floor:>7.2f} {t_validator / t_floor:>6.1f} | "
+                f"{t_io:>12.2f} {t_io / t_floor:>6.1f} | "
                 f"{t_baseline:>9.1f} {t_baseline / t_validator:>7.0f} | {rss:>11.0f}{note}"
             )
             print(f"{rows:,} rows: {result.counts}", flush=True)
