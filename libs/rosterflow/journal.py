@@ -120,6 +120,14 @@ LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 720
 # patient) and what differs. The writes then read this table alone: no
 # second join with patients per target table, and nothing written for what
 # is already so.
+#
+# The rows are kept in patient id order, so every write below goes through
+# them in the order of the indexes they insert into (patients, enrolments and
+# placements all have the patient id in their primary key) and of the foreign
+# key checks' look-ups in patients' primary key: neighbouring pages, instead
+# of a random page per row for ids drawn at random. A million new patients:
+# the three inserts took 56 s instead of 77 s (EXPLAIN ANALYZE, one run each;
+# the runs vary by ±10 %), the sort ~0.9 s.
 RESOLVE = """
 INSERT INTO resolved
 SELECT s.*,
@@ -140,6 +148,7 @@ SELECT s.*,
   LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
+ ORDER BY patient_id
 """
 # The same classification as CLASSIFY, read off the resolved rows.
 COUNT_RESOLVED = """
