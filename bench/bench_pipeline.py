@@ -399,18 +399,38 @@ async def large_pairs(workdir: Path, data: bytes, pairs: int, first: str) -> lis
     alternates from one pair to the next (``first`` starts), so neither side is
     always the one that runs after the other. Each run is printed as it ends."""
     done = []
+    stack = [pid for part in ("kafka", "smtp", "postgres", "s3") if (pid := stack_pid(part))]
+    roots = {os.getpid(), *stack}
     for index in range(pairs):
         pipeline_first = (first == "pipeline") == (index % 2 == 0)
+        # Other work on the machine (e.g. someone's tests) shows how disturbed a
+        # pair was; PostgreSQL's backends are not told apart here.
+        others = proc_cpu.foreign_seconds(roots)
+        busy_before, wall_before = proc_cpu.machine_seconds()
         if pipeline_first:
             run = await large_job(workdir, data)
             base = await baseline(workdir, data)
         else:
             base = await baseline(workdir, data)
             run = await large_job(workdir, data)
+        others = proc_cpu.foreign_seconds(roots) - others
+        busy, wall = (
+            a - b
+            for a, b in zip(proc_cpu.machine_seconds(), (busy_before, wall_before), strict=True)
+        )
         pair = Pair(run, base, "pipeline first" if pipeline_first else "baseline first")
         print(f"  pair {index + 1}/{pairs}: {pair}", flush=True)
+        print(
+            f"    machine busy {100 * busy / wall:.0f} % of {os.cpu_count()} cores;"
+            f" processes outside the run and the stack: {others:.1f} s CPU",
+            flush=True,
+        )
         done.append(pair)
     return done
+
+
+def stack_pid(part: str) -> int | None:
+    return proc_cpu.local_pid(LOCAL_DIR, part)
 
 
 def median_pair(pairs: list[Pair]) -> tuple[float, float, float, float, float, float]:

@@ -103,6 +103,21 @@ def _all_processes() -> dict[int, tuple[str, float, int]]:
     return found
 
 
+def foreign_seconds(roots: set[int]) -> float:
+    """CPU seconds of every process outside the trees rooted at ``roots`` (this
+    run's processes, the stack's servers): what else ran on the machine."""
+    processes = _all_processes()
+    inside = set(roots)
+    grew = True
+    while grew:  # a child's pid may be lower than its parent's: iterate to a fixed point
+        grew = False
+        for pid, (_, _, parent) in processes.items():
+            if parent in inside and pid not in inside:
+                inside.add(pid)
+                grew = True
+    return sum(cpu for pid, (_, cpu, _) in processes.items() if pid not in inside)
+
+
 def snapshot(pids: Mapping[str, int], postmaster: int | None, database: str) -> Snapshot:
     seconds = {name: process_seconds(pid) for name, pid in pids.items()}
     if postmaster is not None:
