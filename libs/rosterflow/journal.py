@@ -98,6 +98,7 @@ EMPTY_STAGING = "TRUNCATE staged, file_identities, resolved"
 STAGED = "staged"
 JOB_SCHEMA = "job_staging"
 
+LOCK_JOB_TABLE = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7202612))"
 # Tables of jobs that have ended, and of plans not confirmed in time.
 STALE_JOB_TABLES = """
 SELECT c.relname FROM pg_class c
@@ -389,6 +390,10 @@ async def create_job_table(conn: Connection, job_id: UUID) -> str:
     one a repeated plan left. UNLOGGED: no WAL for rows the report holds anyway,
     which is also why a crash of PostgreSQL may empty it (``job_table_rows``)."""
     name = job_table(job_id)
+    # Two plans of one job at once (a partition handed over mid-check): the
+    # second waits for the first's commit and replaces its table, instead of
+    # failing on a name the first has not committed yet.
+    await conn.execute(LOCK_JOB_TABLE, str(job_id))
     await conn.execute(f"DROP TABLE IF EXISTS {name}; CREATE UNLOGGED TABLE {name} (LIKE staged)")
     return name
 

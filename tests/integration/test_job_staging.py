@@ -6,19 +6,21 @@ it, the fall-back to the report when it is gone, and its clean-up however the jo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 
-from rosterflow import events, journal
+from rosterflow import db, events, journal
 from rosterflow.jobs import JobState
 from rosterflow.settings import Settings
 from rosterflow.testing import School, sample_roster, school_age_numbers, seed_active_patients
 from rosterflow.testing import seed_school as seed
 from services.ingest import commands
 from tests.integration.pipeline import Pipeline, final_job, new_admin, pipeline
+from tests.integration.test_staging import _rows
 
 ADMIN = new_admin()
 ROWS = 30
@@ -168,3 +170,31 @@ async def test_a_small_plan_leaves_no_table(settings: Settings, conn: asyncpg.Co
         assert await journal.job_table_rows(conn, job_id) is None
         finished = await confirm(p, job_id)
     assert finished.outcome is events.Outcome.COMPLETED
+
+
+async def test_two_plans_of_one_job_at_once_leave_the_second_ones_table(
+    database_dsn: str,
+) -> None:
+    job_id = uuid4()
+    first, second = await db.connect(database_dsn), await db.connect(database_dsn)
+    try:
+        async with journal.staging(first), first.transaction():
+            await journal.create_job_table(first, job_id)
+            await journal.stage_rows(first, _rows(3))
+            await first.execute(f"INSERT INTO {journal.job_table(job_id)} SELECT * FROM staged")
+
+            async def plan_again() -> None:
+                async with journal.staging(second), second.transaction():
+                    await journal.create_job_table(second, job_id)
+                    await second.execute(
+                        f"INSERT INTO {journal.job_table(job_id)} SELECT * FROM staged"
+                    )
+
+            waiting = asyncio.create_task(plan_again())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # waits for the first plan's commit
+        await waiting
+        assert await journal.job_table_rows(first, job_id) == 0  # the second's (empty) table
+    finally:
+        await first.close()
+        await second.close()
