@@ -413,7 +413,7 @@ async def large_pairs(workdir: Path, data: bytes, pairs: int, first: str) -> lis
         else:
             base = await baseline(workdir, data)
             run = await large_job(workdir, data)
-        others = proc_cpu.foreign_seconds(roots) - others
+        foreign = proc_cpu.foreign_spent(others, proc_cpu.foreign_seconds(roots))
         busy, wall = (
             a - b
             for a, b in zip(proc_cpu.machine_seconds(), (busy_before, wall_before), strict=True)
@@ -422,7 +422,7 @@ async def large_pairs(workdir: Path, data: bytes, pairs: int, first: str) -> lis
         print(f"  pair {index + 1}/{pairs}: {pair}", flush=True)
         print(
             f"    machine busy {100 * busy / wall:.0f} % of {os.cpu_count()} cores;"
-            f" processes outside the run and the stack: {others:.1f} s CPU",
+            f" processes outside the run and the stack: {foreign:.1f} s CPU",
             flush=True,
         )
         done.append(pair)
