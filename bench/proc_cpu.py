@@ -103,6 +103,28 @@ def _all_processes() -> dict[int, tuple[str, float, int]]:
     return found
 
 
+def foreign_seconds(roots: set[int]) -> dict[int, float]:
+    """CPU seconds by pid of every process outside the trees rooted at ``roots``
+    (this run's processes, the stack's servers): what else ran on the machine.
+    Compare two with ``foreign_spent``."""
+    processes = _all_processes()
+    inside = set(roots)
+    grew = True
+    while grew:  # a child's pid may be lower than its parent's: iterate to a fixed point
+        grew = False
+        for pid, (_, _, parent) in processes.items():
+            if parent in inside and pid not in inside:
+                inside.add(pid)
+                grew = True
+    return {pid: cpu for pid, (_, cpu, _) in processes.items() if pid not in inside}
+
+
+def foreign_spent(before: Mapping[int, float], after: Mapping[int, float]) -> float:
+    """CPU seconds spent between two ``foreign_seconds`` by the processes alive at
+    the second (what ended in between is not seen)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def snapshot(pids: Mapping[str, int], postmaster: int | None, database: str) -> Snapshot:
     seconds = {name: process_seconds(pid) for name, pid in pids.items()}
     if postmaster is not None:

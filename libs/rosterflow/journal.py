@@ -6,6 +6,14 @@ differs, compared with IS DISTINCT FROM), and then only what is new or
 changed is inserted or updated in patients, enrolments and placements, so a
 row that changes nothing writes nothing. The same join, read-only (CLASSIFY),
 is how the validator computes the plan the administrator confirms.
+
+A large job's rows are staged once: the plan COPYs them into an UNLOGGED
+table of the job's own (``job_staging."<job id>"``) instead of the session's
+temporary ``staged``, and the importer resolves and applies from that table,
+against the journal as it is at apply time, then drops it in its own
+transaction. When the table is gone (a crash of PostgreSQL empties UNLOGGED
+tables, a plan kept too long was swept), the importer stages the rows from
+the report again, as it does for small jobs.
 """
 
 from __future__ import annotations
@@ -85,6 +93,30 @@ CREATE TEMPORARY TABLE IF NOT EXISTS resolved (
 # A rolled-back transaction can leave its staged rows' pages behind (no
 # autovacuum visits a temporary table): after a failure the tables are emptied.
 EMPTY_STAGING = "TRUNCATE staged, file_identities, resolved"
+# The statements below that read staged rows name their relation {staged}:
+# the session's temporary table, or a job's own (job_table).
+STAGED = "staged"
+JOB_SCHEMA = "job_staging"
+
+LOCK_JOB_TABLE = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7202612))"
+# Tables of jobs that have ended, and of plans not confirmed in time.
+STALE_JOB_TABLES = """
+SELECT c.relname FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN jobs j ON j.id::text = c.relname
+ WHERE n.nspname = 'job_staging' AND c.relkind = 'r'
+   AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'failed', 'rejected')
+        OR (j.state = 'awaiting_confirmation'
+            AND j.validation_finished_at < now() - make_interval(secs => $1)))
+"""
+# Re-checked under the job row's lock, so a confirmation (which moves the job
+# to importing under that lock) and the sweep resolve one way.
+STILL_STALE = """
+SELECT state IN ('completed', 'cancelled', 'failed', 'rejected')
+       OR (state = 'awaiting_confirmation'
+           AND validation_finished_at < now() - make_interval(secs => $2)) AS stale
+  FROM jobs WHERE id = $1 FOR UPDATE
+"""
 
 # What applying the staged rows would do, read in one pass before any write.
 # A patient counts once: created, else re-activated, else updated when any of
@@ -104,7 +136,7 @@ SELECT count(*) AS staged,
               OR (pl.school_form, pl.grade_year, pl.class_name)
                  IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name)
               OR pl.patient_id IS NULL)) AS updated
-  FROM staged s
+  FROM {staged} s
   LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
@@ -120,6 +152,14 @@ LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 720
 # patient) and what differs. The writes then read this table alone: no
 # second join with patients per target table, and nothing written for what
 # is already so.
+#
+# The rows are kept in patient id order, so every write below goes through
+# them in the order of the indexes they insert into (patients, enrolments and
+# placements all have the patient id in their primary key) and of the foreign
+# key checks' look-ups in patients' primary key: neighbouring pages, instead
+# of a random page per row for ids drawn at random. A million new patients:
+# the three inserts took 56 s instead of 77 s (EXPLAIN ANALYZE, one run each;
+# the runs vary by ±10 %), the sort ~0.9 s.
 RESOLVE = """
 INSERT INTO resolved
 SELECT s.*,
@@ -136,10 +176,11 @@ SELECT s.*,
        pl.patient_id IS NOT NULL
          AND (pl.school_form, pl.grade_year, pl.class_name)
              IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name) AS placement_changed
-  FROM staged s
+  FROM {staged} s
   LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
+ ORDER BY patient_id
 """
 # The same classification as CLASSIFY, read off the resolved rows.
 COUNT_RESOLVED = """
@@ -209,7 +250,7 @@ COUNT_ACTIVE = "SELECT count(*) FROM enrolments WHERE unit_id = $1 AND status = 
 # Staged rows whose patient is not active in the unit yet: the import adds them
 # to the active patients the archive threshold is measured against.
 COUNT_JOINING = """
-SELECT count(*) FROM staged s
+SELECT count(*) FROM {staged} s
   LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
  WHERE e.status IS DISTINCT FROM 'active'
@@ -273,9 +314,15 @@ def _staged_csv(batch: pa.RecordBatch | pa.Table) -> io.BytesIO:
     return buffer
 
 
-async def _copy_staged(conn: Connection, buffer: io.BytesIO) -> None:
+async def _copy_staged(conn: Connection, buffer: io.BytesIO, job_id: UUID | None = None) -> None:
     # The CSV keeps null (unquoted empty) and "" (quoted) apart, as COPY reads them.
-    await conn.copy_to_table("staged", source=buffer, columns=list(STAGED_COLUMNS), format="csv")
+    await conn.copy_to_table(
+        STAGED if job_id is None else str(job_id),
+        schema_name=None if job_id is None else JOB_SCHEMA,
+        source=buffer,
+        columns=list(STAGED_COLUMNS),
+        format="csv",
+    )
 
 
 async def stage_rows(conn: Connection, batch: pa.RecordBatch | pa.Table) -> None:
@@ -289,8 +336,10 @@ async def stage_row_groups(
     read: Callable[[int], pa.Table],
     before: Callable[[], None] = lambda: None,
     after: Callable[[int], Awaitable[None]] | None = None,
+    job_id: UUID | None = None,
 ) -> int:
-    """COPY row groups 0…groups-1 (``read(i)``, e.g. of the Parquet report) into staged.
+    """COPY row groups 0…groups-1 (``read(i)``, e.g. of the Parquet report) into staged
+    (``job_id``: into that job's own table, see ``create_job_table``).
 
     The next group is read and written as CSV in a thread while PostgreSQL
     copies the current one, so reading, encoding and COPY overlap on two
@@ -317,7 +366,7 @@ async def stage_row_groups(
                 else None
             )
             before()
-            await _copy_staged(conn, buffer)
+            await _copy_staged(conn, buffer, job_id)
             done += rows
             if after is not None:
                 await after(done)
@@ -329,6 +378,57 @@ async def stage_row_groups(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await upcoming
     return done
+
+
+def job_table(job_id: UUID) -> str:
+    """A job's own staging table, as SQL names it (built from the id alone)."""
+    return f'{JOB_SCHEMA}."{job_id}"'
+
+
+async def create_job_table(conn: Connection, job_id: UUID) -> str:
+    """Inside the plan's transaction: an empty table for the job's rows, replacing
+    one a repeated plan left. UNLOGGED: no WAL for rows the report holds anyway,
+    which is also why a crash of PostgreSQL may empty it (``job_table_rows``)."""
+    name = job_table(job_id)
+    # Two plans of one job at once (a partition handed over mid-check): the
+    # second waits for the first's commit and replaces its table, instead of
+    # failing on a name the first has not committed yet.
+    await conn.execute(LOCK_JOB_TABLE, str(job_id))
+    await conn.execute(f"DROP TABLE IF EXISTS {name}; CREATE UNLOGGED TABLE {name} (LIKE staged)")
+    return name
+
+
+async def job_table_rows(conn: Connection, job_id: UUID) -> int | None:
+    """The rows in the job's table, None when there is none.
+
+    The table is filled in the transaction that creates it, so it holds all of
+    the plan's rows or, after PostgreSQL restarted from a crash, none."""
+    name = job_table(job_id)
+    if await conn.fetchval("SELECT to_regclass($1)", name) is None:
+        return None
+    return int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
+
+
+async def drop_job_table(conn: Connection, job_id: UUID) -> None:
+    await conn.execute(f"DROP TABLE IF EXISTS {job_table(job_id)}")
+
+
+async def sweep_job_tables(conn: Connection, kept_seconds: float) -> int:
+    """Drop the tables of jobs that ended, and of plans awaiting confirmation for
+    longer than ``kept_seconds`` (their import stages from the report). Outside a
+    transaction; returns how many were dropped."""
+    dropped = 0
+    for row in await conn.fetch(STALE_JOB_TABLES, kept_seconds):
+        try:
+            job_id = UUID(row["relname"])
+        except ValueError:
+            continue  # not a job's table: not this code's to drop
+        async with conn.transaction():
+            stale = await conn.fetchval(STILL_STALE, job_id, kept_seconds)
+            if stale is not False:  # None: no such job
+                await drop_job_table(conn, job_id)
+                dropped += 1
+    return dropped
 
 
 async def stage_file_identities(conn: Connection, identities: Iterable[pa.Array]) -> None:
@@ -360,13 +460,18 @@ async def lock_organisation(conn: Connection, organisation_id: UUID) -> None:
 
 
 async def classify_staged(
-    conn: Connection, organisation_id: UUID, unit_id: UUID, school_year: str
+    conn: Connection,
+    organisation_id: UUID,
+    unit_id: UUID,
+    school_year: str,
+    staged: str = STAGED,
 ) -> ImportCounts:
-    """What applying would do (the plan); nothing is written."""
-    # A temporary table has no statistics until analysed; without them the
-    # planner joins a million rows by nested loops.
-    await conn.execute("ANALYZE staged")
-    row = await conn.fetchrow(CLASSIFY, organisation_id, unit_id, school_year)
+    """What applying would do (the plan); nothing is written but statistics."""
+    # A new table has no statistics until analysed; without them the planner
+    # joins a million rows by nested loops. A job's own table keeps them for
+    # the importer.
+    await conn.execute(f"ANALYZE {staged}")
+    row = await conn.fetchrow(CLASSIFY.format(staged=staged), organisation_id, unit_id, school_year)
     assert row is not None
     created, updated, reactivated = row["created"], row["updated"], row["reactivated"]
     return ImportCounts(
@@ -378,14 +483,20 @@ async def classify_staged(
 
 
 async def apply_staged(
-    conn: Connection, organisation_id: UUID, unit_id: UUID, school_year: str
+    conn: Connection,
+    organisation_id: UUID,
+    unit_id: UUID,
+    school_year: str,
+    staged: str = STAGED,
 ) -> ImportCounts:
-    """Apply the staged rows; a row that changes nothing writes nothing."""
+    """Apply the staged rows (``staged``: a job's own table, analysed by the plan);
+    a row that changes nothing writes nothing."""
     await lock_organisation(conn, organisation_id)
     # Statistics for the temporary tables, or the planner joins a million
     # rows by nested loops.
-    await conn.execute("ANALYZE staged")
-    await conn.execute(RESOLVE, organisation_id, unit_id, school_year)
+    if staged == STAGED:
+        await conn.execute("ANALYZE staged")
+    await conn.execute(RESOLVE.format(staged=staged), organisation_id, unit_id, school_year)
     await conn.execute("ANALYZE resolved")
     row = await conn.fetchrow(COUNT_RESOLVED)
     assert row is not None
@@ -424,6 +535,7 @@ async def archive_plan(
     default_ratio: float,
     *,
     before_import: bool = False,
+    staged: str = STAGED,
 ) -> ArchivePlan:
     """Who archiving would take; ``before_import`` when the staged rows are not applied yet.
 
@@ -434,7 +546,7 @@ async def archive_plan(
     ids = [r["patient_id"] for r in await conn.fetch(ARCHIVE_CANDIDATES, unit_id)]
     active = await conn.fetchval(COUNT_ACTIVE, unit_id)
     if before_import:
-        active += await conn.fetchval(COUNT_JOINING, organisation_id, unit_id)
+        active += await conn.fetchval(COUNT_JOINING.format(staged=staged), organisation_id, unit_id)
     ratio = await conn.fetchval(HOLD_RATIO, organisation_id)
     return ArchivePlan(
         ids, int(active), Decimal(ratio) if ratio is not None else Decimal(str(default_ratio))

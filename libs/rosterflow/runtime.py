@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import TracerProvider
 
-from rosterflow import db, jobs
+from rosterflow import db, jobs, journal
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
@@ -32,6 +32,9 @@ from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+
+# A job's staging table left behind is swept later; it never fails ending the job.
+_NOT_DROPPED: tuple[type[BaseException], ...] = (*TRANSIENT, asyncpg.PostgresError)
 
 
 class Runtime:
@@ -103,6 +106,15 @@ class Runtime:
                 error_message=error_message,
             )
             job = await jobs.get(conn, job_id)
+            if ended and job is not None and "staged_rows" in (job.check_result or {}):
+                # The rows its plan staged for the importer are no one's now.
+                try:
+                    await journal.drop_job_table(conn, job_id)
+                except _NOT_DROPPED as exc:  # the next large plan's sweep drops it
+                    log.warning(
+                        "job's staging table not dropped",
+                        extra={"job_id": str(job_id), "error": type(exc).__name__},
+                    )
         if ended and job is not None:
             await self.publisher.publish(job.finished_event())
         return ended

@@ -111,6 +111,13 @@ class ImportSettings(BaseSettings):
     max_rows: int = 1_000_000
     batch_rows: int = 50_000
     default_archive_hold_ratio: float = 0.10
+    # A plan of at least this many valid rows stages them once, in an UNLOGGED
+    # table of the job's own that the importer applies from (smaller jobs are
+    # staged again by the importer: creating and dropping a table costs more).
+    stage_once_rows: int = Field(default=10_000, ge=1)
+    # A job still awaiting confirmation this long after its plan loses that
+    # table (its import then stages the rows from the report again).
+    staged_rows_kept_hours: float = Field(default=24.0, gt=0)
 
 
 # --- front door (issue 5): bearer tokens from the journal platform ---------

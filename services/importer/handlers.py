@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
+
+import pyarrow.parquet as pq
 
 from rosterflow import events, jobs, journal
 from rosterflow.cancellation import JobCancelled
+from rosterflow.db import Connection
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.kafka import PermanentError
@@ -14,6 +18,8 @@ from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError
 
 SERVICE = "importer"
+
+log = logging.getLogger(__name__)
 
 
 class _RolledBack(Exception):
@@ -47,15 +53,53 @@ async def announce(rt: Runtime, job: Job) -> None:
         await rt.publisher.publish(job.finished_event())
 
 
-async def apply(rt: Runtime, job: Job) -> Job:
-    report = job.check_result or {}
-    valid_key = report.get("report", {}).get("valid_rows_key")
+def _report(rt: Runtime, job: Job) -> pq.ParquetFile:
+    """The check report's valid rows (opened: its footer read)."""
+    valid_key = (job.check_result or {}).get("report", {}).get("valid_rows_key")
     if not valid_key:
         raise PermanentError("report_missing", "the job has no check report to import")
     try:
-        parquet = await asyncio.to_thread(rt.store.parquet_file, valid_key)
+        return rt.store.parquet_file(valid_key)
     except StorageError as exc:
         raise PermanentError("report_missing", str(exc)) from exc
+
+
+async def _stage(rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFile | None) -> str:
+    """The relation of staged rows to apply: the plan's own table when it still
+    holds them all, else the session's table, filled from the report."""
+    planned = (job.check_result or {}).get("staged_rows")
+    if planned is not None:
+        found = await journal.job_table_rows(conn, job.id)
+        if found is not None and found == planned:
+            await record_progress(rt, job, JobState.IMPORTING, found, found)
+            return journal.job_table(job.id)
+        # PostgreSQL restarted from a crash (which empties UNLOGGED tables), or
+        # the plan waited longer than its table is kept.
+        log.info(
+            "the plan's staged rows are gone; staging the report again",
+            extra={"job_id": str(job.id), "planned": planned, "found": found},
+        )
+    report = parquet if parquet is not None else await asyncio.to_thread(_report, rt, job)
+    total = report.metadata.num_rows
+    await record_progress(rt, job, JobState.IMPORTING, 0, total)
+
+    async def progress(rows: int) -> None:
+        await record_progress(rt, job, JobState.IMPORTING, rows, total)
+
+    await journal.stage_row_groups(
+        conn,
+        report.num_row_groups,
+        report.read_row_group,
+        before=lambda: rt.cancellations.check(job.id),
+        after=progress,
+    )
+    return journal.STAGED
+
+
+async def apply(rt: Runtime, job: Job) -> Job:
+    planned = "staged_rows" in (job.check_result or {})
+    # Without the plan's table the report is needed: fail before anything starts.
+    parquet = None if planned else await asyncio.to_thread(_report, rt, job)
 
     async with rt.pool.acquire() as conn:
         await conn.execute(
@@ -64,24 +108,15 @@ async def apply(rt: Runtime, job: Job) -> Job:
             datetime.now(UTC),
         )
         try:
-            total, done = parquet.metadata.num_rows, 0
-            await record_progress(rt, job, JobState.IMPORTING, done, total)
             async with journal.staging(conn), conn.transaction():
-
-                async def progress(rows: int) -> None:
-                    await record_progress(rt, job, JobState.IMPORTING, rows, total)
-
-                await journal.stage_row_groups(
-                    conn,
-                    parquet.num_row_groups,
-                    parquet.read_row_group,
-                    before=lambda: rt.cancellations.check(job.id),
-                    after=progress,
-                )
+                staged = await _stage(rt, conn, job, parquet)
                 rt.cancellations.check(job.id)
                 counts = await journal.apply_staged(
-                    conn, job.organisation_id, job.unit_id, job.school_year
+                    conn, job.organisation_id, job.unit_id, job.school_year, staged
                 )
+                if planned:
+                    # Dropped with the commit, whichever rows were applied.
+                    await journal.drop_job_table(conn, job.id)
                 # The state change takes the job row's lock and re-checks the
                 # cancel request: a cancel and this commit resolve one way.
                 moved = await jobs.transition(

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow.compute as pc
 
-from rosterflow import events, jobs
+from rosterflow import events, jobs, journal
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
@@ -98,7 +98,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
         finally:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
         planned = await plan.compute(rt, job, valid_key, invalid_key)
-        check_result = {
+        check_result: dict[str, object] = {
             "counts": result.counts.model_dump(),
             "plan": planned.plan.model_dump(),
             "detected": result.detected.model_dump(mode="json"),
@@ -108,6 +108,10 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 archive_candidates_key=planned.archive_candidates_key,
             ).model_dump(),
         }
+        if planned.staged_rows is not None:
+            # Not published: tells the importer (and whoever ends the job) that
+            # the rows wait in the job's own table.
+            check_result["staged_rows"] = planned.staged_rows
         async with rt.pool.acquire() as conn:
             moved = await jobs.transition(
                 conn,
@@ -119,6 +123,8 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 validation_finished_at=datetime.now(UTC),
                 check_result=check_result,
             )
+            if not moved and planned.staged_rows is not None:
+                await journal.drop_job_table(conn, job.id)  # cancelled meanwhile
         if moved and result.counts.invalid:  # no invalid row, no skipped row to count
             try:
                 await asyncio.to_thread(_count_skipped, rt, invalid_key)

@@ -5,6 +5,10 @@ The valid rows are staged and classified with the importer's own join
 against the same journal state. With
 *archive missing* the list of who would be archived is written next to the
 report, for the administrator to see before anything happens.
+
+A plan of many rows stages them into a table of the job's own, which it
+leaves for the importer (``PlanResult.staged_rows``): the importer then
+applies from it instead of staging the report's rows a second time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from services.validator.report import archive_key
 class PlanResult:
     plan: events.Plan
     archive_candidates_key: str | None
+    # The rows left in the job's own staging table; None when none was made.
+    staged_rows: int | None = None
 
 
 def _read_identities(objects: ObjectStore, keys: tuple[str, str]) -> list[pa.Array]:
@@ -40,35 +46,47 @@ def _read_identities(objects: ObjectStore, keys: tuple[str, str]) -> list[pa.Arr
 async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> PlanResult:
     parquet = await asyncio.to_thread(rt.store.parquet_file, valid_key)
     people = None
+    imports = rt.settings.imports
+    keep = parquet.metadata.num_rows >= imports.stage_once_rows
     # Committed, not rolled back: the plan writes nothing but the session's
-    # staging tables, which the commit empties; ``staging`` empties them when
-    # anything fails.
-    async with rt.pool.acquire() as conn, journal.staging(conn), conn.transaction():
-        await journal.stage_row_groups(
-            conn,
-            parquet.num_row_groups,
-            parquet.read_row_group,
-            before=lambda: rt.cancellations.check(job.id),
-        )
-        # Read-only: the plan is the importer's own classification, nothing is written.
-        counts = await journal.classify_staged(
-            conn, job.organisation_id, job.unit_id, job.school_year
-        )
-        archive, held = 0, False
-        if job.archive_missing:
-            identities = await asyncio.to_thread(
-                _read_identities, rt.store, (valid_key, invalid_key)
-            )
-            await journal.stage_file_identities(conn, identities)
-            archive_set = await journal.archive_plan(
+    # staging tables, which the commit empties (``staging`` empties them when
+    # anything fails), and, for a large job, the job's own table: created,
+    # filled and analysed in this transaction, so it exists only complete.
+    async with rt.pool.acquire() as conn:
+        if keep:
+            # Before adding one, drop the tables nobody will read any more.
+            await journal.sweep_job_tables(conn, imports.staged_rows_kept_hours * 3600)
+        async with journal.staging(conn), conn.transaction():
+            staged = journal.STAGED
+            if keep:
+                staged = await journal.create_job_table(conn, job.id)
+            rows = await journal.stage_row_groups(
                 conn,
-                job.organisation_id,
-                job.unit_id,
-                rt.settings.imports.default_archive_hold_ratio,
-                before_import=True,
+                parquet.num_row_groups,
+                parquet.read_row_group,
+                before=lambda: rt.cancellations.check(job.id),
+                job_id=job.id if keep else None,
             )
-            archive, held = len(archive_set.patient_ids), archive_set.held
-            people = await store.archive_people(conn, archive_set.patient_ids)
+            # Read-only: the plan is the importer's own classification, nothing is written.
+            counts = await journal.classify_staged(
+                conn, job.organisation_id, job.unit_id, job.school_year, staged
+            )
+            archive, held = 0, False
+            if job.archive_missing:
+                identities = await asyncio.to_thread(
+                    _read_identities, rt.store, (valid_key, invalid_key)
+                )
+                await journal.stage_file_identities(conn, identities)
+                archive_set = await journal.archive_plan(
+                    conn,
+                    job.organisation_id,
+                    job.unit_id,
+                    imports.default_archive_hold_ratio,
+                    before_import=True,
+                    staged=staged,
+                )
+                archive, held = len(archive_set.patient_ids), archive_set.held
+                people = await store.archive_people(conn, archive_set.patient_ids)
     key = None
     if people is not None:
         key = archive_key(job.organisation_id, job.id)
@@ -81,4 +99,4 @@ async def compute(rt: Runtime, job: Job, valid_key: str, invalid_key: str) -> Pl
         archive=archive,
         archive_held=held,
     )
-    return PlanResult(plan, key)
+    return PlanResult(plan, key, rows if keep else None)
