@@ -102,10 +102,10 @@ class Runtime:
                 error_code=error_code,
                 error_message=error_message,
             )
-            job = await jobs.get(conn, job_id)
-        if ended and job is not None:
-            await self.publisher.publish(job.finished_event())
-        return ended
+        if ended is None:
+            return False
+        await self.publisher.publish(ended.finished_event())
+        return True
 
     async def job(self, job_id: UUID) -> Job:
         """The job an event names; an event for an unknown job can never be processed."""
