@@ -100,10 +100,13 @@ async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | J
     """Archive and complete the job in one transaction: the completed job, or the plan when held."""
     error_code = error_message = None
     archived = 0
+    # Without archive_missing the completing transition is the only write, and
+    # one statement: no transaction around it (BEGIN and COMMIT were two more
+    # round trips a job).
     async with (
         rt.pool.acquire() as conn,
         journal.staging(conn) if job.archive_missing else contextlib.nullcontext(),
-        conn.transaction(),
+        conn.transaction() if job.archive_missing else contextlib.nullcontext(),
     ):
         if job.archive_missing:
             identities = await asyncio.to_thread(file_identities, rt.store, job)
