@@ -16,7 +16,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from rosterflow.events import CancelRequested
-from rosterflow.kafka import topic_name
+from rosterflow.kafka import the_message, topic_name
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import CANCELLATIONS
 
@@ -40,6 +40,7 @@ class CancellationWatch:
             topic_name(settings, CANCELLATIONS),
             group_id=None,
             auto_offset_reset="latest",
+            decoder=the_message,
         )(self._on_message)
 
     async def _on_message(self, message: KafkaMessage) -> None:

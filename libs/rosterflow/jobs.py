@@ -170,12 +170,21 @@ class Job(BaseModel):
         return event
 
 
+# The job and its first audit row in one statement (a data-modifying CTE): no
+# transaction around them, one round trip. Nothing comes back for a known id.
 INSERT_JOB = """
-INSERT INTO jobs (id, organisation_id, unit_id, school_year, format, archive_missing,
-                  treat_as_upper_secondary, file_key, file_name, file_sha256, file_size_bytes,
-                  requested_by_id, requested_by_name, requested_by_email, requested_by_language)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-ON CONFLICT (id) DO NOTHING
+WITH job AS (
+    INSERT INTO jobs (id, organisation_id, unit_id, school_year, format, archive_missing,
+                      treat_as_upper_secondary, file_key, file_name, file_sha256,
+                      file_size_bytes, requested_by_id, requested_by_name, requested_by_email,
+                      requested_by_language)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING *),
+audit AS (
+    INSERT INTO job_transitions (job_id, from_state, to_state, cause)
+    SELECT id, NULL, 'received', $16 FROM job)
+SELECT * FROM job
 """
 
 INSERT_TRANSITION = """
@@ -193,32 +202,29 @@ RETURNING state
 STATE_OF = "SELECT state FROM jobs WHERE id = $1"
 
 
-async def register(conn: Connection, event: events.UploadRequested) -> bool:
-    """Record a new job in state *received*; False when the job id is already known."""
+async def register(conn: Connection, event: events.UploadRequested) -> Job | None:
+    """Record a new job in state *received*: the new job, None when the job id is already known."""
     req, who = event.request, event.requested_by
-    async with conn.transaction():
-        status = await conn.execute(
-            INSERT_JOB,
-            event.job_id,
-            req.organisation_id,
-            req.unit_id,
-            req.school_year,
-            req.format.value,
-            req.options.archive_missing,
-            req.options.treat_as_upper_secondary,
-            event.file.key,
-            event.file.name,
-            event.file.sha256,
-            event.file.size_bytes,
-            who.user_id,
-            who.name,
-            who.email,
-            who.language.value,
-        )
-        created = bool(status == "INSERT 0 1")
-        if created:
-            await conn.execute(INSERT_TRANSITION, event.job_id, None, "received", event.kind)
-    return created
+    row = await conn.fetchrow(
+        INSERT_JOB,
+        event.job_id,
+        req.organisation_id,
+        req.unit_id,
+        req.school_year,
+        req.format.value,
+        req.options.archive_missing,
+        req.options.treat_as_upper_secondary,
+        event.file.key,
+        event.file.name,
+        event.file.sha256,
+        event.file.size_bytes,
+        who.user_id,
+        who.name,
+        who.email,
+        who.language.value,
+        event.kind,
+    )
+    return None if row is None else Job.model_validate(dict(row))
 
 
 async def get(conn: Connection, job_id: UUID) -> Job | None:
@@ -235,10 +241,12 @@ async def transition(
     *,
     require_not_cancelled: bool = False,
     **columns: Any,
-) -> bool:
-    """Move the job from an expected state to ``to``; False when it was not there.
+) -> Job | None:
+    """Move the job from an expected state to ``to``: the job as moved, None when it was not there.
 
     Call inside a transaction when the move must commit with other writes.
+    The job comes back from the same statement, so the caller need not read
+    it again.
     """
     sources = frozenset({expected}) if isinstance(expected, JobState) else expected
     for source in sources:
@@ -268,21 +276,21 @@ async def transition(
         " WHERE job_id = $1) AS since FROM jobs WHERE id = $1 FOR UPDATE), "
         f"moved AS (UPDATE jobs SET {', '.join(assignments)} FROM previous "
         f"WHERE jobs.id = $1 AND previous.state = ANY($2::text[]){guard} "
-        "RETURNING previous.state, previous.since, previous.received_at), "
+        "RETURNING jobs.*, previous.state AS previous_state, previous.since), "
         "audit AS (INSERT INTO job_transitions (job_id, from_state, to_state, cause)"
-        f" SELECT $1, moved.state, $3, {cause_param} FROM moved) "
-        "SELECT state,"
+        f" SELECT $1, moved.previous_state, $3, {cause_param} FROM moved) "
+        "SELECT *,"
         " extract(epoch FROM clock_timestamp() - since)::float8 AS in_state,"
         " extract(epoch FROM clock_timestamp() - received_at)::float8 AS in_job"
         " FROM moved"
     )
     moved = await conn.fetchrow(sql, *args)
     if moved is None:
-        return False
-    previous = moved["state"]
-    metrics.on_transition(previous, to.value, moved["in_state"], moved["in_job"])
+        return None
+    metrics.on_transition(moved["previous_state"], to.value, moved["in_state"], moved["in_job"])
     metrics.on_columns(columns)
-    return True
+    # The extra columns (previous_state, since, in_state, in_job) are not the job's.
+    return Job.model_validate(dict(moved))
 
 
 async def finish(
@@ -294,8 +302,8 @@ async def finish(
     error_code: str | None = None,
     error_message: str | None = None,
     **columns: Any,
-) -> bool:
-    """End an active job; False when it had already ended."""
+) -> Job | None:
+    """End an active job: the job as ended, None when it had already ended."""
     target = OUTCOME_STATE[outcome]
     return await transition(
         conn,

@@ -105,8 +105,7 @@ class Runtime:
                 error_code=error_code,
                 error_message=error_message,
             )
-            job = await jobs.get(conn, job_id)
-            if ended and job is not None and "staged_rows" in (job.check_result or {}):
+            if ended is not None and "staged_rows" in (ended.check_result or {}):
                 # The rows its plan staged for the importer are no one's now.
                 try:
                     await journal.drop_job_table(conn, job_id)
@@ -115,9 +114,10 @@ class Runtime:
                         "job's staging table not dropped",
                         extra={"job_id": str(job_id), "error": type(exc).__name__},
                     )
-        if ended and job is not None:
-            await self.publisher.publish(job.finished_event())
-        return ended
+        if ended is None:
+            return False
+        await self.publisher.publish(ended.finished_event())
+        return True
 
     async def job(self, job_id: UUID) -> Job:
         """The job an event names; an event for an unknown job can never be processed."""

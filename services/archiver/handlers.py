@@ -66,7 +66,7 @@ async def finish(rt: Runtime, job: Job) -> None:
         )
         return
     try:
-        held = await archive_and_complete(rt, job)
+        done = await archive_and_complete(rt, job)
     except _CancelWon:
         await rt.end_job(
             job.id,
@@ -76,19 +76,18 @@ async def finish(rt: Runtime, job: Job) -> None:
             error_message="The import was applied; archiving was rolled back.",
         )
         return
-    if held is not None:
+    if isinstance(done, journal.ArchivePlan):
         await rt.publisher.publish(
             events.ArchiveHeld.for_job(
                 job.id,
-                archive=len(held.patient_ids),
-                active=held.active,
-                hold_ratio=float(held.hold_ratio),
+                archive=len(done.patient_ids),
+                active=done.active,
+                hold_ratio=float(done.hold_ratio),
             )
         )
         return
-    ended = await rt.job(job.id)
-    assert ended.terminal
-    await rt.publisher.publish(ended.finished_event())
+    assert done.terminal
+    await rt.publisher.publish(done.finished_event())
 
 
 MARK_HELD = """
@@ -97,14 +96,17 @@ UPDATE jobs SET archive_held_at = coalesce(archive_held_at, now()), updated_at =
 """
 
 
-async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | None:
-    """Archive and complete the job in one transaction; the plan instead, when it is held."""
+async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | Job:
+    """Archive and complete the job in one transaction: the completed job, or the plan when held."""
     error_code = error_message = None
     archived = 0
+    # Without archive_missing the completing transition is the only write, and
+    # one statement: no transaction around it (BEGIN and COMMIT were two more
+    # round trips a job).
     async with (
         rt.pool.acquire() as conn,
         journal.staging(conn) if job.archive_missing else contextlib.nullcontext(),
-        conn.transaction(),
+        conn.transaction() if job.archive_missing else contextlib.nullcontext(),
     ):
         if job.archive_missing:
             identities = await asyncio.to_thread(file_identities, rt.store, job)
@@ -141,10 +143,10 @@ async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | N
             error_code=error_code,
             error_message=error_message,
         )
-        if not completed:
+        if completed is None:
             # A cancel won the race for the job row: the rollback undoes the archiving.
             raise _CancelWon
-    return None
+    return completed
 
 
 class _CancelWon(Exception):

@@ -18,6 +18,8 @@ def main() -> None:
         port=settings.http.port,
         log_config=None,
         timeout_graceful_shutdown=20,
+        # As every service (rosterflow.service.run): uvloop, said, not left to "auto".
+        loop="uvloop",
     )
 
 

@@ -86,11 +86,11 @@ async def supersede(rt: Runtime, job: Job) -> None:
 
 async def _register(rt: Runtime, event: events.UploadRequested) -> Job:
     async with rt.pool.acquire() as conn:
-        await jobs.register(conn, event)
+        job = await jobs.register(conn, event)
         unit = await store.get_unit(conn, event.request.unit_id)
         rejection = check_request(event.request, unit)
         if rejection is not None:
-            await jobs.finish(
+            job = await jobs.finish(
                 conn,
                 event.job_id,
                 Outcome.REJECTED,
@@ -98,7 +98,8 @@ async def _register(rt: Runtime, event: events.UploadRequested) -> Job:
                 error_code=rejection.code,
                 error_message=rejection.message,
             )
-        job = await jobs.get(conn, event.job_id)
+        if job is None:  # known before (a redelivery), or ended meanwhile
+            job = await jobs.get(conn, event.job_id)
     assert job is not None
     return job
 
@@ -120,7 +121,7 @@ async def announce(rt: Runtime, job: Job) -> None:
 
 async def confirm(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | None:
     async with rt.pool.acquire() as conn:
-        await jobs.transition(
+        job = await jobs.transition(
             conn,
             job_id,
             JobState.AWAITING_CONFIRMATION,
@@ -128,8 +129,7 @@ async def confirm(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | Non
             f"confirmed by {who.user_id}",
             require_not_cancelled=True,
             confirmed_at=datetime.now(UTC),
-        )
-        job = await jobs.get(conn, job_id)
+        ) or await jobs.get(conn, job_id)
     if job is not None and job.confirmed_at is not None and not job.terminal:
         await rt.publisher.publish(events.ImportConfirmed.for_job(job_id, confirmed_by=who))
     return job

@@ -23,14 +23,14 @@ def retry_delay(attempts: int, initial: float, maximum: float) -> float:
     return float(min(maximum, initial * 2 ** min(max(attempts - 1, 0), 60)))
 
 
-async def deliver(rt: Runtime, pending: Pending) -> Result:
+async def deliver(rt: Runtime, relay: smtp.Relay, pending: Pending) -> Result:
     """Try to send one email (see ``_deliver``), counted in the email metric by result."""
-    result = await _deliver(rt, pending)
+    result = await _deliver(rt, relay, pending)
     metrics.EMAILS.labels(result).inc()
     return result
 
 
-async def _deliver(rt: Runtime, pending: Pending) -> Result:
+async def _deliver(rt: Runtime, relay: smtp.Relay, pending: Pending) -> Result:
     """Send a leased email and record the outcome.
 
     The records after the relay answered are retried until the database
@@ -40,9 +40,7 @@ async def _deliver(rt: Runtime, pending: Pending) -> Result:
     settings = rt.settings.smtp
     context = {"job_id": str(pending.job_id), "outcome": pending.outcome}
     try:
-        await smtp.send(
-            settings, pending.message, envelope_sender(settings.sender), pending.recipient
-        )
+        await relay.send(pending.message, envelope_sender(settings.sender), pending.recipient)
     except smtp.Refused as exc:
         reason = exc.reason
 

@@ -38,7 +38,7 @@ import logging
 
 from rosterflow import events
 from rosterflow.runtime import Runtime
-from services.notifier import logic, reasons, store
+from services.notifier import logic, reasons, smtp, store
 from services.notifier.delivery import deliver
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 SERVICE = "notifier"
 
 
-def register(rt: Runtime) -> None:
+def register(rt: Runtime, relay: smtp.Relay | None = None) -> None:
+    """The JobFinished handler; ``relay`` is shared with the retry loop in the service."""
     settings = rt.settings
+    relay = relay if relay is not None else smtp.Relay(settings.smtp)
 
     async def on_finished(event: events.JobFinished) -> None:
         job = await rt.job(event.job_id)
@@ -79,6 +81,6 @@ def register(rt: Runtime) -> None:
                 settings.smtp.send_lease_seconds,
             )
         if pending is not None:
-            await deliver(rt, pending)
+            await deliver(rt, relay, pending)
 
     rt.consumer.handle(events.JobFinished, on_finished)

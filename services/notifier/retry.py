@@ -15,15 +15,18 @@ import logging
 
 from rosterflow.kafka import TRANSIENT
 from rosterflow.runtime import Runtime
-from services.notifier import store
+from services.notifier import smtp, store
 from services.notifier.delivery import Result, deliver
 
 log = logging.getLogger(__name__)
 
 
 class RetryLoop:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, relay: smtp.Relay | None = None) -> None:
         self._rt = rt
+        # Shared with the handler in the service (which closes it); else its own.
+        self._owns_relay = relay is None
+        self._relay = relay if relay is not None else smtp.Relay(rt.settings.smtp)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[Result]] = set()
@@ -44,6 +47,8 @@ class RetryLoop:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._owns_relay:
+            await self._relay.close()
 
     async def _run(self) -> None:
         settings = self._rt.settings.smtp
@@ -56,7 +61,7 @@ class RetryLoop:
                     continue
                 taken = await self._take(free)
                 for pending in taken:
-                    task = asyncio.create_task(deliver(self._rt, pending))
+                    task = asyncio.create_task(deliver(self._rt, self._relay, pending))
                     self._sending.add(task)
                     task.add_done_callback(self._sent)
                 if len(taken) < free:

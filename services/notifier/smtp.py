@@ -9,7 +9,9 @@ connection before anything else is said, ``tls`` connects with TLS at once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+import time
 
 import aiosmtplib
 
@@ -60,28 +62,99 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     )
 
 
-async def send(settings: SmtpSettings, message: bytes, sender: str, recipient: str) -> None:
-    """Send, or raise Refused or Deferred.
+# An open connection is used again for at most this long after its last email.
+# Relays close idle connections themselves (often after a minute or more);
+# the next email then opens a new one.
+KEEP_ALIVE_SECONDS = 30.0
 
-    The whole conversation ends within half the lease: no other instance takes
-    the email over while this one may still be talking to the relay.
+
+class Relay:
+    """SMTP connections kept open between emails, instead of one per email.
+
+    A connection carries one conversation at a time: a send takes an idle one
+    (or opens one), and puts it back when the relay accepted the email. A
+    failed send closes its connection, so the next email starts afresh. A kept
+    connection the relay has closed meanwhile is replaced once, within the
+    same send; a relay that is down fails the send as it always did.
     """
-    try:
-        async with asyncio.timeout(settings.send_lease_seconds / 2):
-            await aiosmtplib.send(
-                message,
-                sender=sender,
-                recipients=[recipient],
-                hostname=settings.host,
-                port=settings.port,
-                username=settings.username,
-                password=settings.password.get_secret_value() if settings.password else None,
-                use_tls=settings.security == "tls",
-                # False, not None: None would upgrade opportunistically even
-                # when the configuration says plain SMTP.
-                start_tls=settings.security == "starttls",
-                tls_context=tls_context(settings),
-                timeout=settings.timeout_seconds,
-            )
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        raise classify(exc) from exc
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._settings = settings
+        # (connection, when it was last used), the most recently used last.
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._keep = settings.max_concurrent_sends + 1
+
+    async def send(self, message: bytes, sender: str, recipient: str) -> None:
+        """Send, or raise Refused or Deferred.
+
+        The whole conversation ends within half the lease: no other instance
+        takes the email over while this one may still be talking to the relay.
+        """
+        try:
+            async with asyncio.timeout(self._settings.send_lease_seconds / 2):
+                await self._send(message, sender, recipient)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise classify(exc) from exc
+
+    async def _send(self, message: bytes, sender: str, recipient: str) -> None:
+        kept = self._take()
+        if kept is not None:
+            try:
+                await kept.sendmail(sender, [recipient], message)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                # Closed by the relay while idle (its own timeout, a restart):
+                # nothing was accepted, so the email goes on a new connection.
+                kept.close()
+            except BaseException:
+                kept.close()
+                raise
+            else:
+                self._put(kept)
+                return
+        client = self._client()
+        try:
+            await client.connect()
+            await client.sendmail(sender, [recipient], message)
+        except BaseException:
+            client.close()
+            raise
+        self._put(client)
+
+    def _client(self) -> aiosmtplib.SMTP:
+        settings = self._settings
+        return aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            use_tls=settings.security == "tls",
+            # False, not None: None would upgrade opportunistically even
+            # when the configuration says plain SMTP.
+            start_tls=settings.security == "starttls",
+            tls_context=tls_context(settings),
+            timeout=settings.timeout_seconds,
+        )
+
+    def _take(self) -> aiosmtplib.SMTP | None:
+        now = time.monotonic()
+        while self._idle:
+            client, used = self._idle.pop()
+            if client.is_connected and now - used <= KEEP_ALIVE_SECONDS:
+                return client
+            client.close()
+        return None
+
+    def _put(self, client: aiosmtplib.SMTP) -> None:
+        if len(self._idle) >= self._keep:
+            client.close()
+            return
+        self._idle.append((client, time.monotonic()))
+
+    async def close(self) -> None:
+        """Say QUIT on the idle connections (on shutdown)."""
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            if client.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await client.quit(timeout=self._settings.timeout_seconds)
+            client.close()

@@ -33,15 +33,14 @@ log = logging.getLogger(__name__)
 def register(rt: Runtime) -> None:
     async def on_accepted(event: events.JobAccepted) -> None:
         async with rt.pool.acquire() as conn:
-            await jobs.transition(
+            job = await jobs.transition(
                 conn,
                 event.job_id,
                 JobState.RECEIVED,
                 JobState.VALIDATING,
                 "validation started",
                 validation_started_at=datetime.now(UTC),
-            )
-            job = await jobs.get(conn, event.job_id)
+            ) or await jobs.get(conn, event.job_id)
         if job is None:
             return  # an accepted job is always registered first; nothing to do
         # VALIDATING again after a crash: the check is repeatable, run it anew.
@@ -123,13 +122,15 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 validation_finished_at=datetime.now(UTC),
                 check_result=check_result,
             )
-            if not moved and planned.staged_rows is not None:
+            if moved is None and planned.staged_rows is not None:
                 await journal.drop_job_table(conn, job.id)  # cancelled meanwhile
-        if moved and result.counts.invalid:  # no invalid row, no skipped row to count
-            try:
-                await asyncio.to_thread(_count_skipped, rt, invalid_key)
-            except Exception as exc:  # a metric never fails a job
-                log.warning("skipped rows not counted", extra={"error": type(exc).__name__})
+        if moved is not None:
+            if result.counts.invalid:  # no invalid row, no skipped row to count
+                try:
+                    await asyncio.to_thread(_count_skipped, rt, invalid_key)
+                except Exception as exc:  # a metric never fails a job
+                    log.warning("skipped rows not counted", extra={"error": type(exc).__name__})
+            return moved
     except FileError as exc:
         await rt.end_job(
             job.id,

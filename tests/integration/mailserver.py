@@ -68,6 +68,14 @@ class Relay:
 
     users: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+    # Every connection a client opened, in order.
+    connections: list[SMTP] = field(default_factory=list)
+
+    def hang_up(self) -> None:
+        """Close every open connection, as a relay does after its idle timeout."""
+        for connection in self.connections:
+            if connection.transport is not None:
+                connection.transport.close()
 
     def to(self, address: str) -> list[Received]:
         return [r for r in self.received if address in r.recipients]
@@ -120,7 +128,9 @@ async def smtp_server(
         with warnings.catch_warnings():
             # It warns of AUTH without TLS: with implicit TLS it cannot tell.
             warnings.simplefilter("ignore", UserWarning)
-            return _smtp()
+            connection = _smtp()
+        relay.connections.append(connection)
+        return connection
 
     def _smtp() -> SMTP:
         return SMTP(
