@@ -133,6 +133,9 @@ async def apply(rt: Runtime, job: Job) -> Job:
                     raise _RolledBack
         except (JobCancelled, _RolledBack):
             pass  # rolled back: nothing of this import was applied
+        else:
+            assert moved is not None
+            return moved  # committed: the job row as the transition left it
     return await rt.settle(
         job.id, JobState.IMPORTING, "cancelled during import; nothing was applied"
     )
