@@ -103,7 +103,9 @@ class Relay:
                 await kept.sendmail(sender, [recipient], message)
             except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
                 # Closed by the relay while idle (its own timeout, a restart):
-                # nothing was accepted, so the email goes on a new connection.
+                # the email goes on a new connection. Should the relay have
+                # closed it after accepting the data but before answering, the
+                # email arrives twice: delivery is at least once, as a retry's is.
                 kept.close()
             except BaseException:
                 kept.close()
