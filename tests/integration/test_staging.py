@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from rosterflow import db, journal
+from rosterflow.settings import DatabaseSettings
 
 
 def _rows(count: int) -> pa.Table:
@@ -115,5 +116,62 @@ async def test_row_groups_are_staged_in_order_with_progress_and_a_stop(database_
         with pytest.raises(LookupError):
             await stage_then_stop()
         assert await _counts(conn) == (0, 0, 0)
+    finally:
+        await conn.close()
+
+
+def _creates(queries: list[str]) -> int:
+    return sum("CREATE TEMPORARY TABLE" in q for q in queries)
+
+
+async def test_a_pooled_connection_creates_the_tables_once_and_a_new_one_again(
+    database_dsn: str,
+) -> None:
+    pool = await db.create_pool(
+        DatabaseSettings(dsn=database_dsn, min_pool_size=1, max_pool_size=1)
+    )
+    queries: list[str] = []
+    try:
+        for expected in (5, 0):  # the second use finds the first one's rows gone
+            async with pool.acquire() as conn:
+                conn.add_query_logger(lambda record: queries.append(record.query))
+                async with journal.staging(conn), conn.transaction():
+                    assert await _counts(conn) == (0, 0, 0)
+                    await journal.stage_rows(conn, _rows(5 if expected else 2))
+                    assert (await _counts(conn))[0] == (5 if expected else 2)
+        assert _creates(queries) == 1
+        # A failed transaction keeps the tables (they were created outside it).
+        with pytest.raises(ZeroDivisionError):
+            async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
+                await journal.stage_rows(conn, _rows(4))
+                raise ZeroDivisionError
+        async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
+            assert await _counts(conn) == (0, 0, 0)
+            await journal.stage_rows(conn, _rows(1))
+        assert _creates(queries) == 1
+        # The pool replaces its connection: the new session has no tables yet.
+        await pool.expire_connections()
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: queries.append(record.query))
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_rows(conn, _rows(3))
+                assert await _counts(conn) == (3, 0, 0)
+        assert _creates(queries) == 2
+    finally:
+        await pool.close()
+
+
+async def test_the_tables_survive_a_full_connection_reset(
+    database_dsn: str,
+) -> None:
+    conn = await db.connect(database_dsn)
+    try:
+        async with journal.staging(conn), conn.transaction():
+            await journal.stage_rows(conn, _rows(2))
+        # asyncpg's full reset (what a pool does by default): RESET ALL, UNLISTEN, …
+        await conn.reset()
+        async with journal.staging(conn), conn.transaction():
+            await journal.stage_rows(conn, _rows(2))
+            assert await _counts(conn) == (2, 0, 0)
     finally:
         await conn.close()
