@@ -55,11 +55,16 @@ def register(rt: Runtime, relay: smtp.Relay | None = None) -> None:
         job = await rt.job(event.job_id)
         outcome = event.outcome.value
         async with rt.pool.acquire() as conn:
-            if await store.recorded(conn, job.id, outcome):
-                return  # recorded before: sent, refused, or owed to the retry loop
-            unit = await store.unit_name(conn, job.unit_id, job.organisation_id)
+            unit = await store.to_compose(conn, job.id, outcome, job.unit_id, job.organisation_id)
+        if unit is None:
+            return  # recorded before: sent, refused, or owed to the retry loop
         lang = logic.language_of(job)
-        top = await asyncio.to_thread(reasons.read_reasons, rt.store, job, lang)
+        # Read in a thread (object storage), and only when there is a report to read.
+        top = (
+            await asyncio.to_thread(reasons.read_reasons, rt.store, job, lang)
+            if reasons.report_to_read(job) is not None
+            else []
+        )
         link = f"{settings.platform.base_url.rstrip('/')}/imports/{job.id}"
         email = logic.compose(job, event, unit, link, top)
         msgid = logic.message_id(job.id, event.outcome, settings.smtp.sender)

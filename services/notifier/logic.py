@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from uuid import UUID
@@ -33,6 +33,32 @@ from services.notifier.texts import (
     SUMMARIES,
     UNKNOWN_ERROR,
 )
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, making each header's class once.
+
+    The stdlib's ``HeaderRegistry`` builds a new class (``type(…)``) for every
+    header it parses; for the ~16 headers of one email that was ~1.5 ms of the
+    notifier's CPU. The classes it builds hold no state, so one per header
+    name serves every message.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+# The stdlib's default policy (and SMTP's, for the wire) with that registry.
+_POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+_SMTP = _POLICY.clone(linesep="\r\n")
 
 # A file name is at most 255 characters; a unit name has no limit in the
 # database, and an email line need not show more than this.
@@ -209,7 +235,7 @@ def envelope_sender(sender: str) -> str:
 def to_message(
     email_: Email, sender: str, msgid: str, date: datetime | None = None
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["From"] = sender
     try:
         message["To"] = Address(addr_spec=email_.recipient)
@@ -231,4 +257,4 @@ def to_message(
 
 def wire_bytes(message: EmailMessage) -> bytes:
     """The message as it goes over SMTP (CRLF line ends), stored before the first attempt."""
-    return message.as_bytes(policy=email.policy.SMTP)
+    return message.as_bytes(policy=_SMTP)

@@ -41,18 +41,28 @@ def commonest(issues: pa.Table, lang: Language, top: int = TOP) -> list[Reason]:
     return reasons
 
 
+def report_to_read(job: Job) -> str | None:
+    """The key of the report of invalid rows, when it may hold a reason.
+
+    None when the job has no report (rejected, failed early) or no row had an
+    error (warnings are not reasons): then there is nothing to read.
+    """
+    key = (job.check_result or {}).get("report", {}).get("invalid_rows_key")
+    if not key or (job.check_result or {}).get("counts", {}).get("invalid") == 0:
+        return None
+    return str(key)
+
+
 def read_reasons(store: ObjectStore, job: Job, lang: Language) -> list[Reason]:
-    """The job's commonest reasons; none when it has no report (rejected, failed early).
+    """The job's commonest reasons; none when there is no report to read (``report_to_read``).
 
     A report that is gone (retention) or unreadable costs the email its
     reasons, not its delivery. Storage that cannot be reached (OSError) is
     left to the consume loop to retry.
     """
-    key = (job.check_result or {}).get("report", {}).get("invalid_rows_key")
-    if not key:
+    key = report_to_read(job)
+    if key is None:
         return []
-    if (job.check_result or {}).get("counts", {}).get("invalid") == 0:
-        return []  # no row had an error: nothing to read (warnings are not reasons)
     try:
         issues = store.parquet_file(key).read(columns=["code", "severity", f"message_{lang.value}"])
     except (StorageError, pa.ArrowException, KeyError) as exc:

@@ -73,11 +73,14 @@ UPDATE notifications
 RETURNING state
 """
 
-# Scoped to the job's organisation: a request naming another organisation's
-# unit is rejected, and its email must not reveal that unit's name.
-UNIT_NAME = "SELECT name FROM units WHERE id = $1 AND organisation_id = $2"
-
-RECORDED = "SELECT true FROM notifications WHERE job_id = $1 AND outcome = $2"
+# Before composing, in one round trip: whether the outcome's email is recorded
+# already, and the unit's name. The name is scoped to the job's organisation: a
+# request naming another organisation's unit is rejected, and its email must
+# not reveal that unit's name.
+TO_COMPOSE = """
+SELECT EXISTS (SELECT FROM notifications WHERE job_id = $1 AND outcome = $2) AS recorded,
+       (SELECT name FROM units WHERE id = $3 AND organisation_id = $4) AS unit_name
+"""
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,16 @@ class Pending:
     attempts: int
 
 
-async def recorded(conn: Connection, job_id: UUID, outcome: str) -> bool:
-    return bool(await conn.fetchval(RECORDED, job_id, outcome))
+async def to_compose(
+    conn: Connection, job_id: UUID, outcome: str, unit_id: UUID, organisation_id: UUID
+) -> str | None:
+    """The unit's name for a new email (its id when it is not a unit of the
+    organisation); None when the outcome's email was recorded before."""
+    row = await conn.fetchrow(TO_COMPOSE, job_id, outcome, unit_id, organisation_id)
+    assert row is not None
+    if row["recorded"]:
+        return None
+    return str(row["unit_name"]) if row["unit_name"] is not None else str(unit_id)
 
 
 async def record(
@@ -144,9 +155,3 @@ async def mark_deferred(
         give_up_after,
     )
     return None if state is None else str(state)
-
-
-async def unit_name(conn: Connection, unit_id: UUID, organisation_id: UUID) -> str:
-    """The unit's name; its id when it is not a unit of the organisation."""
-    name = await conn.fetchval(UNIT_NAME, unit_id, organisation_id)
-    return str(name) if name is not None else str(unit_id)

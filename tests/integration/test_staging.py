@@ -6,6 +6,8 @@ import pyarrow as pa
 import pytest
 
 from rosterflow import db, journal
+from rosterflow.settings import DatabaseSettings
+from rosterflow.testing import seed_school
 
 
 def _rows(count: int) -> pa.Table:
@@ -115,5 +117,126 @@ async def test_row_groups_are_staged_in_order_with_progress_and_a_stop(database_
         with pytest.raises(LookupError):
             await stage_then_stop()
         assert await _counts(conn) == (0, 0, 0)
+    finally:
+        await conn.close()
+
+
+def _creates(queries: list[str]) -> int:
+    return sum("CREATE TEMPORARY TABLE" in q for q in queries)
+
+
+async def test_a_pooled_connection_creates_the_tables_once_and_a_new_one_again(
+    database_dsn: str,
+) -> None:
+    pool = await db.create_pool(
+        DatabaseSettings(dsn=database_dsn, min_pool_size=1, max_pool_size=1)
+    )
+    queries: list[str] = []
+    try:
+        for expected in (5, 0):  # the second use finds the first one's rows gone
+            async with pool.acquire() as conn:
+                conn.add_query_logger(lambda record: queries.append(record.query))
+                async with journal.staging(conn), conn.transaction():
+                    assert await _counts(conn) == (0, 0, 0)
+                    await journal.stage_rows(conn, _rows(5 if expected else 2))
+                    assert (await _counts(conn))[0] == (5 if expected else 2)
+        assert _creates(queries) == 1
+        # A failed transaction keeps the tables (they were created outside it).
+
+        async def stage_then_fail() -> None:
+            async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
+                await journal.stage_rows(conn, _rows(4))
+                raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            await stage_then_fail()
+        async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
+            assert await _counts(conn) == (0, 0, 0)
+            await journal.stage_rows(conn, _rows(1))
+        assert _creates(queries) == 1
+        # The pool replaces its connection: the new session has no tables yet.
+        await pool.expire_connections()
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: queries.append(record.query))
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_rows(conn, _rows(3))
+                assert await _counts(conn) == (3, 0, 0)
+        assert _creates(queries) == 2
+    finally:
+        await pool.close()
+
+
+async def test_the_tables_survive_a_full_connection_reset(
+    database_dsn: str,
+) -> None:
+    conn = await db.connect(database_dsn)
+    try:
+        async with journal.staging(conn), conn.transaction():
+            await journal.stage_rows(conn, _rows(2))
+        # asyncpg's full reset (what a pool does by default): RESET ALL, UNLISTEN, …
+        await conn.reset()
+        async with journal.staging(conn), conn.transaction():
+            await journal.stage_rows(conn, _rows(2))
+            assert await _counts(conn) == (2, 0, 0)
+    finally:
+        await conn.close()
+
+
+def _patients(count: int) -> pa.Table:
+    """Rows the journal takes (a kind of number it knows)."""
+    rows = _rows(count)
+    kinds = pa.array(["personnummer"] * count)
+    return rows.set_column(rows.schema.get_field_index("identity_kind"), "identity_kind", kinds)
+
+
+async def test_small_staged_sets_are_joined_without_analyze_and_large_ones_with_it(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "ANALYZE_FROM_ROWS", 20)
+    conn = await db.connect(database_dsn)
+    queries: list[str] = []
+    conn.add_query_logger(lambda record: queries.append(record.query))
+    school = await seed_school(conn)
+    year = "2026/2027"
+
+    def analyzed() -> list[str]:
+        found = [q for q in queries if q.startswith("ANALYZE")]
+        queries.clear()
+        return found
+
+    try:
+        # Below the threshold: the plan and the import, no statistics taken.
+        for _ in range(2):
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_rows(conn, _patients(19))
+                plan = await journal.classify_staged(
+                    conn, school.organisation_id, school.unit_id, year
+                )
+            async with journal.staging(conn), conn.transaction():
+                await journal.stage_row_groups(conn, 1, lambda _: _patients(19))
+                applied = await journal.apply_staged(
+                    conn, school.organisation_id, school.unit_id, year
+                )
+            assert plan == applied
+            assert analyzed() == []
+        assert applied.unchanged == 19
+        # From the threshold on, both tables are analysed before they are joined.
+        async with journal.staging(conn), conn.transaction():
+            await journal.stage_rows(conn, _patients(12))
+            await journal.stage_rows(conn, _patients(20).slice(12))
+            plan = await journal.classify_staged(conn, school.organisation_id, school.unit_id, year)
+        assert analyzed() == ["ANALYZE staged"]
+        async with journal.staging(conn), conn.transaction():
+            await journal.stage_rows(conn, _patients(20))
+            applied = await journal.apply_staged(conn, school.organisation_id, school.unit_id, year)
+        assert analyzed() == ["ANALYZE staged", "ANALYZE resolved"]
+        assert plan == applied
+        assert (applied.created, applied.unchanged) == (1, 19)
+        # Rows staged outside a staging() block are not counted: analysed, as before.
+        await journal.create_staging(conn)
+        async with conn.transaction():
+            await journal.stage_rows(conn, _patients(3))
+            await journal.classify_staged(conn, school.organisation_id, school.unit_id, year)
+        assert analyzed() == ["ANALYZE staged"]
     finally:
         await conn.close()

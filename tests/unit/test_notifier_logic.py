@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from rosterflow.events import ImportCounts, JobFinished, Outcome
 from rosterflow.jobs import OUTCOME_STATE, Job, JobState
 from rosterflow.testing import school_age_numbers
+from services.notifier import logic
 from services.notifier.logic import (
     Email,
     InvalidRecipient,
@@ -435,3 +437,31 @@ def test_the_stored_message_uses_crlf_and_seven_bit_headers() -> None:
     assert b"\n" not in raw.replace(b"\r\n", b"")
     headers = raw.split(b"\r\n\r\n", 1)[0]
     assert headers.isascii()
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+def test_the_wire_bytes_are_the_stdlib_default_policys(
+    language: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The notifier's policy only makes each header's class once: every byte
+    # (headers folded and encoded, parts, transfer encodings) stays the same.
+    mail = compose(
+        make_job(requested_by_language=language, file_name="Åk 7–9, höst.csv"),
+        completed(),
+        "Solbackens skola – Ölands södra " * 8,
+        LINK,
+        [Reason("identity_bad_check_digit", "Kontrollsiffran stämmer inte " * 6, 3)],
+    )
+    date = datetime(2026, 8, 17, 9, 0, tzinfo=UTC)
+
+    def wire() -> bytes:
+        random.seed(7)  # the same MIME boundary both times
+        return wire_bytes(
+            to_message_with_id(mail, SENDER, message_id(JOB_ID, Outcome.COMPLETED, SENDER), date)
+        )
+
+    ours = wire()
+    monkeypatch.setattr(logic, "_POLICY", email.policy.default)
+    monkeypatch.setattr(logic, "_SMTP", email.policy.SMTP)
+    assert ours == wire()
+    assert b"\r\nSubject: " in ours
