@@ -409,6 +409,56 @@ async def job_table_rows(conn: Connection, job_id: UUID) -> int | None:
     return int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
 
 
+def staged_csv(batch: pa.RecordBatch | pa.Table) -> io.BytesIO:
+    """A batch of valid rows encoded for ``copy_job_rows`` (no Python row objects)."""
+    return _staged_csv(batch)
+
+
+async def copy_job_rows(conn: Connection, job_id: UUID, rows: io.BytesIO) -> int:
+    """COPY rows ``staged_csv`` encoded into the job's table; returns how many."""
+    status: str = await conn.copy_to_table(
+        str(job_id),
+        schema_name=JOB_SCHEMA,
+        source=rows,
+        columns=list(STAGED_COLUMNS),
+        format="csv",
+    )
+    return int(status.split()[-1])
+
+
+async def empty_job_table(conn: Connection, job_id: UUID) -> None:
+    """Inside the transaction that created it: start the job's rows over."""
+    await conn.execute(f"TRUNCATE {job_table(job_id)}")
+
+
+async def drop_job_duplicates(
+    conn: Connection, job_id: UUID, conflicting: Sequence[str], copied: Sequence[str]
+) -> int:
+    """Remove what the duplicate check took out of the valid rows; returns the rows removed.
+
+    Every row of a ``conflicting`` identity number goes; of a ``copied`` one
+    (exact copies) all but the first in file order stays, which in a table
+    only ever appended to since it was emptied is the one with the lowest ctid.
+    """
+    table = job_table(job_id)
+    removed = 0
+    if conflicting:
+        status: str = await conn.execute(
+            f"DELETE FROM {table} WHERE identity_number = ANY($1::text[])", list(conflicting)
+        )
+        removed += int(status.split()[-1])
+    if copied:
+        status = await conn.execute(
+            f"""DELETE FROM {table} t
+                 USING (SELECT identity_number, min(ctid) AS first FROM {table}
+                         WHERE identity_number = ANY($1::text[]) GROUP BY identity_number) f
+                 WHERE t.identity_number = f.identity_number AND t.ctid <> f.first""",
+            list(copied),
+        )
+        removed += int(status.split()[-1])
+    return removed
+
+
 async def drop_job_table(conn: Connection, job_id: UUID) -> None:
     await conn.execute(f"DROP TABLE IF EXISTS {job_table(job_id)}")
 
