@@ -412,3 +412,27 @@ async def test_a_cancel_mid_check_leaves_no_table(
     assert finished.outcome is events.Outcome.CANCELLED
     assert (await final_job(conn, upload.job_id)).validation_finished_at is None
     assert await journal.job_table_rows(conn, upload.job_id) is None
+
+
+async def test_two_checks_of_one_job_at_once_leave_the_second_ones_rows(
+    large: Settings, conn: asyncpg.Connection
+) -> None:
+    # A partition handed over mid-check: the second validator's rows wait for
+    # the first's plan to commit, then replace its table.
+    async with pipeline(large, "validator") as p:
+        rt = p.runtimes["validator"]
+        job = cast(Job, SimpleNamespace(id=uuid4()))
+        async with plan.JobRowsFeed(rt, job) as first:
+            await asyncio.to_thread(first.rows, _rows(20))
+            assert await first.finish() is not None
+            second = plan.JobRowsFeed(rt, job)
+            await asyncio.to_thread(second.rows, _rows(30))
+            finishing = asyncio.create_task(second.finish())
+            await asyncio.sleep(0.3)
+            assert not finishing.done()  # waits for the first plan's commit
+            await first.commit()
+        async with second:
+            assert await finishing is not None
+            assert second.staged == 30
+            await second.commit()
+        assert await journal.job_table_rows(conn, job.id) == 30
