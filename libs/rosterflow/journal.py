@@ -519,8 +519,12 @@ async def classify_staged(
     """What applying would do (the plan); nothing is written but statistics."""
     # A new table has no statistics until analysed; without them the planner
     # joins a million rows by nested loops. A job's own table keeps them for
-    # the importer.
-    await conn.execute(f"ANALYZE {staged}")
+    # the importer. Of a job's table only the join key is analysed: the
+    # planner needs the row count and the identity numbers' distinctness, and
+    # statistics of every column cost a million-row plan ~0.5 s.
+    await conn.execute(
+        f"ANALYZE {staged}" if staged == STAGED else f"ANALYZE {staged} (identity_number)"
+    )
     row = await conn.fetchrow(CLASSIFY.format(staged=staged), organisation_id, unit_id, school_year)
     assert row is not None
     created, updated, reactivated = row["created"], row["updated"], row["reactivated"]
