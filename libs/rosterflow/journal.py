@@ -364,8 +364,9 @@ def _few_staged(conn: Connection) -> bool:
     return state is not None and state.rows is not None and state.rows < ANALYZE_FROM_ROWS
 
 
-def _staged_csv(batch: pa.RecordBatch | pa.Table) -> io.BytesIO:
-    """The batch's staged columns as CSV, written by pyarrow (no Python row objects)."""
+def staged_csv(batch: pa.RecordBatch | pa.Table) -> io.BytesIO:
+    """The batch's staged columns as CSV, written by pyarrow (no Python row objects),
+    for the COPY into a staging table (``stage_rows``, ``copy_job_rows``)."""
     buffer = io.BytesIO()
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     pacsv.write_csv(
@@ -390,7 +391,7 @@ async def _copy_staged(conn: Connection, buffer: io.BytesIO, job_id: UUID | None
 
 async def stage_rows(conn: Connection, batch: pa.RecordBatch | pa.Table) -> None:
     """COPY a batch into the staging table."""
-    await _copy_staged(conn, _staged_csv(batch))
+    await _copy_staged(conn, staged_csv(batch))
     _counted(conn, batch.num_rows)
 
 
@@ -414,7 +415,7 @@ async def stage_row_groups(
 
     def encode(index: int) -> tuple[io.BytesIO, int]:
         table = read(index)
-        return _staged_csv(table), table.num_rows
+        return staged_csv(table), table.num_rows
 
     done = 0
     upcoming: asyncio.Future[tuple[io.BytesIO, int]] | None = None
@@ -473,6 +474,51 @@ async def job_table_rows(conn: Connection, job_id: UUID) -> int | None:
     if await conn.fetchval("SELECT to_regclass($1)", name) is None:
         return None
     return int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
+
+
+async def copy_job_rows(conn: Connection, job_id: UUID, rows: io.BytesIO) -> int:
+    """COPY rows ``staged_csv`` encoded into the job's table; returns how many."""
+    status: str = await conn.copy_to_table(
+        str(job_id),
+        schema_name=JOB_SCHEMA,
+        source=rows,
+        columns=list(STAGED_COLUMNS),
+        format="csv",
+    )
+    return int(status.split()[-1])
+
+
+async def empty_job_table(conn: Connection, job_id: UUID) -> None:
+    """Inside the transaction that created it: start the job's rows over."""
+    await conn.execute(f"TRUNCATE {job_table(job_id)}")
+
+
+async def drop_job_duplicates(
+    conn: Connection, job_id: UUID, conflicting: Sequence[str], copied: Sequence[str]
+) -> int:
+    """Remove what the duplicate check took out of the valid rows; returns the rows removed.
+
+    Every row of a ``conflicting`` identity number goes; of a ``copied`` one
+    (exact copies) all but the first in file order stays, which in a table
+    only ever appended to since it was emptied is the one with the lowest ctid.
+    """
+    table = job_table(job_id)
+    removed = 0
+    if conflicting:
+        status: str = await conn.execute(
+            f"DELETE FROM {table} WHERE identity_number = ANY($1::text[])", list(conflicting)
+        )
+        removed += int(status.split()[-1])
+    if copied:
+        status = await conn.execute(
+            f"""DELETE FROM {table} t
+                 USING (SELECT identity_number, min(ctid) AS first FROM {table}
+                         WHERE identity_number = ANY($1::text[]) GROUP BY identity_number) f
+                 WHERE t.identity_number = f.identity_number AND t.ctid <> f.first""",
+            list(copied),
+        )
+        removed += int(status.split()[-1])
+    return removed
 
 
 async def drop_job_table(conn: Connection, job_id: UUID) -> None:
@@ -535,8 +581,12 @@ async def classify_staged(
     """What applying would do (the plan); nothing is written but statistics."""
     # A new table has no statistics until analysed; without them the planner
     # joins a million rows by nested loops. A job's own table keeps them for
-    # the importer.
-    if staged != STAGED or not _few_staged(conn):
+    # the importer. Of a job's table only the join key is analysed: the
+    # planner needs the row count and the identity numbers' distinctness, and
+    # statistics of every column cost a million-row plan ~0.5 s.
+    if staged != STAGED:
+        await conn.execute(f"ANALYZE {staged} (identity_number)")
+    elif not _few_staged(conn):
         await conn.execute(f"ANALYZE {staged}")
     row = await conn.fetchrow(CLASSIFY.format(staged=staged), organisation_id, unit_id, school_year)
     assert row is not None

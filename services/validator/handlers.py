@@ -21,7 +21,7 @@ from services.validator import errors, plan, store
 from services.validator.check import CheckResult, Limits, Stopped, check_file
 from services.validator.errors import FileError
 from services.validator.grades import SchoolLevel
-from services.validator.report import ReportWriter, archive_key
+from services.validator.report import ReportWriter, ValidRowsMirror, archive_key
 from services.validator.rows import Rules
 from services.validator.source import Upload
 
@@ -92,11 +92,14 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 )
             )
 
-        try:
-            result = await asyncio.to_thread(_check, rt, job, level, progress)
-        finally:
-            await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
-        planned = await plan.compute(rt, job, valid_key, invalid_key)
+        # A large job's rows go into its own table as they are checked; the
+        # table exists (committed) only once the plan is.
+        async with plan.JobRowsFeed(rt, job) as feed:
+            try:
+                result = await asyncio.to_thread(_check, rt, job, level, progress, feed)
+            finally:
+                await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
+            planned = await plan.compute(rt, job, valid_key, invalid_key, feed)
         check_result: dict[str, object] = {
             "counts": result.counts.model_dump(),
             "plan": planned.plan.model_dump(),
@@ -156,7 +159,11 @@ def _count_skipped(rt: Runtime, invalid_key: str) -> None:
 
 
 def _check(
-    rt: Runtime, job: Job, level: SchoolLevel, progress: Callable[[int], None]
+    rt: Runtime,
+    job: Job,
+    level: SchoolLevel,
+    progress: Callable[[int], None],
+    mirror: ValidRowsMirror,
 ) -> CheckResult:
     valid_key, invalid_key = report_keys(job.organisation_id, job.id)
     try:
@@ -171,7 +178,7 @@ def _check(
             max_rows=rt.settings.imports.max_rows,
             max_bytes=rt.settings.storage.max_upload_bytes,
         ),
-        report=ReportWriter(rt.store, valid_key, invalid_key),
+        report=ReportWriter(rt.store, valid_key, invalid_key, mirror),
         stop=lambda: rt.cancellations.is_cancelled(job.id),
         progress=progress,
     )

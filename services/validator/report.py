@@ -11,6 +11,7 @@ row group.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 from uuid import UUID
 
 import pyarrow as pa
@@ -74,11 +75,29 @@ class _Files:
             yield parquet.read_row_group(index)
 
 
+class ValidRowsMirror(Protocol):
+    """Told the valid rows as the report gets them (e.g. to stage them meanwhile):
+    each written batch, a restart, and the duplicates dropped at the end."""
+
+    def rows(self, valid: pa.Table) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def resolved(self, resolution: Resolution) -> None: ...
+
+
 class ReportWriter:
-    def __init__(self, store: ObjectStore, valid_key: str, invalid_key: str) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        valid_key: str,
+        invalid_key: str,
+        mirror: ValidRowsMirror | None = None,
+    ) -> None:
         self.valid_key = valid_key
         self.invalid_key = invalid_key
         self._store = store
+        self._mirror = mirror
         self._files = _Files(store)
         self._valid = self._files.writer(valid_key, VALID_ROWS_SCHEMA, _VALID_DICTIONARY)
         self._issues = self._files.writer(invalid_key, REPORT_SCHEMA, _REPORT_DICTIONARY)
@@ -86,6 +105,8 @@ class ReportWriter:
     def write(self, valid: pa.Table, issues: pa.Table) -> None:
         if valid.num_rows:
             self._valid.write_table(valid, row_group_size=_ROW_GROUP)
+            if self._mirror is not None:
+                self._mirror.rows(valid)
         if issues.num_rows:
             self._issues.write_table(with_messages(issues), row_group_size=_ROW_GROUP)
 
@@ -94,6 +115,8 @@ class ReportWriter:
         self.close()
         self._valid = self._files.writer(self.valid_key, VALID_ROWS_SCHEMA, _VALID_DICTIONARY)
         self._issues = self._files.writer(self.invalid_key, REPORT_SCHEMA, _REPORT_DICTIONARY)
+        if self._mirror is not None:
+            self._mirror.restart()
 
     def close(self) -> None:
         self._valid.close()
@@ -119,6 +142,8 @@ class ReportWriter:
                 pc.invert(pc.is_in(part.column("line"), value_set=resolution.dropped))
             ),
         )
+        if self._mirror is not None:
+            self._mirror.resolved(resolution)
         pending = with_messages(resolution.issues)
 
         def merge(part: pa.Table) -> pa.Table:

@@ -1,26 +1,43 @@
 """A large job's rows staged once: the plan's own table, the importer applying from
 it, the fall-back to the report when it is gone, and its clean-up however the job ends.
 
+The rows are COPYed into the job's table while the file is being checked
+(``plan.JobRowsFeed``): the table must end with exactly the report's valid
+rows however the check went, and exist only once the plan committed.
+
 "Large" is ``imports.stage_once_rows``, set to 10 rows here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import asyncpg
+import pyarrow as pa
 import pytest
 
 from rosterflow import db, events, journal
-from rosterflow.jobs import JobState
+from rosterflow.jobs import Job, JobState
 from rosterflow.settings import Settings
-from rosterflow.testing import School, sample_roster, school_age_numbers, seed_active_patients
+from rosterflow.storage import report_keys
+from rosterflow.testing import (
+    School,
+    sample_roster,
+    school_age_numbers,
+    seed_active_patients,
+    wait_for,
+)
 from rosterflow.testing import seed_school as seed
 from services.ingest import commands
+from services.validator import plan, reading
 from tests.integration.pipeline import Pipeline, final_job, new_admin, pipeline
 from tests.integration.test_staging import _rows
+from tests.integration.test_validator import GatedStorage, GatedStream
 
 ADMIN = new_admin()
 ROWS = 30
@@ -198,3 +215,224 @@ async def test_two_plans_of_one_job_at_once_leave_the_second_ones_table(
     finally:
         await first.close()
         await second.close()
+
+
+# --- the rows staged while the file is checked ----------------------------------------
+
+NUMBERS = school_age_numbers()
+# Small blocks, so that a file of a few thousand rows is read in many chunks
+# (the reader works up to 32 blocks ahead of the check).
+BLOCK = 4096
+
+
+def many_rows(count: int) -> list[str]:
+    return [
+        f"{number};Namn{i};Efternamn;5;5A;elev{i}@skolan.se;070-1234567"
+        for i, number in enumerate(NUMBERS[:count])
+    ]
+
+
+def roster_file(rows: list[str]) -> bytes:
+    header = "Personnummer;Förnamn;Efternamn;Årskurs;Klass;E-post;Telefon"
+    return ("\r\n".join([header, *rows]) + "\r\n").encode()
+
+
+class Spy:
+    """Counts the calls of a journal function, which still runs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        self.calls = 0
+        real = getattr(journal, name)
+
+        async def spied(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(journal, name, spied)
+
+
+async def table_identities(conn: asyncpg.Connection, job_id: UUID) -> list[str]:
+    rows = await conn.fetch(f"SELECT identity_number FROM {journal.job_table(job_id)}")
+    return sorted(r["identity_number"] for r in rows)
+
+
+def report_identities(p: Pipeline, school: School, job_id: UUID) -> list[str]:
+    valid_key, _ = report_keys(school.organisation_id, job_id)
+    column = p.any.store.parquet_file(valid_key).read(columns=["identity_number"]).column(0)
+    return sorted(column.to_pylist())
+
+
+async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
+    large: Settings, conn: asyncpg.Connection
+) -> None:
+    async with pipeline(large, "validator") as p:
+        rt = p.runtimes["validator"]
+        job = cast(Job, SimpleNamespace(id=uuid4()))
+
+        async def failing_check() -> None:
+            async with plan.JobRowsFeed(rt, job) as feed:
+                await asyncio.to_thread(feed.rows, _rows(20))
+
+                async def copied() -> bool:
+                    return feed.staged == 20
+
+                await wait_for(copied, what="the rows copied")
+                # Copied, but uncommitted: nobody else sees the table.
+                assert await journal.job_table_rows(conn, job.id) is None
+                raise RuntimeError("the check failed")
+
+        with pytest.raises(RuntimeError, match="the check failed"):
+            await failing_check()
+        assert await journal.job_table_rows(conn, job.id) is None
+
+        async with plan.JobRowsFeed(rt, job) as feed:
+            await asyncio.to_thread(feed.rows, _rows(5))  # under the threshold: only kept
+            assert feed.staged == 0
+            await asyncio.to_thread(feed.rows, _rows(20))
+            assert await feed.finish() is not None
+            assert feed.staged == 25
+            assert await journal.job_table_rows(conn, job.id) is None
+            await feed.commit()
+        assert await journal.job_table_rows(conn, job.id) == 25
+
+        async with plan.JobRowsFeed(rt, cast(Job, SimpleNamespace(id=uuid4()))) as small:
+            await asyncio.to_thread(small.rows, _rows(9))
+            assert await small.finish() is None  # never reached the threshold: no table
+
+
+async def test_a_check_that_starts_over_starts_the_table_over(
+    large: Settings,
+    conn: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(reading, "BLOCK_BYTES", BLOCK)
+    emptied = Spy(monkeypatch, "empty_job_table")
+    copied = Spy(monkeypatch, "copy_job_rows")
+    # A row with a field too many near the end: the fast reader gives up on
+    # it after many chunks were checked, and the file is read again.
+    rows = many_rows(4000)
+    rows.insert(3900, f"{NUMBERS[5000]};Namn;Efternamn;5;5A;x@skolan.se;070-1234567;extra")
+    school = await seed(conn)
+    with caplog.at_level(logging.WARNING):
+        async with pipeline(large) as p:
+            upload = await p.upload(school, roster_file(rows))
+            checked = await p.tap.next(events.JobValidated, upload.job_id)
+            job = await final_job(conn, upload.job_id)
+            assert job.check_result is not None
+            assert emptied.calls == 1  # started over once, the table with it
+            assert copied.calls > 2
+            assert checked.counts.valid == 4000
+            assert job.check_result["staged_rows"] == 4000
+            assert await table_identities(conn, upload.job_id) == report_identities(
+                p, school, upload.job_id
+            )
+            finished = await confirm(p, upload.job_id)
+    assert not [r for r in caplog.records if "differ from the report" in r.getMessage()]
+    assert finished.imported is not None
+    assert finished.imported.created == 4000
+
+
+async def test_duplicates_found_at_the_end_leave_the_table_as_the_report(
+    large: Settings, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = many_rows(30)
+    rows.append(rows[3])  # an exact copy: imported once
+    rows.append(rows[5].replace("Namn5", "Annan"))  # a conflict: neither is imported
+    school = await seed(conn)
+    with caplog.at_level(logging.WARNING):
+        async with pipeline(large) as p:
+            upload = await p.upload(school, roster_file(rows))
+            checked = await p.tap.next(events.JobValidated, upload.job_id)
+            assert checked.counts.valid == 29
+            job = await final_job(conn, upload.job_id)
+            assert job.check_result is not None
+            assert job.check_result["staged_rows"] == 29
+            staged = await table_identities(conn, upload.job_id)
+            assert staged == report_identities(p, school, upload.job_id)
+            assert NUMBERS[5] not in staged
+            assert staged.count(NUMBERS[3]) == 1
+            finished = await confirm(p, upload.job_id)
+    assert not [r for r in caplog.records if "differ from the report" in r.getMessage()]
+    assert finished.imported is not None
+    assert finished.imported.created == 29
+    assert await journal.job_table_rows(conn, upload.job_id) is None
+
+
+async def test_a_file_rejected_mid_check_leaves_no_table(
+    large: Settings, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "BLOCK_BYTES", BLOCK)
+    created = Spy(monkeypatch, "create_job_table")
+    limited = large.model_copy(
+        update={"imports": large.imports.model_copy(update={"max_rows": 3000})}
+    )
+    school = await seed(conn)
+    async with pipeline(limited) as p:
+        upload = await p.upload(school, roster_file(many_rows(4000)))
+        finished = await p.tap.next(events.JobFinished, upload.job_id)
+    assert finished.outcome is events.Outcome.FAILED
+    assert (await final_job(conn, upload.job_id)).error_code == "file_too_many_rows"
+    assert created.calls == 1  # the table was begun before the check gave up
+    assert await journal.job_table_rows(conn, upload.job_id) is None
+
+
+async def test_a_cancel_mid_check_leaves_no_table(
+    large: Settings, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "BLOCK_BYTES", BLOCK)
+    copied = Spy(monkeypatch, "copy_job_rows")
+    gated = GatedStorage(gate=200_000)  # of about 280 kB
+    school = await seed(conn)
+    async with pipeline(large) as p:
+        validator = p.runtimes["validator"]
+        opened = validator.store.open_input
+
+        def open_gated(key: str) -> pa.NativeFile:
+            stream = GatedStream(opened(key), gated)
+            gated.streams.append(stream)
+            return pa.PythonFile(stream, mode="r")
+
+        monkeypatch.setattr(validator.store, "open_input", open_gated)
+        heard = validator.cancellations.mark
+
+        def mark(job_id: object) -> None:
+            heard(job_id)  # type: ignore[arg-type]
+            gated.heard.set()
+
+        monkeypatch.setattr(validator.cancellations, "mark", mark)
+        upload = await p.upload(school, roster_file(many_rows(4000)))
+
+        async def stalled() -> bool:
+            return gated.waiting.is_set() and copied.calls > 0
+
+        await wait_for(stalled, what="rows staged and the reading stopped at the gate")
+        await commands.cancel(p.any, upload.job_id, ADMIN, broadcast=True)
+        finished = await p.tap.next(events.JobFinished, upload.job_id, within=60)
+    assert finished.outcome is events.Outcome.CANCELLED
+    assert (await final_job(conn, upload.job_id)).validation_finished_at is None
+    assert await journal.job_table_rows(conn, upload.job_id) is None
+
+
+async def test_two_checks_of_one_job_at_once_leave_the_second_ones_rows(
+    large: Settings, conn: asyncpg.Connection
+) -> None:
+    # A partition handed over mid-check: the second validator's rows wait for
+    # the first's plan to commit, then replace its table.
+    async with pipeline(large, "validator") as p:
+        rt = p.runtimes["validator"]
+        job = cast(Job, SimpleNamespace(id=uuid4()))
+        async with plan.JobRowsFeed(rt, job) as first:
+            await asyncio.to_thread(first.rows, _rows(20))
+            assert await first.finish() is not None
+            second = plan.JobRowsFeed(rt, job)
+            await asyncio.to_thread(second.rows, _rows(30))
+            finishing = asyncio.create_task(second.finish())
+            await asyncio.sleep(0.3)
+            assert not finishing.done()  # waits for the first plan's commit
+            await first.commit()
+        async with second:
+            assert await finishing is not None
+            assert second.staged == 30
+            await second.commit()
+        assert await journal.job_table_rows(conn, job.id) == 30
