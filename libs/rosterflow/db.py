@@ -93,9 +93,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     asyncpg always rolls back a transaction left open and drops listeners; by
     default it then also runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL``, a round trip on every release (about 26 per job in a burst).
-    The code leaves no session state behind: advisory locks are transaction
-    locks, temporary tables are ON COMMIT DROP, nothing SETs, LISTENs or keeps
-    a cursor outside a transaction.
+    The code leaves no other session state behind: advisory locks are
+    transaction locks, nothing SETs, LISTENs or keeps a cursor outside a
+    transaction. The one state kept on purpose is ``journal.staging``'s
+    temporary tables, created once per connection and emptied by every commit
+    (``RESET ALL`` would keep them too; ``DISCARD ALL`` would not).
     """
 
 
