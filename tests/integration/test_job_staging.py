@@ -18,7 +18,6 @@ from typing import Any, cast
 from uuid import UUID, uuid4
 
 import asyncpg
-import pyarrow as pa
 import pytest
 
 from rosterflow import db, events, journal
@@ -37,7 +36,7 @@ from services.ingest import commands
 from services.validator import plan, reading
 from tests.integration.pipeline import Pipeline, final_job, new_admin, pipeline
 from tests.integration.test_staging import _rows
-from tests.integration.test_validator import GatedStorage, GatedStream
+from tests.integration.test_validator import GatedStorage
 
 ADMIN = new_admin()
 ROWS = 30
@@ -386,21 +385,7 @@ async def test_a_cancel_mid_check_leaves_no_table(
     school = await seed(conn)
     async with pipeline(large) as p:
         validator = p.runtimes["validator"]
-        opened = validator.store.open_input
-
-        def open_gated(key: str) -> pa.NativeFile:
-            stream = GatedStream(opened(key), gated)
-            gated.streams.append(stream)
-            return pa.PythonFile(stream, mode="r")
-
-        monkeypatch.setattr(validator.store, "open_input", open_gated)
-        heard = validator.cancellations.mark
-
-        def mark(job_id: object) -> None:
-            heard(job_id)  # type: ignore[arg-type]
-            gated.heard.set()
-
-        monkeypatch.setattr(validator.cancellations, "mark", mark)
+        gated.install(validator, monkeypatch)
         upload = await p.upload(school, roster_file(many_rows(4000)))
 
         async def stalled() -> bool:

@@ -16,6 +16,7 @@ import pytest
 
 from rosterflow import events
 from rosterflow.jobs import JobState
+from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings, StorageSettings
 from rosterflow.storage import StorageError, report_keys
 from rosterflow.testing import (
@@ -168,6 +169,24 @@ class GatedStorage:
     waiting: threading.Event = field(default_factory=threading.Event)
     streams: list[GatedStream] = field(default_factory=list)
 
+    def install(self, validator: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The validator's uploads read through the gate, opened when it hears a cancel."""
+        opened = validator.store.open_input
+
+        def open_gated(key: str) -> pa.NativeFile:
+            stream = GatedStream(opened(key), self)
+            self.streams.append(stream)
+            return pa.PythonFile(stream, mode="r")
+
+        monkeypatch.setattr(validator.store, "open_input", open_gated)
+        heard = validator.cancellations.mark
+
+        def mark(job_id: object) -> None:
+            heard(job_id)  # type: ignore[arg-type]
+            self.heard.set()
+
+        monkeypatch.setattr(validator.cancellations, "mark", mark)
+
 
 class GatedStream:
     def __init__(self, source: pa.NativeFile, storage: GatedStorage) -> None:
@@ -211,21 +230,7 @@ async def test_a_cancel_while_a_large_file_is_checked_ends_the_job_cancelled(
     admin = new_admin()
     async with pipeline(settings, "ingest", "validator") as p:
         validator = p.runtimes["validator"]
-        opened = validator.store.open_input
-
-        def open_gated(key: str) -> pa.NativeFile:
-            stream = GatedStream(opened(key), gated)
-            gated.streams.append(stream)
-            return pa.PythonFile(stream, mode="r")
-
-        monkeypatch.setattr(validator.store, "open_input", open_gated)
-        heard = validator.cancellations.mark
-
-        def mark(job_id: object) -> None:
-            heard(job_id)  # type: ignore[arg-type]
-            gated.heard.set()
-
-        monkeypatch.setattr(validator.cancellations, "mark", mark)
+        gated.install(validator, monkeypatch)
         sent = await p.upload(school, content, admin=admin)
 
         async def checking() -> bool:
