@@ -341,7 +341,11 @@ async def staging(conn: Connection) -> AsyncIterator[None]:
     try:
         yield
     except BaseException:
-        if not conn.is_closed() and not conn.is_in_transaction():
+        try:
+            usable = not conn.is_closed() and not conn.is_in_transaction()
+        except asyncpg.InterfaceError:  # the connection died and the pool took it back
+            usable = False
+        if usable:
             try:
                 await asyncio.shield(conn.execute(EMPTY_STAGING))
             except Exception as exc:  # the first failure is the one to raise

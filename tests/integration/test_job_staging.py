@@ -299,6 +299,40 @@ async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
             assert await small.finish() is None  # never reached the threshold: no table
 
 
+async def test_a_validator_that_dies_mid_check_leaves_no_table(
+    large: Settings, conn: asyncpg.Connection
+) -> None:
+    # What PostgreSQL sees of a killed validator: the session that is copying
+    # the rows goes away in the middle of its transaction.
+    async with pipeline(large, "validator") as p:
+        rt = p.runtimes["validator"]
+        job = cast(Job, SimpleNamespace(id=uuid4()))
+        dying = plan.JobRowsFeed(rt, job)
+        await asyncio.to_thread(dying.rows, _rows(20))
+
+        async def copied() -> bool:
+            return dying.staged == 20
+
+        await wait_for(copied, what="the rows copied")
+        (copying,) = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+        )
+        assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", copying["pid"])
+        assert await journal.job_table_rows(conn, job.id) is None
+        # Were its process alive, leaving the feed would raise a transient
+        # error (the handler retries the job), not the staging's own.
+        with pytest.raises(asyncpg.InterfaceError, match="connection is closed"):
+            await dying.__aexit__(None, None, None)
+
+        # The job's redelivery checks it again: no lock or table is left in its way.
+        async with plan.JobRowsFeed(rt, job) as again:
+            await asyncio.to_thread(again.rows, _rows(20))
+            assert await again.finish() is not None
+            await again.commit()
+        assert await journal.job_table_rows(conn, job.id) == 20
+
+
 async def test_a_check_that_starts_over_starts_the_table_over(
     large: Settings,
     conn: asyncpg.Connection,
