@@ -293,6 +293,11 @@ async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
             assert await journal.job_table_rows(conn, job.id) is None
             await feed.commit()
         assert await journal.job_table_rows(conn, job.id) == 25
+        # Read once and dropped: no autovacuum worker spends itself on it.
+        options = await conn.fetchval(
+            "SELECT reloptions FROM pg_class WHERE oid = to_regclass($1)", journal.job_table(job.id)
+        )
+        assert "autovacuum_enabled=false" in options
 
         async with plan.JobRowsFeed(rt, cast(Job, SimpleNamespace(id=uuid4()))) as small:
             await asyncio.to_thread(small.rows, _rows(9))
