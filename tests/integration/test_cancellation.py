@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from rosterflow import db, events, jobs, journal
@@ -32,6 +33,8 @@ from rosterflow.testing import (
     wait_for,
 )
 from rosterflow.topics import JOB_ACCEPTED
+from services.validator import reading
+from tests.integration.gates import GatedStorage
 from tests.integration.http import Api, ingest_api
 from tests.integration.pipeline import final_job, new_admin, pipeline
 
@@ -134,12 +137,16 @@ def assigned(rt: Runtime, topic: str) -> set[int]:
 
 
 async def test_a_cancel_during_validation_stops_the_second_of_two_validators(
-    settings: Settings, conn: asyncpg.Connection
+    settings: Settings, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     school = await seed_school(conn)
     numbers = school_age_numbers()
-    # Quoted cells take the exact reading path: a few seconds for this file,
-    # long enough to cancel in the middle.
+    # 300,000 rows (about 10 MB) read in blocks of 1 MB. Each validator stops
+    # reading at 3 MB until it has heard the cancel, so the check is in the
+    # middle of the file when the cancel comes, however fast or loaded the
+    # machine is (without the gates, a fast check could finish first).
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 1 << 20)
+    gates = {name: GatedStorage(gate=3 << 20) for name in ("validator", "validator_2")}
     rows = 300_000
     lines = [f'"{numbers[i % len(numbers)]}";"Alva";"Berg";5;5A\r\n' for i in range(rows)]
     body = ("Personnummer;Förnamn;Efternamn;Årskurs;Klass\r\n" + "".join(lines)).encode()
@@ -149,6 +156,8 @@ async def test_a_cancel_during_validation_stops_the_second_of_two_validators(
         pipeline(settings, "ingest", "validator", "validator_2") as p,
     ):
         first, second = p.runtimes["validator"], p.runtimes["validator_2"]
+        for name, gate in gates.items():
+            gate.install(p.runtimes[name], monkeypatch)
 
         async def split() -> set[int] | None:
             mine, theirs = assigned(first, topic), assigned(second, topic)
@@ -160,7 +169,12 @@ async def test_a_cancel_during_validation_stops_the_second_of_two_validators(
 
         async def checking() -> bool:
             job = await jobs.get(conn, job_id)
-            return job is not None and job.state is JobState.VALIDATING and bool(job.progress_done)
+            return (
+                job is not None
+                and job.state is JobState.VALIDATING
+                and bool(job.progress_done)
+                and any(gate.waiting.is_set() for gate in gates.values())
+            )
 
         await wait_for(checking, within=60, what="the check under way")
         answered = await cancel(api, school, job_id)
@@ -174,6 +188,10 @@ async def test_a_cancel_during_validation_stops_the_second_of_two_validators(
     assert finished.outcome is events.Outcome.CANCELLED
     # Every instance hears every cancel; the second one held the job.
     assert heard_by == (True, True)
+    # Only the validator holding the job read the file, and it stopped part-way.
+    assert not gates["validator"].streams
+    assert gates["validator_2"].streams
+    assert all(stream.closed for stream in gates["validator_2"].streams)
     job = await final_job(conn, job_id)
     assert job.state is JobState.CANCELLED
     assert job.validation_finished_at is None

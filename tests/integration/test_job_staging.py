@@ -34,9 +34,9 @@ from rosterflow.testing import (
 from rosterflow.testing import seed_school as seed
 from services.ingest import commands
 from services.validator import plan, reading
+from tests.integration.gates import GatedStorage
 from tests.integration.pipeline import Pipeline, final_job, new_admin, pipeline
 from tests.integration.test_staging import _rows
-from tests.integration.test_validator import GatedStorage
 
 ADMIN = new_admin()
 ROWS = 30

@@ -5,18 +5,14 @@ Real broker, database and object storage."""
 from __future__ import annotations
 
 import io
-import threading
-from dataclasses import dataclass, field
 
 import asyncpg
 import openpyxl
-import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from rosterflow import events
 from rosterflow.jobs import JobState
-from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings, StorageSettings
 from rosterflow.storage import StorageError, report_keys
 from rosterflow.testing import (
@@ -28,6 +24,7 @@ from rosterflow.testing import (
 )
 from services.validator import reading
 from services.validator.report import archive_key
+from tests.integration.gates import GatedStorage
 from tests.integration.pipeline import final_job, new_admin, pipeline
 
 NUMBERS = school_age_numbers()
@@ -155,64 +152,6 @@ async def test_a_file_over_the_size_limit_is_rejected_unread(
         finished = await p.tap.next(events.JobFinished, sent.job_id)
     assert finished.outcome is events.Outcome.FAILED
     assert finished.error_code == "file_too_large"
-
-
-@dataclass
-class GatedStorage:
-    """Streams of the uploaded file that stop at ``gate`` bytes until the validator heard a cancel.
-
-    The validator then cannot finish before the cancel arrives, however fast it is.
-    """
-
-    gate: int
-    heard: threading.Event = field(default_factory=threading.Event)
-    waiting: threading.Event = field(default_factory=threading.Event)
-    streams: list[GatedStream] = field(default_factory=list)
-
-    def install(self, validator: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The validator's uploads read through the gate, opened when it hears a cancel."""
-        opened = validator.store.open_input
-
-        def open_gated(key: str) -> pa.NativeFile:
-            stream = GatedStream(opened(key), self)
-            self.streams.append(stream)
-            return pa.PythonFile(stream, mode="r")
-
-        monkeypatch.setattr(validator.store, "open_input", open_gated)
-        heard = validator.cancellations.mark
-
-        def mark(job_id: object) -> None:
-            heard(job_id)  # type: ignore[arg-type]
-            self.heard.set()
-
-        monkeypatch.setattr(validator.cancellations, "mark", mark)
-
-
-class GatedStream:
-    def __init__(self, source: pa.NativeFile, storage: GatedStorage) -> None:
-        self._source = source
-        self._storage = storage
-        self.served = 0
-        self.closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        if self.served >= self._storage.gate and not self._storage.heard.is_set():
-            self._storage.waiting.set()
-            # Bounded: a validator that never hears the cancel fails the test below.
-            self._storage.heard.wait(timeout=60)
-        data = self._source.read() if size < 0 else self._source.read(size)
-        self.served += len(data)
-        return bytes(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
-        self._source.close()
 
 
 async def test_a_cancel_while_a_large_file_is_checked_ends_the_job_cancelled(
