@@ -88,7 +88,9 @@ def check_file(
     stop: Callable[[], bool],
     progress: Callable[[int], None] = lambda rows: None,
 ) -> CheckResult:
-    """Check a whole file into ``report``; ``progress`` hears the rows read so far.
+    """Check a whole file into ``report``; ``progress`` hears the rows read so far,
+    from the second chunk on (a file read in one chunk is checked before anyone
+    could watch it, and recording its progress cost every small job a write).
 
     Raises FileError for a file-level problem and Stopped when ``stop`` says
     so between chunks; either way nothing of the report is left behind.
@@ -182,7 +184,8 @@ def _read(
             tally.rows += chunk.count
             if tally.rows > limits.max_rows:
                 raise errors.too_many_rows(limits.max_rows)
-            progress(tally.rows)
+            if tally.rows > chunk.count:
+                progress(tally.rows)
             checking.append(_CHECKING.submit(_check_chunk, chunk, layout.width, rules))
             while len(checking) > WORKERS:
                 finish(checking.popleft())

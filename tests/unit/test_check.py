@@ -15,6 +15,7 @@ import pytest
 from rosterflow.events import CheckCounts, Detected, FileFormat, ImportOptions, ImportRequest
 from rosterflow.storage import ObjectStore
 from rosterflow.testing import sample_roster, school_age_numbers
+from services.validator import reading
 from services.validator.check import Limits, Stopped, check_file
 from services.validator.errors import FileError
 from services.validator.grades import SchoolLevel
@@ -61,6 +62,7 @@ def run_check(
     max_bytes: int = 10_000_000,
     stop: Callable[[], bool] = lambda: False,
     store_dir: Path | None = None,
+    progress: Callable[[int], None] = lambda rows: None,
 ) -> Checked:
     """check_file on in-memory bytes, the report written to a local object store."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,6 +74,7 @@ def run_check(
             limits=Limits(max_rows=max_rows, max_bytes=max_bytes),
             report=ReportWriter(store, VALID_KEY, INVALID_KEY),
             stop=stop,
+            progress=progress,
         )
         valid = store.parquet_file(VALID_KEY)
         return Checked(
@@ -305,6 +308,21 @@ def test_stop_request_ends_the_check_and_leaves_no_report(tmp_path: Path) -> Non
         run_check(csv(f"{NUMBERS[0]};Alva;Andersson;1;1A"), stop=lambda: True, store_dir=tmp_path)
 
     assert not list(tmp_path.rglob("*.parquet*"))
+
+
+def test_progress_is_heard_from_the_second_chunk_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [f"{NUMBERS[i]};Alva;Andersson;1;1A" for i in range(300)]
+    heard: list[int] = []
+    run_check(csv(*rows[:20]), progress=heard.append)
+    assert heard == []  # one chunk: checked before anyone could watch
+
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 1024)  # about 30 rows a chunk
+    checked = run_check(csv(*rows), progress=heard.append)
+    assert checked.counts.valid == 300
+    assert len(heard) >= 5
+    assert heard == sorted(heard)
+    assert heard[0] < 100
+    assert heard[-1] == 300
 
 
 @pytest.mark.parametrize(
