@@ -13,7 +13,11 @@ temporary ``staged``, and the importer resolves and applies from that table,
 against the journal as it is at apply time, then drops it in its own
 transaction. When the table is gone (a crash of PostgreSQL empties UNLOGGED
 tables, a plan kept too long was swept), the importer stages the rows from
-the report again, as it does for small jobs.
+the report again.
+
+A small set (under ANALYZE_FROM_ROWS rows, ``as_arrays``) is not staged: its
+rows are passed as one array per column (``RowArrays``) to the same
+statements, composed from the same pieces, and the apply is one statement.
 """
 
 from __future__ import annotations
@@ -230,10 +234,12 @@ SELECT count(*) AS staged,
 # here ({organisation}, {unit}, {year}) and numbered for each use: as statements
 # of their own after RESOLVE, or as the parts of APPLY_ROWS.
 WRITES = (
-    # (name, the resolved rows' count that says it has something to do, statement)
+    # (name, the resolved rows' count that says it has something to do, the
+    # parameters it uses, statement)
     (
         "patients_new",
         "created",
+        ("organisation",),
         """INSERT INTO patients (id, organisation_id, identity_number, identity_kind, given_name,
                       family_name, email, phone, street, postcode, city)
 SELECT patient_id, {organisation}, identity_number, identity_kind, given_name, family_name,
@@ -243,6 +249,7 @@ SELECT patient_id, {organisation}, identity_number, identity_kind, given_name, f
     (
         "patients_changed",
         "patients_changed",
+        (),
         """UPDATE patients p
    SET given_name = r.given_name, family_name = r.family_name,
        identity_kind = r.identity_kind, email = r.email, phone = r.phone,
@@ -253,12 +260,14 @@ SELECT patient_id, {organisation}, identity_number, identity_kind, given_name, f
     (
         "enrolments_new",
         "enrolments_new",
+        ("unit",),
         """INSERT INTO enrolments (patient_id, unit_id)
 SELECT patient_id, {unit} FROM resolved WHERE enrolment_status IS NULL""",
     ),
     (
         "enrolments_reactivated",
         "reactivated",
+        ("unit",),
         """UPDATE enrolments e
    SET status = 'active', archived_at = NULL, archived_by_job = NULL, activated_at = now()
   FROM resolved r
@@ -267,6 +276,7 @@ SELECT patient_id, {unit} FROM resolved WHERE enrolment_status IS NULL""",
     (
         "placements_new",
         "placements_new",
+        ("unit", "year"),
         """INSERT INTO placements (patient_id, unit_id, school_year, school_form, grade_year,
                         class_name)
 SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
@@ -275,6 +285,7 @@ SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
     (
         "placements_changed",
         "placements_changed",
+        ("unit", "year"),
         """UPDATE placements pl
    SET school_form = r.school_form, grade_year = r.grade_year,
        class_name = r.class_name, updated_at = now()
@@ -284,24 +295,11 @@ SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
     ),
 )
 # As statements of their own, after RESOLVE filled the session's ``resolved``:
-# each numbers only the parameters it uses, passed by ``_WRITE_ARGS``.
-_NUMBERED = {
-    "patients_new": {"organisation": "$1"},
-    "patients_changed": {},
-    "enrolments_new": {"unit": "$1"},
-    "enrolments_reactivated": {"unit": "$1"},
-    "placements_new": {"unit": "$1", "year": "$2"},
-    "placements_changed": {"unit": "$1", "year": "$2"},
+# each numbers the parameters it uses in their order.
+WRITE_STATEMENTS = {
+    name: sql.format(**{p: f"${i}" for i, p in enumerate(params, 1)})
+    for name, _, params, sql in WRITES
 }
-_WRITE_ARGS = {
-    "patients_new": ("organisation",),
-    "patients_changed": (),
-    "enrolments_new": ("unit",),
-    "enrolments_reactivated": ("unit",),
-    "placements_new": ("unit", "year"),
-    "placements_changed": ("unit", "year"),
-}
-WRITE_STATEMENTS = {name: sql.format(**_NUMBERED[name]) for name, _, sql in WRITES}
 INSERT_PATIENTS = WRITE_STATEMENTS["patients_new"]
 UPDATE_PATIENTS = WRITE_STATEMENTS["patients_changed"]
 INSERT_ENROLMENTS = WRITE_STATEMENTS["enrolments_new"]
@@ -368,7 +366,7 @@ APPLY_ROWS = (
     + "),\n"
     + ",\n".join(
         f"{name} AS (\n{sql.format(organisation='$1', unit='$2', year='$3')}\n)"
-        for name, _, sql in WRITES
+        for name, _, _, sql in WRITES
     )
     + COUNT_RESOLVED
 )
@@ -384,9 +382,6 @@ class RowArrays:
     @classmethod
     def of(cls, table: pa.Table) -> RowArrays:
         return cls(tuple(table.column(name).to_pylist() for name in STAGED_COLUMNS))
-
-    def __len__(self) -> int:
-        return len(self.columns[0])
 
 
 def as_arrays(rows: int) -> bool:
@@ -763,9 +758,9 @@ async def apply_staged(
     # statement with nothing to do still costs its join (an UPDATE of no rows
     # probed the unit's placements once per resolved row, ~5 ms for 200 rows).
     values = {"organisation": organisation_id, "unit": unit_id, "year": school_year}
-    for name, count, _ in WRITES:
+    for name, count, params, _ in WRITES:
         if row[count]:
-            await conn.execute(WRITE_STATEMENTS[name], *(values[v] for v in _WRITE_ARGS[name]))
+            await conn.execute(WRITE_STATEMENTS[name], *(values[p] for p in params))
     await _refresh_statistics(conn, counts)
     return counts
 
