@@ -15,7 +15,7 @@ transaction. When the table is gone (a crash of PostgreSQL empties UNLOGGED
 tables, a plan kept too long was swept), the importer stages the rows from
 the report again.
 
-A small set (under ANALYZE_FROM_ROWS rows, ``as_arrays``) is not staged: its
+A small set (under ARRAY_ROWS rows, ``as_arrays``) is not staged: its
 rows are passed as one array per column (``RowArrays``) to the same
 statements, composed from the same pieces, and the apply is one statement.
 """
@@ -70,6 +70,16 @@ BULK_ROWS = 10_000
 # same plans (index look-ups per row; EXPLAIN, 200 to 5,000 rows against 50,000
 # patients), and three ANALYZEs were ~5 ms of backend CPU in a 200-row job.
 ANALYZE_FROM_ROWS = 5_000
+# Below this many rows a set is not staged but classified and applied from
+# arrays (``as_arrays``, ``RowArrays``). Per row the arrays cost more than the
+# staging table (Python lists and their encoding in the client; the plan
+# cache's generic plan probes the indexes row by row where the staged join,
+# planned anew each time, hashes), and the commits they spare cost the same
+# whatever the size. Plan + import, backend + client CPU a job against 50,000
+# patients (scratch, under the bench lock), new patients / all unchanged:
+# 100 rows −9 / −3 ms; 200: −7 / 0…+2.5; 250: −6 / +3; 300: 0 / +5;
+# 500: −6 / +12; 1,000: ±10 / +20…35; 4,999: +80…120 / +200.
+ARRAY_ROWS = 250
 
 # The session's staging tables: created once per connection, outside any
 # transaction (``staging``), and emptied by every commit. Creating and dropping
@@ -385,9 +395,8 @@ class RowArrays:
 
 
 def as_arrays(rows: int) -> bool:
-    """A set of this many rows is classified and applied from arrays (``RowArrays``):
-    the sets that would be joined without statistics (below ANALYZE_FROM_ROWS)."""
-    return rows < ANALYZE_FROM_ROWS
+    """A set of this many rows is classified and applied from arrays (``RowArrays``)."""
+    return rows < ARRAY_ROWS
 
 
 Staged = str | RowArrays

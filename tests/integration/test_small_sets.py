@@ -1,4 +1,4 @@
-"""Small sets (below ``journal.ANALYZE_FROM_ROWS``) are classified and applied from
+"""Small sets (below ``journal.ARRAY_ROWS``) are classified and applied from
 arrays, without the session's staging tables, with the same results as staged sets."""
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ async def test_both_sides_of_the_threshold_plan_and_apply_the_same(
         table = _rows(IMPORT)
 
         plan_a, applied_a = await _arrays(conn, by_arrays, YEAR, table)
-        monkeypatch.setattr(journal, "ANALYZE_FROM_ROWS", 0)
+        monkeypatch.setattr(journal, "ARRAY_ROWS", 0)
         plan_t, applied_t = await _staged(conn, by_table, YEAR, table)
 
         expected = events.ImportCounts(created=1, updated=3, reactivated=1, unchanged=1)
@@ -272,7 +272,7 @@ async def test_the_services_plan_and_import_a_small_file_without_staging_tables(
     async with pipeline(settings, "ingest", "validator", "importer", "archiver") as p:
         for school in (small, staged):
             if school is staged:
-                monkeypatch.setattr(journal, "ANALYZE_FROM_ROWS", 30)
+                monkeypatch.setattr(journal, "ARRAY_ROWS", 30)
             upload = await p.upload(school, roster.to_csv().encode())
             validated = await p.tap.next(events.JobValidated, upload.job_id)
             await commands.confirm(p.any, upload.job_id, admin)
