@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -64,9 +65,17 @@ def _report(rt: Runtime, job: Job) -> pq.ParquetFile:
         raise PermanentError("report_missing", str(exc)) from exc
 
 
-async def _stage(rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFile | None) -> str:
-    """The relation of staged rows to apply: the plan's own table when it still
-    holds them all, else the session's table, filled from the report."""
+def _small(parquet: pq.ParquetFile | None) -> bool:
+    """The report's rows are applied from arrays (``journal.RowArrays``), not staged."""
+    return parquet is not None and journal.as_arrays(parquet.metadata.num_rows)
+
+
+async def _stage(
+    rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFile | None
+) -> journal.Staged:
+    """The staged rows to apply: the plan's own table when it still holds them
+    all, else the report's rows, as arrays when they are few (``_small``), else
+    in the session's table."""
     planned = (job.check_result or {}).get("staged_rows")
     if planned is not None:
         found = await journal.job_table_rows(conn, job.id)
@@ -85,6 +94,14 @@ async def _stage(rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFil
 
     async def progress(rows: int) -> None:
         await record_progress(rt, job, JobState.IMPORTING, rows, total)
+
+    if _small(report):
+        rows = await asyncio.to_thread(
+            lambda: journal.RowArrays.of(report.read(columns=list(journal.STAGED_COLUMNS)))
+        )
+        rt.cancellations.check(job.id)
+        await progress(total)
+        return rows
 
     await journal.stage_row_groups(
         conn,
@@ -108,7 +125,11 @@ async def apply(rt: Runtime, job: Job) -> Job:
             datetime.now(UTC),
         )
         try:
-            async with journal.staging(conn), conn.transaction():
+            # A small set touches no temporary table: no staging() around it.
+            async with (
+                contextlib.nullcontext() if _small(parquet) else journal.staging(conn),
+                conn.transaction(),
+            ):
                 staged = await _stage(rt, conn, job, parquet)
                 rt.cancellations.check(job.id)
                 counts = await journal.apply_staged(

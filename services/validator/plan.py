@@ -237,6 +237,8 @@ async def compute(
         await feed.commit()
         return await _result(rt, job, counts, archive, held, people, rows)
     keep = parquet.metadata.num_rows >= imports.stage_once_rows
+    if not keep and journal.as_arrays(parquet.metadata.num_rows):
+        return await _small(rt, job, parquet, (valid_key, invalid_key))
     # Committed, not rolled back: the plan writes nothing but the session's
     # staging tables, which the commit empties (``staging`` empties them when
     # anything fails), and, for a large job, the job's own table: created,
@@ -256,6 +258,27 @@ async def compute(
     return await _result(rt, job, counts, archive, held, people, rows if keep else None)
 
 
+async def _small(
+    rt: Runtime, job: Job, parquet: pq.ParquetFile, keys: tuple[str, str]
+) -> PlanResult:
+    """A small set's plan: classified from its rows passed as arrays, not staged.
+
+    Without *archive missing* that is one read-only statement, outside any
+    transaction; with it, the file's identity numbers still go through the
+    session's ``file_identities``, in a transaction of the staging tables."""
+    rows = await asyncio.to_thread(
+        lambda: journal.RowArrays.of(parquet.read(columns=list(journal.STAGED_COLUMNS)))
+    )
+    rt.cancellations.check(job.id)
+    async with rt.pool.acquire() as conn:
+        if not job.archive_missing:
+            counts, archive, held, people = await _plan(rt, conn, job, rows, keys)
+        else:
+            async with journal.staging(conn), conn.transaction():
+                counts, archive, held, people = await _plan(rt, conn, job, rows, keys)
+    return await _result(rt, job, counts, archive, held, people, None)
+
+
 async def _stage(
     rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFile, *, job_table: bool
 ) -> int:
@@ -269,10 +292,11 @@ async def _stage(
 
 
 async def _plan(
-    rt: Runtime, conn: Connection, job: Job, staged: str, keys: tuple[str, str]
+    rt: Runtime, conn: Connection, job: Job, staged: journal.Staged, keys: tuple[str, str]
 ) -> tuple[ImportCounts, int, bool, pa.Table | None]:
-    """Inside the staging transaction: the counts, the archive set's size, whether
-    it is held, and who it takes (for the list next to the report)."""
+    """Inside the staging transaction (a small set: see ``_small``): the counts, the
+    archive set's size, whether it is held, and who it takes (for the list next
+    to the report)."""
     # Read-only: the plan is the importer's own classification, nothing is written.
     counts = await journal.classify_staged(
         conn, job.organisation_id, job.unit_id, job.school_year, staged
