@@ -89,19 +89,20 @@ async def _stage(
             extra={"job_id": str(job.id), "planned": planned, "found": found},
         )
     report = parquet if parquet is not None else await asyncio.to_thread(_report, rt, job)
+    if _small(report):
+        # Applied by one statement in a few milliseconds: no progress to show
+        # (it was two more writes, on a connection of their own, every job).
+        rows = await asyncio.to_thread(
+            lambda: journal.RowArrays.of(report.read(columns=list(journal.STAGED_COLUMNS)))
+        )
+        rt.cancellations.check(job.id)
+        return rows
+
     total = report.metadata.num_rows
     await record_progress(rt, job, JobState.IMPORTING, 0, total)
 
     async def progress(rows: int) -> None:
         await record_progress(rt, job, JobState.IMPORTING, rows, total)
-
-    if _small(report):
-        rows = await asyncio.to_thread(
-            lambda: journal.RowArrays.of(report.read(columns=list(journal.STAGED_COLUMNS)))
-        )
-        rt.cancellations.check(job.id)
-        await progress(total)
-        return rows
 
     await journal.stage_row_groups(
         conn,

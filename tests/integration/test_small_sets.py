@@ -279,8 +279,20 @@ async def test_the_services_plan_and_import_a_small_file_without_staging_tables(
             applied = await p.tap.next(events.ImportApplied, upload.job_id)
             await p.tap.next(events.JobFinished, upload.job_id)
             # No session of the services holds a temporary table, unless staged.
-            results.append((validated.plan, applied.counts, await _temporary_tables(conn)))
-    (plan_a, counts_a, temporary_a), (plan_t, counts_t, temporary_t) = results
+            progress = await conn.fetchrow(
+                "SELECT progress_stage, progress_done, progress_total FROM jobs WHERE id = $1",
+                upload.job_id,
+            )
+            assert progress is not None
+            results.append(
+                (validated.plan, applied.counts, await _temporary_tables(conn), tuple(progress))
+            )
+    (plan_a, counts_a, temporary_a, progress_a), (plan_t, counts_t, temporary_t, progress_t) = (
+        results
+    )
+    # A one-statement import records no progress; a staged one its rows staged.
+    assert progress_a == (None, None, None)
+    assert progress_t == ("importing", 30, 30)
     assert temporary_a == 0
     assert temporary_t > 0  # the staged path's tables are seen by the same check
     assert (plan_a, counts_a) == (plan_t, counts_t)
