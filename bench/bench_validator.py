@@ -16,7 +16,7 @@ one table, each time the best of ``--repeat`` runs:
 
 Skatteverket publishes 41,493 test identity numbers; files larger than that
 get numbers generated with a valid check digit from a fixed seed (see
-../shared/data/README.md).
+libs/rosterflow/testdata/README.md).
 """
 
 from __future__ import annotations

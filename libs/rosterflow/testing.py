@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import email
 import email.policy
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,16 +27,11 @@ from rosterflow.db import Connection
 from rosterflow.events import Message
 from rosterflow.kafka import ensure_topics, topic_name
 from rosterflow.runtime import Runtime
-from rosterflow.settings import REPO_ROOT, KafkaSettings
+from rosterflow.settings import KafkaSettings
 from rosterflow.topics import ALL_TOPICS
 
-# Beside the repository (../shared); ROSTERFLOW_TEST_NUMBERS points elsewhere (a git worktree).
-TEST_NUMBERS = Path(
-    os.environ.get(
-        "ROSTERFLOW_TEST_NUMBERS",
-        REPO_ROOT.parent / "shared" / "data" / "skatteverket-testpersonnummer.txt",
-    )
-)
+# Skatteverket's published test numbers, shipped with the package (testdata/README.md).
+TEST_NUMBERS = Path(__file__).resolve().parent / "testdata" / "skatteverket-testpersonnummer.txt"
 
 GIVEN = [
     "Alva",

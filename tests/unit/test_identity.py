@@ -3,7 +3,6 @@ from __future__ import annotations
 import contextlib
 import random
 from datetime import date, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.se import personnummer as stdnum_personnummer
 
+from rosterflow.testing import TEST_NUMBERS
 from services.validator.identity import (
     Identity,
     IdentityError,
@@ -18,9 +18,6 @@ from services.validator.identity import (
     parse_identity_column,
 )
 
-TEST_NUMBERS = (
-    Path(__file__).resolve().parents[2].parent / "shared/data/skatteverket-testpersonnummer.txt"
-)
 TODAY = date(2026, 3, 15)
 
 # Skatteverket test numbers (see TEST_NUMBERS).
