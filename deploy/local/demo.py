@@ -150,7 +150,7 @@ def main() -> None:
     )
 
 
-# The pipeline's own series worth a look after one import (issue 7).
+# The pipeline's own series worth a look after one import.
 SHOWN = (
     "rosterflow_jobs{",
     "rosterflow_jobs_finished_total{",

@@ -39,7 +39,7 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 def _auth_environment(settings: Settings) -> dict[str, str]:
-    """The front door's token verification (issue 5), when configured."""
+    """The front door's token verification, when configured."""
     auth = settings.auth
     env = {"ROSTERFLOW_AUTH_AUDIENCE": auth.audience}
     if auth.issuer is not None:
@@ -52,7 +52,7 @@ def _auth_environment(settings: Settings) -> dict[str, str]:
 
 
 def _s3_environment(settings: Settings) -> dict[str, str]:
-    """The S3 endpoint and credentials, when set (deploy, issue 8)."""
+    """The S3 endpoint and credentials, when set."""
     storage = settings.storage
     values = {
         "ROSTERFLOW_STORAGE_S3_ENDPOINT": storage.s3_endpoint,
@@ -72,7 +72,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
-    # Where its /health, /ready and /metrics answer (issue 7).
+    # Where its /health, /ready and /metrics answer.
     ops_url: str = ""
 
 
@@ -174,7 +174,7 @@ def service_processes(
                 service.process.wait()
 
 
-# --- ops endpoints (issue 7) -------------------------------------------------
+# --- ops endpoints -------------------------------------------------
 
 
 def _free_port(host: str = "127.0.0.1") -> int:

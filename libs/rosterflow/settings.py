@@ -47,7 +47,7 @@ class StorageSettings(BaseSettings):
     uri: str = (LOCAL_DIR / "objects").as_uri()
     max_upload_bytes: int = 50 * 1024 * 1024
 
-    # --- S3 (deploy, issue 8): used when `uri` is s3://bucket/prefix ---
+    # --- S3: used when `uri` is s3://bucket/prefix ---
     # The endpoint of an S3-compatible server (MinIO, SeaweedFS, Ceph …) as a
     # URL, e.g. http://minio:9000; unset means AWS itself. Credentials unset
     # means the AWS default chain (AWS_* variables, web identity, instance role).
@@ -120,7 +120,7 @@ class ImportSettings(BaseSettings):
     staged_rows_kept_hours: float = Field(default=24.0, gt=0)
 
 
-# --- front door (issue 5): bearer tokens from the journal platform ---------
+# --- front door: bearer tokens from the journal platform ---------
 
 
 class AuthSettings(BaseSettings):
@@ -139,7 +139,7 @@ class AuthSettings(BaseSettings):
     leeway_seconds: float = Field(default=30.0, ge=0)
 
 
-# --- operations (issue 7): health, metrics and tracing ---------------------
+# --- operations: health, metrics and tracing ---------------------
 
 
 class OpsSettings(BaseSettings):
@@ -177,6 +177,6 @@ class Settings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
-    # operations (issue 7)
+    # operations
     ops: OpsSettings = Field(default_factory=OpsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)

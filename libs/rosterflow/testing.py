@@ -292,7 +292,7 @@ class EventTap:
         return await wait_for(probe, within=within, what=f"{event_type.__name__} for {job_id}")
 
 
-# --- bearer tokens as the journal platform issues them (issue 5) -------------
+# --- bearer tokens as the journal platform issues them -------------
 
 # The HS256 secret tests, the demo and the e2e run configure; never a deployment's.
 TEST_AUTH_SECRET = "rosterflow-local-test-secret-not-for-production"

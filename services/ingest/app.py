@@ -34,6 +34,6 @@ def create_app(settings: Settings) -> FastAPI:
         title=openapi.TITLE, version="1", description=openapi.DESCRIPTION, lifespan=lifespan
     )
     api.mount(app, rt)
-    # /health, /ready, /metrics (issue 7): for probes and Prometheus, not the API.
+    # /health, /ready, /metrics: for probes and Prometheus, not the API.
     app.include_router(ops_router(rt), include_in_schema=False)
     return app

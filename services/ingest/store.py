@@ -38,7 +38,7 @@ UPDATE jobs SET archive_undone_at = now(), archive_undone_count = $2, updated_at
 """
 
 
-# --- the front door's reads (issue 5) ---------------------------------------
+# --- the front door's reads ---------------------------------------
 
 # The overview: filters are optional (NULL means any); newest first.
 _OVERVIEW_FILTER = """

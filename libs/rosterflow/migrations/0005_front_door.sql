@@ -1,4 +1,4 @@
--- The front door (issue 5): progress of the running stage, superseding, the overview's filters.
+-- The front door: progress of the running stage, superseding, the overview's filters.
 
 ALTER TABLE jobs
     -- Rows done of the total in the stage named (validating, importing);
