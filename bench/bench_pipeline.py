@@ -50,7 +50,7 @@ from bench.bench_validator import generate
 from rosterflow import db, events, journal
 from rosterflow.events import ImportRequest
 from rosterflow.kafka import Publisher, create_broker, topic_name
-from rosterflow.launcher import Services, service_processes
+from rosterflow.launcher import Services, free_port, service_processes
 from rosterflow.settings import (
     LOCAL_DIR,
     DatabaseSettings,
@@ -90,14 +90,6 @@ ADMIN = events.Requester(
 
 def dsn_of(database: str) -> str:
     return ADMIN_DSN.rsplit("/", 1)[0] + "/" + database
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

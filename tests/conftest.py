@@ -25,12 +25,7 @@ from rosterflow.settings import (
     StorageSettings,
 )
 from rosterflow.testing import TEST_AUTH_SECRET, delete_prefixed_topics
-
-ADMIN_DSN = DatabaseSettings().dsn.get_secret_value()
-
-
-def with_database(dsn: str, name: str) -> str:
-    return dsn.rsplit("/", 1)[0] + "/" + name
+from tests.support.database import ADMIN_DSN, with_database
 
 
 @pytest.fixture(scope="session")

@@ -118,7 +118,7 @@ def _instance_environment(settings: Settings, name: str, instance: int) -> dict[
         "ROSTERFLOW_KAFKA_CLIENT_ID": f"{settings.kafka.client_id}-{instance}",
     }
     if name == "ingest" and instance > 1:
-        extra["ROSTERFLOW_HTTP_PORT"] = str(_free_port(settings.http.host))
+        extra["ROSTERFLOW_HTTP_PORT"] = str(free_port(settings.http.host))
     return extra
 
 
@@ -177,7 +177,8 @@ def service_processes(
 # --- ops endpoints -------------------------------------------------
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that nothing listens on now (the OS picks it)."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -191,7 +192,7 @@ def _ops_endpoint(
         api_port = extra.get("ROSTERFLOW_HTTP_PORT", str(settings.http.port))
         return {}, f"http://{settings.http.host}:{api_port}"
     host = settings.ops.host
-    ops_port = _free_port(host)
+    ops_port = free_port(host)
     return (
         {"ROSTERFLOW_OPS_HOST": host, "ROSTERFLOW_OPS_PORT": str(ops_port)},
         f"http://{host}:{ops_port}",

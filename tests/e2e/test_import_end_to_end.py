@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -10,7 +9,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 
-from rosterflow.launcher import service_processes
+from rosterflow.launcher import free_port, service_processes
 from rosterflow.settings import LOCAL_DIR, HttpSettings, Settings
 from rosterflow.testing import (
     bearer,
@@ -22,12 +21,6 @@ from rosterflow.testing import (
     seed_school,
     wait_for,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def poll(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from rosterflow import db
 from rosterflow.kafka import topic_name
-from rosterflow.launcher import service_processes
+from rosterflow.launcher import free_port, service_processes
 from rosterflow.settings import (
     AuthSettings,
     DatabaseSettings,
@@ -47,9 +47,8 @@ from rosterflow.testing import (
     wait_for,
 )
 from rosterflow.topics import JOB_ACCEPTED
-from tests.conftest import ADMIN_DSN, with_database
-from tests.e2e.test_import_end_to_end import free_port
-from tests.observability import dashboard_queries, metric_names, rule_expressions
+from tests.support.database import ADMIN_DSN, with_database
+from tests.support.observability import dashboard_queries, metric_names, rule_expressions
 
 ADMIN_NAME = "Karin Adminsdotter"
 FILE_NAME = "klass-9b-Wilma-Andersson.csv"

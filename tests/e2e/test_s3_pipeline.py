@@ -16,12 +16,11 @@ import pyarrow.fs as pafs
 
 from rosterflow import demo_data
 from rosterflow.jobs import JobState
-from rosterflow.launcher import service_processes
+from rosterflow.launcher import free_port, service_processes
 from rosterflow.settings import REPO_ROOT, HttpSettings, Settings
 from rosterflow.storage import report_keys, s3_filesystem, upload_key
 from rosterflow.testing import wait_for
-from tests.e2e.test_import_end_to_end import free_port
-from tests.s3 import local_s3, remove_prefix
+from tests.support.s3 import local_s3, remove_prefix
 
 
 async def test_an_import_runs_end_to_end_on_s3_storage(

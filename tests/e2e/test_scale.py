@@ -27,12 +27,11 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from rosterflow import events, topics
 from rosterflow.kafka import Publisher, create_broker, group_name, topic_name
-from rosterflow.launcher import service_processes
+from rosterflow.launcher import free_port, service_processes
 from rosterflow.settings import HttpSettings, KafkaSettings, Settings
 from rosterflow.storage import ObjectStore, upload_key
 from rosterflow.testing import School, sample_roster, school_age_numbers, seed_school, wait_for
-from tests.e2e.test_import_end_to_end import free_port
-from tests.integration.pipeline import new_admin
+from tests.support.pipeline import new_admin
 
 PARTITIONS = 4
 JOBS = 8

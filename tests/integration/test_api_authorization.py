@@ -21,7 +21,7 @@ from rosterflow import events, jobs
 from rosterflow.settings import AuthSettings, Settings
 from rosterflow.testing import bearer, mint_token, seed_active_patients, seed_school
 from services.ingest.api import ROUTERS
-from tests.integration.http import ingest_api
+from tests.support.http import ingest_api
 
 PATIENT = "201003052387"  # Skatteverket test number
 

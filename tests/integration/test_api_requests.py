@@ -13,7 +13,7 @@ import pytest
 from rosterflow import jobs
 from rosterflow.settings import Settings, StorageSettings
 from rosterflow.testing import bearer, mint_token, seed_school
-from tests.integration.http import ingest_api
+from tests.support.http import ingest_api
 
 BODY = "Personnummer;Förnamn;Efternamn\r\n201003052387;Alva;Berg\r\n".encode()
 

@@ -19,8 +19,8 @@ from rosterflow.testing import (
     seed_school,
     wait_for,
 )
-from tests.integration.http import Api, ingest_api
-from tests.integration.pipeline import pipeline
+from tests.support.http import Api, ingest_api
+from tests.support.pipeline import pipeline
 
 
 async def upload(api: Api, org: UUID, unit: UUID, body: bytes, **params: str) -> dict[str, Any]:

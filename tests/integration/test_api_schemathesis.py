@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any
 from uuid import uuid4
 
@@ -35,6 +34,7 @@ from schemathesis.checks import (
 from schemathesis.core.result import Ok
 
 from rosterflow import events, jobs
+from rosterflow.launcher import free_port
 from rosterflow.settings import Settings
 from rosterflow.testing import bearer, mint_token, seed_active_patients, seed_school
 from services.ingest import openapi
@@ -50,13 +50,6 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def fuzz(base_url: str, document: dict[str, Any], token: str, ids: dict[str, str]) -> list[str]:

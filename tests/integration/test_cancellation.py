@@ -34,9 +34,9 @@ from rosterflow.testing import (
 )
 from rosterflow.topics import JOB_ACCEPTED
 from services.validator import reading
-from tests.integration.gates import GatedStorage
-from tests.integration.http import Api, ingest_api
-from tests.integration.pipeline import final_job, new_admin, pipeline
+from tests.support.gates import GatedStorage
+from tests.support.http import Api, ingest_api
+from tests.support.pipeline import final_job, new_admin, pipeline
 
 
 async def cancel(api: Api, school: School, job_id: UUID) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from rosterflow.testing import (
     wait_for,
 )
 from services.ingest import commands
-from tests.integration.pipeline import Pipeline, final_job, new_admin, pipeline
+from tests.support.pipeline import Pipeline, final_job, new_admin, pipeline
 
 ADMIN = new_admin()
 # The import's write to patients, waiting on a test's lock: the staged apply's

@@ -23,7 +23,7 @@ from rosterflow.testing import (
 )
 from services.ingest import handlers
 from services.ingest.app import create_app
-from tests.integration.pipeline import pipeline
+from tests.support.pipeline import pipeline
 
 WHO = events.Requester(user_id="u-1", name="Karin Admin", email="karin@example.org")
 

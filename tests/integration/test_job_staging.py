@@ -34,9 +34,9 @@ from rosterflow.testing import (
 from rosterflow.testing import seed_school as seed
 from services.ingest import commands
 from services.validator import plan, reading
-from tests.integration.gates import GatedStorage
-from tests.integration.pipeline import Pipeline, final_job, new_admin, pipeline
-from tests.integration.test_staging import _rows
+from tests.support.gates import GatedStorage
+from tests.support.pipeline import Pipeline, final_job, new_admin, pipeline
+from tests.support.staging import staged_rows
 
 ADMIN = new_admin()
 ROWS = 30
@@ -188,6 +188,17 @@ async def test_a_small_plan_leaves_no_table(settings: Settings, conn: asyncpg.Co
     assert finished.outcome is events.Outcome.COMPLETED
 
 
+async def waiting_on_a_lock(observer: asyncpg.Connection, pid: int | None = None) -> bool:
+    """Whether a backend of this database (``pid``, or any) is blocked on a lock."""
+    return bool(
+        await observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND ($1::int IS NULL OR pid = $1)",
+            pid,
+        )
+    )
+
+
 async def test_two_plans_of_one_job_at_once_leave_the_second_ones_table(
     database_dsn: str,
 ) -> None:
@@ -196,7 +207,7 @@ async def test_two_plans_of_one_job_at_once_leave_the_second_ones_table(
     try:
         async with journal.staging(first), first.transaction():
             await journal.create_job_table(first, job_id)
-            await journal.stage_rows(first, _rows(3))
+            await journal.stage_rows(first, staged_rows(3))
             await first.execute(f"INSERT INTO {journal.job_table(job_id)} SELECT * FROM staged")
 
             async def plan_again() -> None:
@@ -207,8 +218,12 @@ async def test_two_plans_of_one_job_at_once_leave_the_second_ones_table(
                     )
 
             waiting = asyncio.create_task(plan_again())
-            await asyncio.sleep(0.3)
-            assert not waiting.done()  # waits for the first plan's commit
+            await wait_for(
+                lambda: waiting_on_a_lock(first, second.get_server_pid()),
+                within=10,
+                what="the second plan waiting for the first plan's commit",
+            )
+            assert not waiting.done()
         await waiting
         assert await journal.job_table_rows(first, job_id) == 0  # the second's (empty) table
     finally:
@@ -270,7 +285,7 @@ async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
 
         async def failing_check() -> None:
             async with plan.JobRowsFeed(rt, job) as feed:
-                await asyncio.to_thread(feed.rows, _rows(20))
+                await asyncio.to_thread(feed.rows, staged_rows(20))
 
                 async def copied() -> bool:
                     return feed.staged == 20
@@ -285,9 +300,9 @@ async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
         assert await journal.job_table_rows(conn, job.id) is None
 
         async with plan.JobRowsFeed(rt, job) as feed:
-            await asyncio.to_thread(feed.rows, _rows(5))  # under the threshold: only kept
+            await asyncio.to_thread(feed.rows, staged_rows(5))  # under the threshold: only kept
             assert feed.staged == 0
-            await asyncio.to_thread(feed.rows, _rows(20))
+            await asyncio.to_thread(feed.rows, staged_rows(20))
             assert await feed.finish() is not None
             assert feed.staged == 25
             assert await journal.job_table_rows(conn, job.id) is None
@@ -300,7 +315,7 @@ async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
         assert "autovacuum_enabled=false" in options
 
         async with plan.JobRowsFeed(rt, cast(Job, SimpleNamespace(id=uuid4()))) as small:
-            await asyncio.to_thread(small.rows, _rows(9))
+            await asyncio.to_thread(small.rows, staged_rows(9))
             assert await small.finish() is None  # never reached the threshold: no table
 
 
@@ -313,7 +328,7 @@ async def test_a_validator_that_dies_mid_check_leaves_no_table(
         rt = p.runtimes["validator"]
         job = cast(Job, SimpleNamespace(id=uuid4()))
         dying = plan.JobRowsFeed(rt, job)
-        await asyncio.to_thread(dying.rows, _rows(20))
+        await asyncio.to_thread(dying.rows, staged_rows(20))
 
         async def copied() -> bool:
             return dying.staged == 20
@@ -332,7 +347,7 @@ async def test_a_validator_that_dies_mid_check_leaves_no_table(
 
         # The job's redelivery checks it again: no lock or table is left in its way.
         async with plan.JobRowsFeed(rt, job) as again:
-            await asyncio.to_thread(again.rows, _rows(20))
+            await asyncio.to_thread(again.rows, staged_rows(20))
             assert await again.finish() is not None
             await again.commit()
         assert await journal.job_table_rows(conn, job.id) == 20
@@ -447,13 +462,17 @@ async def test_two_checks_of_one_job_at_once_leave_the_second_ones_rows(
         rt = p.runtimes["validator"]
         job = cast(Job, SimpleNamespace(id=uuid4()))
         async with plan.JobRowsFeed(rt, job) as first:
-            await asyncio.to_thread(first.rows, _rows(20))
+            await asyncio.to_thread(first.rows, staged_rows(20))
             assert await first.finish() is not None
             second = plan.JobRowsFeed(rt, job)
-            await asyncio.to_thread(second.rows, _rows(30))
+            await asyncio.to_thread(second.rows, staged_rows(30))
             finishing = asyncio.create_task(second.finish())
-            await asyncio.sleep(0.3)
-            assert not finishing.done()  # waits for the first plan's commit
+            await wait_for(
+                lambda: waiting_on_a_lock(conn),
+                within=10,
+                what="the second check's rows waiting for the first plan's commit",
+            )
+            assert not finishing.done()
             await first.commit()
         async with second:
             assert await finishing is not None

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from rosterflow import db
-from tests.conftest import ADMIN_DSN, with_database
+from tests.support.database import ADMIN_DSN, with_database
 
 EXPECTED = Path(__file__).with_name("expected_schema.txt")
 

@@ -29,7 +29,7 @@ from rosterflow.testing import (
     wait_for,
 )
 from services.ingest import commands
-from tests.integration.pipeline import Pipeline, final_job, mails_to, new_admin, pipeline
+from tests.support.pipeline import Pipeline, final_job, mails_to, new_admin, pipeline
 
 
 async def one_mail(address: str) -> EmailMessage:

@@ -22,14 +22,14 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from rosterflow import events
-from rosterflow.launcher import environment
+from rosterflow.launcher import environment, free_port
 from rosterflow.runtime import Runtime
 from rosterflow.settings import REPO_ROOT, Settings
 from rosterflow.testing import School, bearer, mint_token, seed_school, wait_for
 from services.ingest import api
 from services.notifier.retry import RetryLoop
-from tests.integration.mailserver import free_port, self_signed, smtp_server
-from tests.integration.pipeline import Pipeline, mails_to, new_admin, pipeline
+from tests.support.mailserver import self_signed, smtp_server
+from tests.support.pipeline import Pipeline, mails_to, new_admin, pipeline
 
 
 def with_smtp(settings: Settings, **smtp: Any) -> Settings:

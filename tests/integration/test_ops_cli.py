@@ -16,7 +16,7 @@ from rosterflow.settings import Settings
 from rosterflow.storage import upload_key
 from rosterflow.testing import sample_roster, school_age_numbers, seed_school, wait_for
 from rosterflow.topics import DEAD_LETTERS, JOB_ACCEPTED
-from tests.integration.pipeline import Pipeline, new_admin, pipeline
+from tests.support.pipeline import Pipeline, new_admin, pipeline
 
 
 async def ops(settings: Settings, *argv: str) -> tuple[int, str, str]:

@@ -15,7 +15,7 @@ from rosterflow.testing import (
     wait_for,
 )
 from services.ingest import commands
-from tests.integration.pipeline import final_job, mails_to, new_admin, pipeline
+from tests.support.pipeline import final_job, mails_to, new_admin, pipeline
 
 
 async def journal_snapshot(conn: asyncpg.Connection) -> list[tuple[object, ...]]:

@@ -13,7 +13,7 @@ from rosterflow import db, events, journal
 from rosterflow.settings import Settings
 from rosterflow.testing import School, sample_roster, school_age_numbers, seed_school
 from services.ingest import commands
-from tests.integration.pipeline import new_admin, pipeline
+from tests.support.pipeline import new_admin, pipeline
 
 YEAR = "2026/2027"
 OTHER_YEAR = "2025/2026"

@@ -7,9 +7,11 @@ from uuid import uuid4
 
 import pytest
 
+from rosterflow.launcher import free_port
 from rosterflow.settings import SmtpSettings
+from rosterflow.testing import wait_for
 from services.notifier.smtp import Deferred, Relay
-from tests.integration.mailserver import free_port, smtp_server
+from tests.support.mailserver import smtp_server
 
 SENDER = "no-reply@rosterflow.invalid"
 
@@ -90,6 +92,9 @@ async def test_closing_says_quit_on_the_kept_connections() -> None:
         await relay.send(email("one"), SENDER, "admin@skolhalsan.example")
         [connection] = server.connections
         assert connection.transport is not None
+
+        async def dropped() -> bool:  # aiosmtpd drops the connection after answering QUIT
+            return connection.transport is None
+
         await relay.close()
-        await asyncio.sleep(0.05)
-        assert connection.transport is None  # aiosmtpd drops it after answering QUIT
+        await wait_for(dropped, within=5, what="the relay's QUIT answered")

@@ -18,7 +18,7 @@ from rosterflow.testing import (
     seed_school,
     wait_for,
 )
-from tests.integration.pipeline import final_job, mails_to, new_admin, pipeline
+from tests.support.pipeline import final_job, mails_to, new_admin, pipeline
 
 
 async def test_validator_writes_the_report_under_the_organisations_prefix(

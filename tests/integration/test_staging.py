@@ -8,19 +8,7 @@ import pytest
 from rosterflow import db, journal
 from rosterflow.settings import DatabaseSettings
 from rosterflow.testing import seed_school
-
-
-def _rows(count: int) -> pa.Table:
-    numbers = [f"2010010{n:05d}" for n in range(count)]
-    columns = {name: pa.array([None] * count, type=pa.string()) for name in journal.STAGED_COLUMNS}
-    columns.update(
-        identity_number=pa.array(numbers),
-        identity_kind=pa.array(["personal"] * count),
-        given_name=pa.array(["Alva"] * count),
-        family_name=pa.array(["Berg"] * count),
-        grade_year=pa.array([3] * count, type=pa.int16()),
-    )
-    return pa.table({name: columns[name] for name in journal.STAGED_COLUMNS})
+from tests.support.staging import staged_rows
 
 
 async def _counts(conn: db.Connection) -> tuple[int, int, int]:
@@ -39,7 +27,7 @@ async def test_staging_tables_outlive_the_transaction_and_are_empty_after_a_comm
     try:
         for _ in range(2):
             async with journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, _rows(5))
+                await journal.stage_rows(conn, staged_rows(5))
                 await journal.stage_file_identities(conn, [pa.array(["201001010000"])])
                 assert await _counts(conn) == (5, 1, 0)
             assert await _counts(conn) == (0, 0, 0)
@@ -57,14 +45,14 @@ async def test_a_failed_transaction_leaves_no_rows_live_or_dead(database_dsn: st
 
         async def stage_then_fail() -> None:
             async with journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, _rows(50))
+                await journal.stage_rows(conn, staged_rows(50))
                 raise ZeroDivisionError
 
         with pytest.raises(ZeroDivisionError):
             await stage_then_fail()
         assert await _counts(conn) == (0, 0, 0)
         async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, _rows(3))
+            await journal.stage_rows(conn, staged_rows(3))
             assert await _counts(conn) == (3, 0, 0)
     finally:
         await conn.close()
@@ -83,7 +71,7 @@ async def test_staging_refuses_to_start_inside_a_transaction(database_dsn: str) 
 
 async def test_row_groups_are_staged_in_order_with_progress_and_a_stop(database_dsn: str) -> None:
     conn = await db.connect(database_dsn)
-    groups = [_rows(4), _rows(3), _rows(2)]
+    groups = [staged_rows(4), staged_rows(3), staged_rows(2)]
     read: list[int] = []
     progress: list[int] = []
 
@@ -138,28 +126,28 @@ async def test_a_pooled_connection_creates_the_tables_once_and_a_new_one_again(
                 conn.add_query_logger(lambda record: queries.append(record.query))
                 async with journal.staging(conn), conn.transaction():
                     assert await _counts(conn) == (0, 0, 0)
-                    await journal.stage_rows(conn, _rows(5 if expected else 2))
+                    await journal.stage_rows(conn, staged_rows(5 if expected else 2))
                     assert (await _counts(conn))[0] == (5 if expected else 2)
         assert _creates(queries) == 1
         # A failed transaction keeps the tables (they were created outside it).
 
         async def stage_then_fail() -> None:
             async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, _rows(4))
+                await journal.stage_rows(conn, staged_rows(4))
                 raise ZeroDivisionError
 
         with pytest.raises(ZeroDivisionError):
             await stage_then_fail()
         async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
             assert await _counts(conn) == (0, 0, 0)
-            await journal.stage_rows(conn, _rows(1))
+            await journal.stage_rows(conn, staged_rows(1))
         assert _creates(queries) == 1
         # The pool replaces its connection: the new session has no tables yet.
         await pool.expire_connections()
         async with pool.acquire() as conn:
             conn.add_query_logger(lambda record: queries.append(record.query))
             async with journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, _rows(3))
+                await journal.stage_rows(conn, staged_rows(3))
                 assert await _counts(conn) == (3, 0, 0)
         assert _creates(queries) == 2
     finally:
@@ -172,11 +160,11 @@ async def test_the_tables_survive_a_full_connection_reset(
     conn = await db.connect(database_dsn)
     try:
         async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, _rows(2))
+            await journal.stage_rows(conn, staged_rows(2))
         # asyncpg's full reset (what a pool does by default): RESET ALL, UNLISTEN, …
         await conn.reset()
         async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, _rows(2))
+            await journal.stage_rows(conn, staged_rows(2))
             assert await _counts(conn) == (2, 0, 0)
     finally:
         await conn.close()
@@ -184,7 +172,7 @@ async def test_the_tables_survive_a_full_connection_reset(
 
 def _patients(count: int) -> pa.Table:
     """Rows the journal takes (a kind of number it knows)."""
-    rows = _rows(count)
+    rows = staged_rows(count)
     kinds = pa.array(["personnummer"] * count)
     return rows.set_column(rows.schema.get_field_index("identity_kind"), "identity_kind", kinds)
 

@@ -24,7 +24,7 @@ from rosterflow.storage import (
     report_keys,
     upload_key,
 )
-from tests.s3 import local_s3, remove_prefix
+from tests.support.s3 import local_s3, remove_prefix
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -24,8 +24,8 @@ from rosterflow.testing import (
 )
 from services.validator import reading
 from services.validator.report import archive_key
-from tests.integration.gates import GatedStorage
-from tests.integration.pipeline import final_job, new_admin, pipeline
+from tests.support.gates import GatedStorage
+from tests.support.pipeline import final_job, new_admin, pipeline
 
 NUMBERS = school_age_numbers()
 HEADER = "Personnummer;Förnamn;Efternamn;Årskurs;Klass"

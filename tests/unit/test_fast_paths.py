@@ -26,7 +26,7 @@ from services.validator.identity import (
     parse_identity_column,
 )
 from services.validator.rows import clean_text
-from tests.unit.test_identity import luhn_digit
+from tests.support.identity import luhn_digit
 
 TODAY = date(2026, 11, 28)
 

@@ -17,6 +17,7 @@ from services.validator.identity import (
     parse_identity,
     parse_identity_column,
 )
+from tests.support.identity import luhn_digit
 
 TODAY = date(2026, 3, 15)
 
@@ -28,15 +29,6 @@ BORN_1926_JAN = "192601049030"
 BORN_2024_DEC = "202412312387"
 BORN_LEAP_DAY = "201602292383"
 BORN_2015_MAR = "201503162396"
-
-
-def luhn_digit(nine: str) -> str:
-    """An independent Luhn: double every other digit counted from the right."""
-    total = 0
-    for position, char in enumerate(reversed(nine)):
-        value = int(char) * (2 if position % 2 == 0 else 1)
-        total += sum(divmod(value, 10))
-    return str(-total % 10)
 
 
 def with_check_digit(twelve_without_check: str) -> str:

@@ -19,7 +19,7 @@ from services.notifier.delivery import retry_delay
 from services.notifier.logic import Reason
 from services.notifier.reasons import commonest, read_reasons
 from services.notifier.smtp import Deferred, Refused, classify
-from tests.unit.test_notifier_logic import make_job
+from tests.support.jobs import make_job
 
 
 def refused_recipient(code: int) -> aiosmtplib.SMTPRecipientsRefused:

@@ -14,7 +14,7 @@ import promql_parser
 import pytest
 
 from rosterflow.settings import LOCAL_DIR
-from tests.observability import (
+from tests.support.observability import (
     ALERTS,
     DASHBOARD,
     GRAFANA_DURATION,

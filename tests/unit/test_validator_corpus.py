@@ -11,8 +11,8 @@ import pytest
 from rosterflow.events import FileFormat
 from rosterflow.testing import school_age_numbers
 from services.validator.errors import FileError
-from tests.unit.test_check import Checked, issues_by_line, run_check
-from tests.unit.test_validator_formats import ROSTERFLOW_HEADER, xlsx
+from tests.support.checks import Checked, issues_by_line, run_check
+from tests.support.workbooks import ROSTERFLOW_HEADER, xlsx
 
 N = school_age_numbers()
 HEADER = ";".join(ROSTERFLOW_HEADER)

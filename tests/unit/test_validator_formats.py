@@ -7,7 +7,6 @@ import zipfile
 from collections.abc import Sequence
 from datetime import date
 
-import openpyxl
 import pytest
 
 from rosterflow.events import FileFormat
@@ -16,30 +15,11 @@ from services.ingest.logic import SUPPORTED_FORMATS
 from services.validator.errors import FileError
 from services.validator.formats import FORMATS
 from services.validator.workbook import cell_text
-from tests.unit.test_check import Checked, run_check
+from tests.support.checks import Checked, run_check
+from tests.support.workbooks import ROSTERFLOW_HEADER, Cell, xlsx
 
 NUMBERS = school_age_numbers()
 SCHOOLSOFT_HEADER = ["socialnumber", "fname", "lname", "year", "class", "email", "mobile"]
-ROSTERFLOW_HEADER = ["Personnummer", "Förnamn", "Efternamn", "Årskurs", "Klass"]
-
-Cell = str | int | float | date | None
-
-
-def xlsx(*rows: Sequence[Cell], first_row: int = 1, second_sheet: bool = False) -> bytes:
-    """A workbook as Excel saves it; rows start at ``first_row`` of the first sheet."""
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for offset, row in enumerate(rows):
-        for column, value in enumerate(row, start=1):
-            sheet.cell(row=first_row + offset, column=column, value=value)
-    if second_sheet:
-        other = book.create_sheet("Ignored")
-        other.append(["Personnummer", "Förnamn", "Efternamn"])
-        other.append([NUMBERS[-1], "Inte", "Denna"])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
 
 
 def text(*rows: Sequence[str], delimiter: str = ";") -> bytes:

@@ -11,8 +11,8 @@ from rosterflow.testing import school_age_numbers
 from services.validator import check, reading, workbook
 from services.validator.check import Stopped
 from services.validator.errors import FileError
-from tests.unit.test_check import HEADER, csv, issues_by_line, run_check
-from tests.unit.test_validator_formats import ROSTERFLOW_HEADER, xlsx
+from tests.support.checks import HEADER, csv, issues_by_line, run_check
+from tests.support.workbooks import ROSTERFLOW_HEADER, xlsx
 
 NUMBERS = school_age_numbers()
 

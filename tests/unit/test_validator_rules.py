@@ -8,7 +8,7 @@ import pytest
 from services.validator.contact import check_email, check_phone, check_postcode
 from services.validator.grades import SchoolLevel, place, place_one
 from services.validator.messages import RowCode
-from tests.unit.test_check import NUMBERS, Checked, csv, issues_by_line, run_check, valid_identities
+from tests.support.checks import NUMBERS, Checked, csv, issues_by_line, run_check, valid_identities
 
 COMPULSORY: list[tuple[str, tuple[str | None, int | None]]] = [
     ("F", ("preschool_class", 0)),
