@@ -178,9 +178,12 @@ def write_pg_settings(cfg: Config) -> None:
         "listen_addresses": f"'{HOST}'",
         "unix_socket_directories": f"'{cfg.pg_run}'",
         "max_connections": "200",
-        # Throwaway cluster: trade durability for speed.
+        # Throwaway cluster: no flushes to disk (a machine crash may lose it). But a
+        # commit the server acknowledged must survive the server's own crash, as in
+        # production: with synchronous_commit off a stopped server forgets commits
+        # whose events were already published, which no service could ever repair.
         "fsync": "off",
-        "synchronous_commit": "off",
+        "synchronous_commit": "on",
         "full_page_writes": "off",
     }
     path = cfg.pg_data / "rosterflow.conf"
