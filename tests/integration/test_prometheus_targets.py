@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from rosterflow.launcher import PROMETHEUS_TARGETS, service_processes
-from rosterflow.settings import Settings
+from rosterflow.settings import LOCAL_DIR, Settings
 from rosterflow.testing import wait_for
+from tests.support.observability import every_rule
 from tests.support.prometheus import active_targets, load_this_checkout
 
 
@@ -40,3 +42,15 @@ async def test_a_running_service_is_scraped_and_forgotten_when_it_stops(
             return all(t["labels"].get("instance") != address for t in await active_targets(client))
 
         await wait_for(forgotten, within=30, what="the stopped notifier no longer a target")
+
+
+def test_the_stack_config_passes_promtool() -> None:
+    load_this_checkout()
+    config = LOCAL_DIR.resolve() / "prometheus" / "prometheus.yml"
+    done = subprocess.run(
+        ["promtool", "check", "config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The rules of this checkout, as Prometheus loads them.
+    assert "SUCCESS: 9 rules found" in done.stdout
+    assert f"SUCCESS: {len(every_rule()) - 9} rules found" in done.stdout
