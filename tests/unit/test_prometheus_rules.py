@@ -66,3 +66,22 @@ def test_promtool_unit_tests_pass_and_cover_every_alert() -> None:
     assert quiet == alerts, f"alerts no test keeps quiet: {sorted(alerts - quiet)}"
     slos = {rule["labels"]["slo"] for rule in every_rule() if "record" in rule}
     assert {f'{{slo="{slo}"}}' for slo in slos} <= recorded
+
+
+def test_every_alert_links_its_runbook_entry() -> None:
+    runbook = (REPO_ROOT / "docs" / "runbook.md").read_text()
+    entries = {
+        heading.lower(): body
+        for heading, body in re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", runbook, re.M | re.S)
+    }
+    alerts = [rule for rule in every_rule() if "alert" in rule]
+    assert set(entries) == {rule["alert"].lower() for rule in alerts}
+    for rule in alerts:
+        anchor = rule["alert"].lower()
+        assert rule["annotations"]["runbook_url"] == f"docs/runbook.md#{anchor}"
+        body = entries[anchor]
+        for part in ("**What it means.**", "**How to look.**", "**What to do.**"):
+            assert part in body, (rule["alert"], part)
+        assert re.search(r"python -m rosterflow\.ops|rosterflow_\w+|slo:sli_error", body), rule[
+            "alert"
+        ]
