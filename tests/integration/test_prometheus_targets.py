@@ -54,3 +54,13 @@ def test_the_stack_config_passes_promtool() -> None:
     # The rules of this checkout, as Prometheus loads them.
     assert "SUCCESS: 9 rules found" in done.stdout
     assert f"SUCCESS: {len(every_rule()) - 9} rules found" in done.stdout
+
+
+def test_up_forgets_the_targets_of_processes_that_died() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = PROMETHEUS_TARGETS / f"validator-{dead.pid}.json"
+    PROMETHEUS_TARGETS.mkdir(parents=True, exist_ok=True)
+    stale.write_text('[{"targets": ["127.0.0.1:1"], "labels": {"service": "validator"}}]')
+    load_this_checkout()
+    assert not stale.exists()

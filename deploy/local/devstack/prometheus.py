@@ -23,6 +23,7 @@ from .errors import StackError
 from .procs import (
     cmdline,
     ensure_port_free,
+    is_alive,
     mkdirs,
     run_checked,
     say,
@@ -131,8 +132,24 @@ def reload(cfg: Config) -> None:
         raise StackError(f"prometheus: {url} failed ({exc})", [cfg.prometheus_log]) from exc
 
 
+def forget_dead_targets(cfg: Config) -> list[Path]:
+    """Remove the target files of processes that died without withdrawing them.
+
+    The launcher names each file <process>-<pid>.json; a killed launcher leaves its
+    files behind, which Prometheus would report as services down for good.
+    """
+    removed = []
+    for path in cfg.prometheus_targets.glob("*.json"):
+        pid = path.stem.rsplit("-", 1)[-1]
+        if pid.isdigit() and not is_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def write_config(cfg: Config) -> Path:
     mkdirs(cfg.prometheus_data, cfg.prometheus_targets)
+    forget_dead_targets(cfg)
     sync_rules(cfg)
     # JSON is YAML: the standard library writes it.
     cfg.prometheus_config.write_text(json.dumps(prometheus_config(), indent=2) + "\n")
