@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -182,13 +183,21 @@ def signal(expr: Any) -> str:
         return signal(expr.expr)
     if isinstance(expr, promql_parser.BinaryExpr):
         op = str(expr.op)
-        if op in (">", "<", ">=", "<=", "==", "!="):
-            return signal(expr.lhs)
-        if op in ("and", "unless"):
+        if op in (">", "<", ">=", "<=", "==", "!=", "and", "unless"):
             return signal(expr.lhs)
         if op == "or":
             return f"({signal(expr.lhs)}) or ({signal(expr.rhs)})"
     return str(expr.prettify())
+
+
+def test_an_alert_s_signal_drops_its_thresholds_and_conditions() -> None:
+    def of(expr: str) -> str:
+        return signal(promql_parser.parse(expr))
+
+    assert of('up{job=~"r.*"} == 0') == 'up{job=~"r.*"}'
+    assert of("sum by (g) (x) > 10 and sum by (g) (deriv(x[15m])) > 0") == "sum by (g) (x)"
+    assert of("sum(a) > 0 unless sum(b) > 0") == "sum(a)"
+    assert of("(a > 0.144 and b > 0.144) or (c > 0.06 and d > 0.06)") == "(a) or (c)"
 
 
 def _panels() -> list[dict[str, Any]]:
@@ -208,8 +217,7 @@ async def _scraped_after(client: httpx.AsyncClient, addresses: set[str], since: 
 
 
 def _timestamp(rfc3339: str) -> float:
-    from datetime import datetime
-
+    # Python 3.11 reads at most microseconds; Prometheus writes nanoseconds.
     return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", rfc3339)).timestamp()
 
 
