@@ -115,11 +115,17 @@ async def _run_jobs(services: Services, settings: Settings, conn: asyncpg.Connec
         return job_id
 
     async def reach(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:
-        async def probe() -> dict[str, Any] | None:
-            job: dict[str, Any] = (await client.get(f"/v1/imports/{job_id}")).json()
-            return job if job["state"] in states else None
+        last: dict[str, Any] = {}
 
-        return await wait_for(probe, within=90, what=f"job reaching {states}")
+        async def probe() -> dict[str, Any] | None:
+            last.update((await client.get(f"/v1/imports/{job_id}")).json())
+            return last if last["state"] in states else None
+
+        try:
+            return await wait_for(probe, within=90, what=f"job reaching {states}")
+        except TimeoutError as exc:
+            seen = {k: last.get(k) for k in ("state", "error_code", "progress")}
+            raise AssertionError(f"job {job_id} never reached {states}: {seen}") from exc
 
     async with (
         httpx.AsyncClient(base_url=services.base_url, headers=headers(school), timeout=30) as a,
