@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +122,8 @@ class ImportSettings(BaseSettings):
 
 # --- front door: bearer tokens from the journal platform ---------
 
+HS256_MIN_SECRET_BYTES = 32
+
 
 class AuthSettings(BaseSettings):
     """How ingest verifies the platform's JWTs: HS256 with a shared secret and/or
@@ -138,15 +140,24 @@ class AuthSettings(BaseSettings):
     # Clock skew tolerated on exp/nbf/iat.
     leeway_seconds: float = Field(default=30.0, ge=0)
 
+    @field_validator("hs256_secret")
+    @classmethod
+    def _strong_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
+        # A shorter one can be guessed offline from any token; refuse to start.
+        if secret is not None and len(secret.get_secret_value().encode()) < HS256_MIN_SECRET_BYTES:
+            raise ValueError(
+                f"ROSTERFLOW_AUTH_HS256_SECRET must be at least {HS256_MIN_SECRET_BYTES} bytes"
+                " (leave it unset to refuse HS256 tokens)"
+            )
+        return secret
+
 
 # --- operations: health, metrics and tracing ---------------------
 
 
 class OpsSettings(BaseSettings):
-    """Where a Kafka-only service serves /health, /ready and /metrics.
-
-    Ingest serves the same paths on its API port instead.
-    """
+    """Where every service serves /health, /ready and /metrics (never on ingest's API port)."""
 
     model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_OPS_")
 

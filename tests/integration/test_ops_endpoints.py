@@ -15,6 +15,7 @@ from rosterflow.ops.http import OpsServer, router
 from rosterflow.runtime import Runtime
 from rosterflow.settings import KafkaSettings, OpsSettings, Settings, StorageSettings
 from rosterflow.testing import running
+from services.ingest.app import create_app
 
 
 def client_for(rt: Runtime) -> httpx.AsyncClient:
@@ -105,3 +106,14 @@ async def test_two_instances_serve_on_their_own_ports(settings: Settings) -> Non
     finally:
         for server in servers:
             await server.stop()
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+async def test_ingest_api_port_does_not_serve_the_ops_endpoints(
+    settings: Settings, path: str
+) -> None:
+    # They answer on the ops port (the e2e operations test scrapes them there).
+    api = create_app(settings)
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        assert (await client.get(path)).status_code == 404

@@ -1,7 +1,8 @@
 """The ops endpoints every service serves: /health, /ready, /metrics.
 
-Ingest mounts ``router`` on its API; the Kafka-only services run ``OpsServer``
-(uvicorn on ROSTERFLOW_OPS_HOST:PORT) beside their FastStream app.
+Every service, ingest too, runs ``OpsServer`` (uvicorn on
+ROSTERFLOW_OPS_HOST:PORT) beside its own work: the public API port never
+exposes readiness details or metrics.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class _Server(uvicorn.Server):
 
 
 class OpsServer:
-    """uvicorn serving the ops router, started and stopped with a Kafka-only service."""
+    """uvicorn serving the ops router, started and stopped with its service."""
 
     def __init__(self, rt: Runtime) -> None:
         app = FastAPI(title=f"rosterflow {rt.service} operations", docs_url=None, redoc_url=None)
