@@ -40,7 +40,7 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from rosterflow import events
+from rosterflow import events, failures
 from rosterflow.logs import log_context
 from rosterflow.ops import metrics
 from rosterflow.settings import KafkaSettings
@@ -395,13 +395,15 @@ class Consumer:
         except Exception as exc:
             # A bug or a state the code cannot handle: retrying would block the
             # partition forever. Keep the message for a replay after the fix.
+            # The exception's own text stays out (failures.describe).
             log.exception("handler failed; dead-lettering", extra={"topic": spec.name})
+            failure = failures.describe(exc)
             await self._dead_letter(
                 spec,
                 message,
-                f"handler error: {type(exc).__name__}: {exc}",
-                job_message=f"An internal error ({type(exc).__name__}) stopped the job; "
-                "the operators have the message in the dead-letter topic.",
+                f"handler error: {failure.code}: {failure.message}",
+                job_message=f"{failure.message} The operators have the message in the "
+                "dead-letter topic.",
             )
 
     async def _dead_letter(
@@ -416,7 +418,7 @@ class Consumer:
             partition=record.partition,
             offset=record.offset,
             consumer=self._service,
-            reason=reason[:2000],
+            reason=failures.bounded(reason),
             original_key_b64=base64.b64encode(record.key).decode() if record.key else None,
             original_value_b64=base64.b64encode(raw).decode(),
         )
@@ -424,7 +426,9 @@ class Consumer:
         async def publish_and_fail() -> None:
             await self._publisher.publish(letter)
             if job_id is not None:
-                await self._fail_job(job_id, "unprocessable_event", job_message or reason[:500])
+                await self._fail_job(
+                    job_id, "unprocessable_event", failures.bounded(job_message or reason)
+                )
 
         log.error("dead letter", extra={"topic": spec.name, "job_id": str(job_id)})
         metrics.DEAD_LETTERS.labels(spec.name, self._service).inc()

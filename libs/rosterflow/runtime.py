@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import TracerProvider
 
-from rosterflow import db, jobs, journal
+from rosterflow import db, failures, jobs, journal
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
@@ -149,7 +149,11 @@ class Runtime:
 
     async def fail_job(self, job_id: UUID, code: str, message: str) -> None:
         await self.end_job(
-            job_id, Outcome.FAILED, f"{self.service}:{code}", error_code=code, error_message=message
+            job_id,
+            Outcome.FAILED,
+            f"{self.service}:{code}",
+            error_code=code,
+            error_message=failures.bounded(message),
         )
 
 
@@ -161,4 +165,6 @@ async def record_progress(
         async with rt.pool.acquire() as conn:
             await jobs.record_progress(conn, job.id, stage, done, total)
     except TRANSIENT as exc:
-        log.warning("progress not recorded", extra={"job_id": str(job.id), "error": str(exc)})
+        log.warning(
+            "progress not recorded", extra={"job_id": str(job.id), "error": type(exc).__name__}
+        )

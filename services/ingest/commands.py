@@ -47,7 +47,7 @@ async def accept_upload(
             await asyncio.wait_for(announce(rt, job), PUBLISH_TIMEOUT_SECONDS)
         except _UNREACHABLE as exc:
             await _abandon(rt, job)
-            raise PipelineUnavailable(str(exc)) from exc
+            raise PipelineUnavailable(type(exc).__name__) from exc
     if job.state is not JobState.REJECTED:
         await supersede(rt, job)
     return job
