@@ -147,6 +147,11 @@ class Runtime:
         async with self.pool.acquire() as conn:
             await conn.execute(db.RECORD_EVENT, consumer, event_id, job_id)
 
+    async def attempt(self, consumer: str, event_id: UUID, job_id: UUID) -> int:
+        async with self.pool.acquire() as conn:
+            counted = await conn.fetchval(db.COUNT_ATTEMPT, job_id, consumer, event_id)
+        return int(counted or 0)
+
     async def fail_job(self, job_id: UUID, code: str, message: str) -> None:
         await self.end_job(
             job_id,

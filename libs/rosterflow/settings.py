@@ -29,6 +29,19 @@ class KafkaSettings(BaseSettings):
     # the consumer must not be evicted from its group meanwhile.
     max_poll_interval_ms: int = 30 * 60 * 1000
     client_id: str = "rosterflow"
+    # Attempts a consumer makes at one event of a job; each is counted before
+    # the work starts, so a crash, an abort or an out-of-memory kill counts
+    # too. One more delivery ends the job failed (stage_attempts_exhausted)
+    # and the partition moves on.
+    max_attempts: int = Field(default=3, ge=1)
+    # The dead-letter limit: when at least dead_letter_min_failures of the
+    # last dead_letter_window messages a service handled were dead-lettered,
+    # and they are at least dead_letter_ratio of them, the service stops
+    # consuming (not ready, rosterflow_consumer_halted, an alert) rather than
+    # fail every job in flight for what is likely its own fault.
+    dead_letter_window: int = Field(default=20, ge=1)
+    dead_letter_min_failures: int = Field(default=5, ge=1)
+    dead_letter_ratio: float = Field(default=0.5, gt=0, le=1)
 
 
 class DatabaseSettings(BaseSettings):

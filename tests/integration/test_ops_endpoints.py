@@ -28,7 +28,12 @@ async def test_ready_when_broker_database_and_storage_answer(settings: Settings)
     async with running(Runtime(settings, "validator")) as rt, client_for(rt) as client:
         ready = await client.get("/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"broker": "ok", "database": "ok", "storage": "ok"}
+        assert ready.json()["checks"] == {
+            "broker": "ok",
+            "database": "ok",
+            "storage": "ok",
+            "consumer": "ok",
+        }
         scraped = await client.get("/metrics")
         families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
         states = {s.labels["state"]: s.value for s in families["rosterflow_jobs"].samples}

@@ -40,6 +40,8 @@ def router(rt: Runtime) -> APIRouter:
     async def ready() -> JSONResponse:
         """Broker, database and object storage reachable (readiness); 503 names what is not."""
         checks = await health.readiness(rt.kafka_probe, rt.pool_or_none, rt.store, timeout)
+        # Stopped by the dead-letter limit: reachable, but not doing its work.
+        checks["consumer"] = rt.consumer.limit.halted or "ok"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ok" if ok else "unavailable", "service": rt.service, "checks": checks},
