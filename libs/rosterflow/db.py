@@ -21,7 +21,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 7_202_611
 
 
-EVENT_SEEN = "SELECT true FROM processed_events WHERE consumer = $1 AND event_id = $2"
+EVENT_SEEN = "SELECT job_id FROM processed_events WHERE consumer = $1 AND event_id = $2"
 RECORD_EVENT = """
 INSERT INTO processed_events (consumer, event_id, job_id) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING

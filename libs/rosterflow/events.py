@@ -27,7 +27,13 @@ from pydantic import (
     StringConstraints,
 )
 
-SCHOOL_YEAR_PATTERN = r"^(\d{4})/(\d{4})$"
+# The school years an import may name: two consecutive years, the first in
+# this range. Enumerated, so that the documented pattern (JSON Schema,
+# OpenAPI) accepts exactly what the code accepts, and no "0000/0000".
+FIRST_SCHOOL_YEAR, LAST_SCHOOL_YEAR = 2000, 2099
+SCHOOL_YEAR_PATTERN = (
+    "^(?:" + "|".join(f"{y}/{y + 1}" for y in range(FIRST_SCHOOL_YEAR, LAST_SCHOOL_YEAR + 1)) + ")$"
+)
 
 
 def _consecutive(value: str) -> str:
@@ -357,5 +363,4 @@ def school_year_of(moment: datetime) -> str:
 
 
 def is_consecutive_school_year(value: str) -> bool:
-    match = re.match(SCHOOL_YEAR_PATTERN, value)
-    return match is not None and int(match[2]) == int(match[1]) + 1
+    return re.fullmatch(SCHOOL_YEAR_PATTERN, value) is not None

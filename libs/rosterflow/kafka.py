@@ -34,6 +34,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -54,7 +55,7 @@ from rosterflow import events, failures
 from rosterflow.logs import log_context
 from rosterflow.ops import metrics
 from rosterflow.settings import KafkaSettings
-from rosterflow.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec, topic_for
+from rosterflow.topics import ALL_TOPICS, DEAD_LETTERS, PLATFORM, TopicSpec, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +217,28 @@ async def retry_transient(
 
 FailJob = Callable[[UUID, str, str], Awaitable[None]]
 
+INVALID_EVENT = "invalid_event"
+EVENT_ID_REUSED = "event_id_reused"
+UNPROCESSABLE_EVENT = "unprocessable_event"
+
+
+@dataclass(frozen=True)
+class Handled:
+    job_id: UUID | None
+
 
 class Ledger(Protocol):
     """Which events a consumer has fully handled (processed_events), and its attempts."""
 
-    async def seen(self, consumer: str, event_id: UUID) -> bool: ...
+    async def seen(self, consumer: str, event_id: UUID) -> Handled | None:
+        """The record of a handled event (with the job it was for), None when not handled."""
+        ...
+
+    async def refuse(self, job_id: UUID, code: str, message: str, *, requested: bool) -> None:
+        """End the job an unusable message names: a known active job fails; a job never
+        registered gets JobRejected and JobFinished (``requested``: only when the message
+        was the platform's request, so that no pipeline event starts a loop)."""
+        ...
 
     async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None: ...
 
@@ -437,7 +455,16 @@ class Consumer:
                 f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}"
                 for e in exc.errors(include_input=False, include_url=False)
             )
-            await self._dead_letter(spec, message, f"not a valid {spec.event.__name__}: {problems}")
+            # The platform hears of it (JobRejected or JobFinished) whenever
+            # the job id can be read; the operators get the dead letter.
+            await self._dead_letter(
+                spec,
+                message,
+                f"not a valid {spec.event.__name__}: {problems}",
+                code=INVALID_EVENT,
+                job_message=f"The {spec.event.__name__} event for this import is not valid: "
+                f"{problems}.",
+            )
             return
         job_id: UUID | None = getattr(event, "job_id", None)
         consumer = group_name(self._settings, self._service, spec)
@@ -465,7 +492,20 @@ class Consumer:
         async def begin() -> None:
             # A recorded event is skipped outright; any other delivery is
             # counted, committed, before the handler can crash the process.
-            if await self._ledger.seen(consumer, event_id):
+            handled = await self._ledger.seen(consumer, event_id)
+            if handled is not None and job_id is not None and handled.job_id not in (None, job_id):
+                # Another job's event id: skipping it would drop this job's
+                # request in silence.
+                attempt[0] = -1
+                log.warning("event id reused for another job; refused", extra={"topic": spec.name})
+                await self._ledger.refuse(
+                    job_id,
+                    EVENT_ID_REUSED,
+                    f"The event id {event_id} was used before by a request for another "
+                    "import; every request needs an id of its own.",
+                    requested=PLATFORM in spec.producers,
+                )
+            elif handled is not None:
                 attempt[0] = -1
             elif job_id is not None:
                 attempt[0] = await self._ledger.attempt(consumer, event_id, job_id)
@@ -514,12 +554,13 @@ class Consumer:
                 spec,
                 message,
                 f"handler error: {failure.code}: {failure.message}",
+                code=UNPROCESSABLE_EVENT,
                 job_message=f"{failure.message} The operators have the message in the "
                 "dead-letter topic.",
             )
 
     async def _dead_letter(
-        self, spec: TopicSpec, message: KafkaMessage, reason: str, job_message: str | None = None
+        self, spec: TopicSpec, message: KafkaMessage, reason: str, *, code: str, job_message: str
     ) -> None:
         if self.limit.would_trip():
             raise ConsumerHalted
@@ -542,8 +583,11 @@ class Consumer:
         async def publish_and_fail() -> None:
             await self._publisher.publish(letter)
             if job_id is not None:
-                await self._fail_job(
-                    job_id, "unprocessable_event", failures.bounded(job_message or reason)
+                await self._ledger.refuse(
+                    job_id,
+                    code,
+                    failures.bounded(job_message),
+                    requested=PLATFORM in spec.producers,
                 )
 
         log.error("dead letter", extra={"topic": spec.name, "job_id": str(job_id)})

@@ -38,7 +38,12 @@ def create_app(settings: Settings) -> FastAPI:
             await ops.stop()
 
     app = FastAPI(
-        title=openapi.TITLE, version="1", description=openapi.DESCRIPTION, lifespan=lifespan
+        title=openapi.TITLE,
+        version="1",
+        description=openapi.DESCRIPTION,
+        servers=openapi.SERVERS,
+        license_info=openapi.LICENSE,
+        lifespan=lifespan,
     )
     api.mount(app, rt)
     return app
