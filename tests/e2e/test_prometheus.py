@@ -163,7 +163,7 @@ async def _run_jobs(services: Services, settings: Settings, conn: asyncpg.Connec
         finally:
             await producer.stop()
         assert (await reach(a, cancelled, {"cancelled"}))["state"] == "cancelled"
-        assert (await reach(a, failed, {"failed"}))["error_code"] == "unprocessable_event"
+        assert (await reach(a, failed, {"failed"}))["error_code"] == "invalid_event"
         await reach(b, held, {"archiving"})
 
         async def held_now() -> bool:
@@ -457,6 +457,9 @@ ALERT_SIGNALS: dict[str, Check] = {
     "RosterflowSmtpFailing": _one_series,
     "RosterflowEmailsUndelivered": lambda s, e: finite(s, "result", {"refused", "abandoned"}),
     "RosterflowMetricsIncomplete": lambda s, e: finite(s, "source", {"database", "broker"}),
+    # Each consuming service reports 0 (not halted) and its give-ups from zero.
+    "RosterflowConsumerHalted": lambda s, e: finite(s, "service", CONSUMERS),
+    "RosterflowStageAttemptsExhausted": lambda s, e: finite(s, "service", CONSUMERS),
     "RosterflowErrorBudgetBurnFast": _slo_ratio,
     "RosterflowErrorBudgetBurnSlow": _slo_ratio,
 }
