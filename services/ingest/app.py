@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from rosterflow.ops.http import router as ops_router
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
-from services.ingest import api, handlers, openapi
+from services.ingest import api, handlers, openapi, web
 
 SERVICE = "ingest"
 
@@ -34,6 +34,8 @@ def create_app(settings: Settings) -> FastAPI:
         title=openapi.TITLE, version="1", description=openapi.DESCRIPTION, lifespan=lifespan
     )
     api.mount(app, rt)
+    # The administrator's pages, on the same rules as the API.
+    web.mount(app, settings.ui)
     # /health, /ready, /metrics: for probes and Prometheus, not the API.
     app.include_router(ops_router(rt), include_in_schema=False)
     return app

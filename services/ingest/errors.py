@@ -65,7 +65,7 @@ def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     )
 
 
-async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+async def api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return JSONResponse(
         _body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
@@ -97,7 +97,7 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
 
