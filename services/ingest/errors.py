@@ -72,7 +72,7 @@ async def api_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+async def invalid(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Never echo the input: a query or body may hold an identity number.
     problems = [
@@ -98,7 +98,7 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
 
 

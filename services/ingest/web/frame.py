@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
@@ -136,6 +137,13 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, exc.status, key, detail)
 
 
+async def _invalid(request: Request, exc: Exception) -> Response:
+    if not request.url.path.startswith(PREFIX + "/"):
+        return await errors.invalid(request, exc)
+    # Never echo the input: an address or form may hold an identity number.
+    return _error_page(request, 422, "invalid_request")
+
+
 async def _not_signed_in(request: Request, _: Exception) -> Response:
     return _error_page(request, 401, "signed_out")
 
@@ -146,6 +154,7 @@ async def _csrf(request: Request, _: Exception) -> Response:
 
 def install_errors(app: Any) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(CsrfRefused, _csrf)
 

@@ -260,6 +260,10 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
         "Formuläret var för gammalt. Ladda om sidan och försök igen.",
         "The form was too old. Reload the page and try again.",
     ),
+    "invalid_request": (
+        "Sidans adress eller formulär var inte giltigt.",
+        "The page's address or form was not valid.",
+    ),
     "signing_in": ("Loggar in …", "Signing in …"),
     "continue": ("Fortsätt", "Continue"),
     "to_overview": ("Till importerna", "To the imports"),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Query
@@ -20,6 +21,7 @@ from services.ingest.web.frame import PREFIX, UiDep
 
 router = APIRouter(prefix=PREFIX)
 
+T = TypeVar("T")
 PAGE_ROWS = 50
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
@@ -28,17 +30,32 @@ def _day_start(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _chosen(value: str, kind: Callable[[str], T]) -> T | None:
+    """A filter's value; a form sends an unused filter as an empty field."""
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", "A filter's value is not valid.") from exc
+
+
 @router.get("/", response_class=HTMLResponse)
 async def overview(
     ui: UiDep,
-    organisation_id: UUID | None = None,
-    unit_id: UUID | None = None,
-    state: JobState | None = None,
-    received_from: date | None = None,
-    received_until: date | None = None,
+    organisation: Annotated[str, Query(alias="organisation_id", max_length=40)] = "",
+    unit: Annotated[str, Query(alias="unit_id", max_length=40)] = "",
+    state_filter: Annotated[str, Query(alias="state", max_length=40)] = "",
+    since: Annotated[str, Query(alias="received_from", max_length=10)] = "",
+    until_day: Annotated[str, Query(alias="received_until", max_length=10)] = "",
     offset: Offset = 0,
 ) -> HTMLResponse:
     """Every import of the organisation, newest first, filtered by unit, state and days."""
+    organisation_id = _chosen(organisation, UUID)
+    unit_id = _chosen(unit, UUID)
+    state = _chosen(state_filter, JobState)
+    received_from = _chosen(since, date.fromisoformat)
+    received_until = _chosen(until_day, date.fromisoformat)
     organisations = ui.session.organisations()
     chosen = organisation_id if organisation_id in organisations else organisations[0]
     async with ui.rt.pool.acquire() as conn:
