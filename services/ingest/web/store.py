@@ -55,3 +55,13 @@ def redeem_ticket(store: ObjectStore, ticket: str) -> str | None:
         return None
     token: str = body["token"]
     return token
+
+
+def sign_in_link(
+    base_url: str, store: ObjectStore, token: str, lifetime_seconds: float, target: str = ""
+) -> str:
+    """A one-time link for local use: the ticket (and where to land) ride in the
+    fragment, which the browser never sends to the server."""
+    ticket = issue_ticket(store, token, lifetime_seconds)
+    landing = f"&next={target}" if target else ""
+    return f"{base_url.rstrip('/')}/ui/signin#{ticket}{landing}"
