@@ -10,7 +10,6 @@ its token to /ui/launch.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from rosterflow.settings import (
     UiSettings,
 )
 from rosterflow.testing import TEST_AUTH_SECRET, delete_prefixed_topics, mint_token
-from tests.support.database import ADMIN_DSN, with_database
+from tests.support.database import copy_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Every screenshot a test takes lands here; with ROSTERFLOW_DOCS_SCREENSHOTS=1
@@ -64,29 +63,24 @@ class Stack:
 async def stack(
     template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    name = f"rf_browser_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    dsn = with_database(ADMIN_DSN, name)
     port = free_port()
     root = tmp_path_factory.mktemp("browser")
-    settings = Settings(
-        kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
-        db=DatabaseSettings(dsn=dsn),
-        storage=StorageSettings(uri=(root / "objects").as_uri()),
-        auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
-        http=HttpSettings(port=port),
-        # The email's link is the job page these tests open.
-        platform=PlatformSettings(base_url=f"http://127.0.0.1:{port}/ui"),
-        ui=UiSettings(session_secret=SecretStr(uuid4().hex)),
-    )
-    try:
-        with service_processes(settings, root / "logs") as services:
-            yield Stack(settings, services, dsn)
-    finally:
-        await delete_prefixed_topics(settings.kafka)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with copy_of(template_database, "rf_browser") as dsn:
+        settings = Settings(
+            kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
+            db=DatabaseSettings(dsn=dsn),
+            storage=StorageSettings(uri=(root / "objects").as_uri()),
+            auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
+            http=HttpSettings(port=port),
+            # The email's link is the job page these tests open.
+            platform=PlatformSettings(base_url=f"http://127.0.0.1:{port}/ui"),
+            ui=UiSettings(session_secret=SecretStr(uuid4().hex)),
+        )
+        try:
+            with service_processes(settings, root / "logs") as services:
+                yield Stack(settings, services, dsn)
+        finally:
+            await delete_prefixed_topics(settings.kafka)
 
 
 @pytest.fixture
@@ -121,8 +115,13 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 
 async def sign_in(page: Page, stack: Stack, *organisations: UUID, **claims: object) -> None:
-    """As the platform does: its token in a form POST, never in an address."""
-    # From a blank page, as from the platform's own site: a cross-site POST.
+    await launch(page, stack, stack.token(*organisations, **claims))
+
+
+async def launch(page: Page, stack: Stack, token: str) -> None:
+    """As the platform does: its token in a form POST, never in an address.
+
+    From a blank page, as from the platform's own site: a cross-site POST."""
     await page.goto("about:blank")
     await page.evaluate(
         """([token, action]) => {
@@ -132,18 +131,18 @@ async def sign_in(page: Page, stack: Stack, *organisations: UUID, **claims: obje
             input.type = "hidden"; input.name = "token"; input.value = token;
             form.append(input); document.body.append(form); form.submit();
         }""",
-        [stack.token(*organisations, **claims), f"{stack.base}/ui/launch"],
+        [token, f"{stack.base}/ui/launch"],
     )
     await page.wait_for_url(f"{stack.base}/ui/")
 
 
 async def shot(page: Page, name: str) -> None:
+    """The whole page into .local/screenshots; what the window shows into docs/ on request."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    await page.screenshot(path=path, full_page=True)
+    await page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
     if os.environ.get("ROSTERFLOW_DOCS_SCREENSHOTS") == "1":
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, DOCS_SHOTS / path.name)
+        await page.screenshot(path=DOCS_SHOTS / f"{name}.png")
 
 
 _axe = Axe()

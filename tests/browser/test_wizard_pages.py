@@ -173,3 +173,27 @@ async def test_the_happy_path_by_keyboard_alone(
     await tab_to(page, "#job-actions a.primary")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Patient/student imports")).to_be_visible()
+
+
+async def test_a_file_of_the_wrong_type_is_answered_before_the_upload(
+    page: Page, stack: Stack, conn: asyncpg.Connection
+) -> None:
+    school = await seed_school(conn)
+    await sign_in(page, stack, school.organisation_id)
+    await page.goto(f"{stack.base}/ui/new")
+    await page.get_by_role("button", name="Ladda upp fil").click()
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if r.method == "POST" else None)
+    await page.get_by_label("Fil", exact=True).set_input_files(
+        {"name": "elever.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7"}
+    )
+    await page.get_by_role("button", name="Kontrollera filen").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Filen har fel typ")
+    await expect(page.get_by_label("Fil", exact=True)).to_be_focused()
+    assert uploads == []
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM jobs WHERE organisation_id = $1", school.organisation_id
+        )
+        == 0
+    )

@@ -11,7 +11,7 @@ from playwright.async_api import Page, Request, expect
 from rosterflow.storage import ObjectStore
 from rosterflow.testing import mint_token, sample_roster, school_age_numbers, seed_school
 from services.ingest.web import store
-from tests.browser.conftest import Stack, accessible, sign_in
+from tests.browser.conftest import Stack, accessible, launch, sign_in
 from tests.browser.test_wizard_journeys import upload_and_check
 
 
@@ -125,18 +125,7 @@ async def test_no_token_identity_number_or_name_in_an_address_or_a_log_line(
         urls.append(request.url)
 
     page.on("request", seen)
-    await page.goto("about:blank")
-    await page.evaluate(
-        """([token, action]) => {
-            const form = document.createElement("form");
-            form.method = "post"; form.action = action;
-            const input = document.createElement("input");
-            input.type = "hidden"; input.name = "token"; input.value = token;
-            form.append(input); document.body.append(form); form.submit();
-        }""",
-        [token, f"{stack.base}/ui/launch"],
-    )
-    await page.wait_for_url(f"{stack.base}/ui/")
+    await launch(page, stack, token)
     await upload_and_check(page, stack, school, roster.to_csv())
     await page.locator("#tab-invalid").click()
     await page.get_by_label("Filtrera på orsak").select_option("identity_format")

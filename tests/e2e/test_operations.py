@@ -47,7 +47,7 @@ from rosterflow.testing import (
     wait_for,
 )
 from rosterflow.topics import JOB_ACCEPTED
-from tests.support.database import ADMIN_DSN, with_database
+from tests.support.database import copy_of
 from tests.support.observability import dashboard_queries, metric_names, rule_expressions
 
 ADMIN_NAME = "Karin Adminsdotter"
@@ -133,25 +133,21 @@ def invalid_file(numbers: list[str]) -> tuple[str, set[str]]:
 async def run(
     template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Run]:
-    name = f"rf_test_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     tmp = tmp_path_factory.mktemp("ops")
-    settings = Settings(
-        kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
-        db=DatabaseSettings(dsn=with_database(ADMIN_DSN, name)),
-        storage=StorageSettings(uri=(tmp / "objects").as_uri()),
-        http=HttpSettings(port=free_port()),
-        auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
-    )
-    conn = await db.connect(settings.db.dsn.get_secret_value())
-    try:
-        yield await _exercise(settings, conn, tmp / "logs")
-    finally:
-        await conn.close()
-        await delete_prefixed_topics(settings.kafka)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with copy_of(template_database) as dsn:
+        settings = Settings(
+            kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
+            db=DatabaseSettings(dsn=dsn),
+            storage=StorageSettings(uri=(tmp / "objects").as_uri()),
+            http=HttpSettings(port=free_port()),
+            auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
+        )
+        conn = await db.connect(dsn)
+        try:
+            yield await _exercise(settings, conn, tmp / "logs")
+        finally:
+            await conn.close()
+            await delete_prefixed_topics(settings.kafka)
 
 
 async def _exercise(settings: Settings, conn: asyncpg.Connection, log_dir: Path) -> Run:
