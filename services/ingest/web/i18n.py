@@ -128,6 +128,7 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "plan_reactivate": ("återaktiveras", "re-activated"),
     "plan_archive": ("arkiveras", "archived"),
     "archive_list": ("Arkiveras", "Would be archived"),
+    "see_archive_list": ("Se vilka som skulle arkiveras", "See who would be archived"),
     "archive_held_note": (
         "Arkiveringen är så stor att den väntar på ditt godkännande efter importen.",
         "The archiving is so large that it waits for your approval after the import.",
