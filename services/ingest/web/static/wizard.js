@@ -96,8 +96,8 @@ function followJob() {
           bar.max = status.total;
           bar.value = status.done;
           text.textContent = text.dataset.template
-            ? text.dataset.template.replace("{done}", status.done).replace("{total}", status.total)
-            : `${status.done} / ${status.total}`;
+            .replace("{done}", status.done)
+            .replace("{total}", status.total);
         }
       }
     } catch (_) { /* the next tick tries again */ }
