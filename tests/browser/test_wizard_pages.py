@@ -175,7 +175,7 @@ async def test_the_happy_path_by_keyboard_alone(
     await expect(page.get_by_role("heading", name="Patient/student imports")).to_be_visible()
 
 
-async def test_a_file_of_the_wrong_type_is_answered_before_the_upload(
+async def test_a_wrong_file_type_is_answered_before_the_upload_and_a_dropped_file_is_chosen(
     page: Page, stack: Stack, conn: asyncpg.Connection
 ) -> None:
     school = await seed_school(conn)
@@ -191,6 +191,20 @@ async def test_a_file_of_the_wrong_type_is_answered_before_the_upload(
     await expect(page.get_by_role("alert")).to_contain_text("Filen har fel typ")
     await expect(page.get_by_label("Fil", exact=True)).to_be_focused()
     assert uploads == []
+
+    # Dropped on the drop zone, a file is the chosen one.
+    await page.evaluate(
+        """() => {
+            const data = new DataTransfer();
+            data.items.add(new File(["Personnummer;Förnamn;Efternamn\\r\\n"], "elever.csv"));
+            const zone = document.getElementById("drop");
+            zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true }));
+            zone.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true }));
+        }"""
+    )
+    assert await page.get_by_label("Fil", exact=True).evaluate("i => i.files[0].name") == (
+        "elever.csv"
+    )
     assert (
         await conn.fetchval(
             "SELECT count(*) FROM jobs WHERE organisation_id = $1", school.organisation_id
