@@ -211,3 +211,16 @@ async def test_a_wrong_file_type_is_answered_before_the_upload_and_a_dropped_fil
         )
         == 0
     )
+
+
+async def test_an_empty_file_is_refused_in_the_users_language(
+    page: Page, stack: Stack, conn: asyncpg.Connection
+) -> None:
+    school = await seed_school(conn)
+    await sign_in(page, stack, school.organisation_id)
+    await page.goto(f"{stack.base}/ui/new")
+    await page.get_by_role("button", name="Ladda upp fil").click()
+    await page.get_by_label("Fil", exact=True).set_input_files(csv_file("", "tom.csv"))
+    await page.get_by_role("button", name="Kontrollera filen").click()
+    await expect(page.get_by_role("alert")).to_have_text("Filen är tom.")
+    await expect(page.get_by_role("heading", name="Ladda upp fil")).to_be_visible()

@@ -115,6 +115,9 @@ def _error_page(request: Request, status: int, key: str, detail: str | None = No
     return page(request, "error.html", session, status, message_key=key, detail=detail)
 
 
+# The upload's refusals the page says in the user's language.
+_UPLOAD_CODES = ("file_empty", "pipeline_unavailable", "option_not_allowed")
+
 # The API's codes the pages say in their own words; others show the API's message.
 _API_CODES = {"import_not_found": "not_found", "patient_not_found": "patient_not_found"}
 
@@ -130,6 +133,8 @@ async def _api_error(request: Request, exc: Exception) -> Response:
         if exc.code == "file_too_large":
             limit = request.app.state.runtime.settings.storage.max_upload_bytes
             message = i18n.text(language, "too_large", mb=limit // 1_000_000)
+        elif exc.code in _UPLOAD_CODES:
+            message = i18n.text(language, exc.code)
         body = {"error": {"code": exc.code, "message": message}}
         return JSONResponse(body, status_code=exc.status)
     key = _API_CODES.get(exc.code, "error_title")

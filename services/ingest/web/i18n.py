@@ -82,7 +82,15 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     ),
     "choose_file": ("Välj en fil först.", "Choose a file first."),
     "upload_failed": ("Uppladdningen misslyckades.", "The upload failed."),
-    "chosen": ("Valt", "Chosen"),
+    "file_empty": ("Filen är tom.", "The file is empty."),
+    "pipeline_unavailable": (
+        "Importen kunde inte startas just nu. Försök igen om en stund.",
+        "The import could not be started just now. Try again in a while.",
+    ),
+    "option_not_allowed": (
+        "Hantera som gymnasieskola finns bara för enheter utan angiven skolform.",
+        "Treat as upper secondary is offered only for units without a school level.",
+    ),
     "yes": ("Ja", "Yes"),
     "no": ("Nej", "No"),
     # job page
