@@ -59,7 +59,8 @@ class Stack:
         return mint_token(list(organisations), **claims)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
+# Package-wide: the services stop when the browser tests are done, not at the end of the run.
+@pytest.fixture(scope="package")
 async def stack(
     template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
@@ -92,7 +93,7 @@ async def conn(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Browser]:
     # Playwright's own browser builds cannot be downloaded here: Debian's Chromium,
     # installed by `make chromium`.
