@@ -224,3 +224,27 @@ async def test_an_empty_file_is_refused_in_the_users_language(
     await page.get_by_role("button", name="Kontrollera filen").click()
     await expect(page.get_by_role("alert")).to_have_text("Filen är tom.")
     await expect(page.get_by_role("heading", name="Ladda upp fil")).to_be_visible()
+
+
+async def test_an_administrator_of_two_organisations_chooses_between_them(
+    page: Page, stack: Stack, conn: asyncpg.Connection
+) -> None:
+    first = await seed_school(conn, name="Solbackens skola")
+    second = await seed_school(conn, name="Ekbackens skola")
+    await conn.execute(
+        "UPDATE organisations SET name = 'Elevhälsan Grannkommun' WHERE id = $1",
+        second.organisation_id,
+    )
+    await sign_in(page, stack, first.organisation_id, second.organisation_id)
+    await upload_and_check(page, stack, first, sample_roster(3, school_age_numbers()).to_csv())
+
+    await page.goto(f"{stack.base}/ui/new")
+    units = page.get_by_label("Skola eller mottagning").locator("option")
+    await expect(units).to_have_text(["Ekbackens skola", "Solbackens skola"])
+
+    await page.goto(f"{stack.base}/ui/?organisation_id={first.organisation_id}")
+    await expect(page.locator("#imports tbody tr")).to_have_count(1)
+    await page.get_by_label("Organisation").select_option(label="Elevhälsan Grannkommun")
+    await page.get_by_role("button", name="Filtrera").click()
+    await expect(page.get_by_text("Inga importer.")).to_be_visible()
+    await accessible(page)

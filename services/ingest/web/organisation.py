@@ -60,6 +60,7 @@ async def overview(
     chosen = organisation_id if organisation_id in organisations else organisations[0]
     async with ui.rt.pool.acquire() as conn:
         units = await store.units_of(conn, [chosen])
+        names = await store.organisation_names(conn, organisations)
     until = None if received_until is None else received_until + timedelta(days=1)
     imports = await api_overview.overview(
         chosen,
@@ -75,6 +76,7 @@ async def overview(
     return ui.render(
         "overview.html",
         organisations=organisations,
+        organisation_names=names,
         organisation_id=chosen,
         units=units,
         unit_id=unit_id,

@@ -25,6 +25,13 @@ async def units_of(conn: Connection, organisations: list[UUID]) -> list[Unit]:
     return [Unit(**dict(r)) for r in await conn.fetch(UNITS_OF_ORGANISATIONS, organisations)]
 
 
+ORGANISATION_NAMES = "SELECT id, name FROM organisations WHERE id = ANY($1::uuid[]) ORDER BY name"
+
+
+async def organisation_names(conn: Connection, organisations: list[UUID]) -> dict[UUID, str]:
+    return {r["id"]: r["name"] for r in await conn.fetch(ORGANISATION_NAMES, organisations)}
+
+
 # A one-time sign-in link (for local use) names a random ticket; the platform's
 # token waits in object storage under the ticket's hash, so neither the link nor
 # a log line carries the token, and the object is gone once used.
