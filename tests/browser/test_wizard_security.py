@@ -66,6 +66,7 @@ async def test_forged_and_expired_tokens_are_refused(
     assert signed_out is not None
     assert signed_out.status == 401
     await expect(page.get_by_role("alert")).to_contain_text("Du är inte inloggad")
+    await accessible(page)
 
 
 async def test_a_form_without_the_sessions_csrf_token_is_refused(
@@ -111,6 +112,7 @@ async def test_a_one_time_sign_in_link_works_once_and_carries_no_token(
     await page.context.clear_cookies()
     await page.goto(link)
     await expect(page.get_by_role("alert")).to_contain_text("Inloggningen godtogs inte")
+    await accessible(page)
 
 
 async def test_no_token_identity_number_or_name_in_an_address_or_a_log_line(
