@@ -31,6 +31,10 @@ async def test_another_organisations_job_is_not_found(
     assert response.status == 404
     await expect(page.get_by_role("alert")).to_have_text("Det finns ingen sådan import.")
     await accessible(page)
+    nowhere = await page.goto(f"{stack.base}/ui/no-such-page")
+    assert nowhere is not None
+    assert nowhere.status == 404
+    await expect(page.get_by_role("alert")).to_have_text("Sidan finns inte.")
     status = await page.context.request.get(f"{job_url}/status.json")
     assert status.status == 404
     # Not even its actions: the cancel of a foreign job is "not found" too.

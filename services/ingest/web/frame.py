@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rosterflow.runtime import Runtime
@@ -149,6 +150,13 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return _error_page(request, 422, "invalid_request")
 
 
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if not request.url.path.startswith(PREFIX + "/") or exc.status_code != 404:
+        return await errors.http_error(request, exc)
+    return _error_page(request, 404, "page_not_found")
+
+
 async def _not_signed_in(request: Request, _: Exception) -> Response:
     return _error_page(request, 401, "signed_out")
 
@@ -160,6 +168,7 @@ async def _csrf(request: Request, _: Exception) -> Response:
 def install_errors(app: Any) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(CsrfRefused, _csrf)
 

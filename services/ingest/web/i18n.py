@@ -254,6 +254,7 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     ),
     # errors and sign-in
     "error_title": ("Något gick fel", "Something went wrong"),
+    "page_not_found": ("Sidan finns inte.", "There is no such page."),
     "not_found": ("Det finns ingen sådan import.", "There is no such import."),
     "signed_out": (
         "Du är inte inloggad. Öppna importen från journalsystemet igen.",
