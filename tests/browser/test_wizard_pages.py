@@ -7,7 +7,13 @@ import re
 import asyncpg
 from playwright.async_api import Page, expect
 
-from rosterflow.testing import sample_roster, school_age_numbers, seed_active_patients, seed_school
+from rosterflow.testing import (
+    School,
+    sample_roster,
+    school_age_numbers,
+    seed_active_patients,
+    seed_school,
+)
 from tests.browser.conftest import Stack, accessible, shot, sign_in
 from tests.browser.test_wizard_journeys import upload_and_check
 from tests.support.browser import csv_file
@@ -175,13 +181,19 @@ async def test_the_happy_path_by_keyboard_alone(
     await expect(page.get_by_role("heading", name="Patient/student imports")).to_be_visible()
 
 
-async def test_a_wrong_file_type_is_answered_before_the_upload_and_a_dropped_file_is_chosen(
-    page: Page, stack: Stack, conn: asyncpg.Connection
-) -> None:
+async def at_step_2(page: Page, stack: Stack, conn: asyncpg.Connection) -> School:
+    """A new school's administrator at the upload, with step 1's defaults."""
     school = await seed_school(conn)
     await sign_in(page, stack, school.organisation_id)
     await page.goto(f"{stack.base}/ui/new")
     await page.get_by_role("button", name="Ladda upp fil").click()
+    return school
+
+
+async def test_a_wrong_file_type_is_answered_before_the_upload_and_a_dropped_file_is_chosen(
+    page: Page, stack: Stack, conn: asyncpg.Connection
+) -> None:
+    school = await at_step_2(page, stack, conn)
     uploads: list[str] = []
     page.on("request", lambda r: uploads.append(r.url) if r.method == "POST" else None)
     await page.get_by_label("Fil", exact=True).set_input_files(
@@ -216,14 +228,17 @@ async def test_a_wrong_file_type_is_answered_before_the_upload_and_a_dropped_fil
 async def test_an_empty_file_is_refused_in_the_users_language(
     page: Page, stack: Stack, conn: asyncpg.Connection
 ) -> None:
-    school = await seed_school(conn)
-    await sign_in(page, stack, school.organisation_id)
-    await page.goto(f"{stack.base}/ui/new")
-    await page.get_by_role("button", name="Ladda upp fil").click()
+    school = await at_step_2(page, stack, conn)
     await page.get_by_label("Fil", exact=True).set_input_files(csv_file("", "tom.csv"))
     await page.get_by_role("button", name="Kontrollera filen").click()
     await expect(page.get_by_role("alert")).to_have_text("Filen är tom.")
     await expect(page.get_by_role("heading", name="Ladda upp fil")).to_be_visible()
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM jobs WHERE organisation_id = $1", school.organisation_id
+        )
+        == 0
+    )
 
 
 async def test_an_administrator_of_two_organisations_chooses_between_them(
