@@ -42,7 +42,9 @@ def cookie_of(sessions: Sessions, session_caller: Caller) -> tuple[str, str]:
     return header.split(";")[0].split("=", 1)[1], header
 
 
-SETTINGS = UiSettings(session_secret=SecretStr("a-secret-for-the-tests"), session_minutes=5)
+SETTINGS = UiSettings(
+    session_secret=SecretStr("a-secret-for-the-tests-0123456789abcdef"), session_minutes=5
+)
 
 
 def test_a_session_reads_back_who_signed_in_and_the_cookie_is_locked_down() -> None:
@@ -81,11 +83,18 @@ def test_another_instances_secret_or_an_old_cookie_is_no_session(
 ) -> None:
     value, _ = cookie_of(Sessions(SETTINGS), caller())
     with pytest.raises(NotSignedIn):
-        Sessions(UiSettings(session_secret=SecretStr("another"))).read(request_with(value))
+        Sessions(
+            UiSettings(session_secret=SecretStr("another-secret-for-the-tests-0123456789"))
+        ).read(request_with(value))
     later = time.time() + 6 * 60
     monkeypatch.setattr(time, "time", lambda: later)
     with pytest.raises(NotSignedIn):
         Sessions(SETTINGS).read(request_with(value))
+
+
+def test_a_short_session_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        UiSettings(session_secret=SecretStr("change-me"))
 
 
 def test_the_csrf_token_must_be_the_sessions_own() -> None:
