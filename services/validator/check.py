@@ -116,7 +116,7 @@ def _check(
         raise errors.too_large(upload.size, limits.max_bytes)
     with upload.open() as source:
         sample = source.read(SAMPLE_BYTES)
-    reader, layout = formats.open_roster(request.format, upload, sample)
+    reader, layout = formats.open_roster(request.format, upload, sample, limits.max_rows)
     try:
         tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
     except ReadAgain:

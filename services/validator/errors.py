@@ -24,6 +24,7 @@ class FileCode(StrEnum):
     NO_ROWS = "file_no_rows"
     UNREADABLE = "file_unreadable"
     MISSING = "file_missing"
+    SHEET_TOO_LARGE = "file_sheet_too_large"
 
 
 class Label(NamedTuple):
@@ -122,6 +123,28 @@ def too_many_rows(limit: int) -> FileError:
         f"Filen har fler än {limit} rader, gränsen för en import. Dela upp den i flera filer.",
         f"The file has more than {limit} rows, the limit for one import. "
         "Split it into several files.",
+    )
+
+
+def sheet_too_large(rows: int, columns: int, max_columns: int, max_cells: int) -> FileError:
+    return FileError(
+        FileCode.SHEET_TOO_LARGE,
+        f"Arbetsbokens första blad sträcker sig över {rows} rader och {columns} kolumner, "
+        f"mer än en import läser (högst {max_columns} kolumner och {max_cells} celler). "
+        "Ta bort tomma rader och kolumner efter elevlistan och spara arbetsboken igen.",
+        f"The workbook's first sheet spans {rows} rows and {columns} columns, more than an "
+        f"import reads (at most {max_columns} columns and {max_cells} cells). Delete the "
+        "empty rows and columns after the roster and save the workbook again.",
+    )
+
+
+def sheet_too_large_part(size: int) -> FileError:
+    return FileError(
+        FileCode.SHEET_TOO_LARGE,
+        f"Arbetsboken packas upp till {size} byte, mer än en import läser. "
+        "Spara elevlistan som CSV och ladda upp den igen.",
+        f"The workbook unpacks to {size} bytes, more than an import reads. "
+        "Save the roster as CSV and upload it again.",
     )
 
 

@@ -10,6 +10,7 @@ accepted or a leading zero silently lost.
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 
@@ -18,6 +19,7 @@ from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, Pass
 
 from services.validator import errors
 from services.validator.header import Layout
+from services.validator.sheet import measure_workbook
 from services.validator.source import Chunk, Upload, canonical_batch
 
 BATCH_ROWS = 50_000
@@ -43,15 +45,27 @@ def cell_text(value: Cell, *, identity: bool = False) -> str:
     return str(value)
 
 
+def _cannot_open() -> errors.FileError:
+    return errors.unreadable(
+        "Arbetsboken kunde inte öppnas. Spara den igen som .xlsx i Excel.",
+        "The workbook could not be opened. Save it again as .xlsx in Excel.",
+    )
+
+
 class WorkbookReader:
     encoding = ""
     delimiter = ""
 
-    def __init__(self, upload: Upload, batch_rows: int | None = None) -> None:
+    def __init__(self, upload: Upload, max_rows: int, batch_rows: int | None = None) -> None:
         self._batch_rows = batch_rows or BATCH_ROWS
         # A workbook is a zip archive, read from its end: it is read whole.
         with upload.open() as source:
             data = source.read()
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                measure_workbook(archive, max_rows)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+            raise _cannot_open() from exc
         try:
             book = CalamineWorkbook.from_filelike(io.BytesIO(data))
             self._sheet: CalamineSheet = book.get_sheet_by_index(0)
@@ -61,10 +75,7 @@ class WorkbookReader:
                 "The workbook is protected by a password. Save it without one and upload it again.",
             ) from exc
         except CalamineError as exc:
-            raise errors.unreadable(
-                "Arbetsboken kunde inte öppnas. Spara den igen som .xlsx i Excel.",
-                "The workbook could not be opened. Save it again as .xlsx in Excel.",
-            ) from exc
+            raise _cannot_open() from exc
         self._rows = enumerate(self._sheet.iter_rows(), start=1)
         self._header: list[str] = []
         for number, row in self._rows:

@@ -47,11 +47,11 @@ class RosterFormat:
     template: Mapping[str, str]
     """Canonical column → the header this format's files use, to name a missing one."""
 
-    def reader(self, container: Container, upload: Upload, sample: bytes) -> Reader:
+    def reader(self, container: Container, upload: Upload, sample: bytes, max_rows: int) -> Reader:
         if container is Container.TEXT:
             return CsvReader(upload, sample)
         if container is Container.XLSX:
-            return WorkbookReader(upload)
+            return WorkbookReader(upload, max_rows)
         raise ValueError(f"{self.id} has no reader for {container}")
 
     def layout(self, header: list[str]) -> Layout:
