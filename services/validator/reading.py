@@ -66,8 +66,16 @@ def _quote_in(batch: pa.RecordBatch) -> bool:
 
 
 class CsvReader:
-    def __init__(self, upload: Upload, sample: bytes, block_size: int | None = None) -> None:
+    def __init__(
+        self,
+        upload: Upload,
+        sample: bytes,
+        block_size: int | None = None,
+        *,
+        max_rows: int | None = None,
+    ) -> None:
         self._upload = upload
+        self._max_rows = max_rows
         self._block_size = block_size or BLOCK_BYTES
         self._exact = False
         self._sample = sample
@@ -80,7 +88,12 @@ class CsvReader:
     def chunks(self, layout: Layout) -> Iterator[Chunk]:
         if self._exact or b'"' in self._sample:
             yield from read_exact(
-                self._upload, self.encoding, self.delimiter, layout, self._block_size
+                self._upload,
+                self.encoding,
+                self.delimiter,
+                layout,
+                self._block_size,
+                self._max_rows,
             )
             return
         skipped = 0

@@ -14,6 +14,10 @@ pyarrow's batches (memory stays one batch deep) and notes the first line of ever
 * any other row with the wrong number of fields is an error, and its identity
   number is still read where it can be, so that a patient whose row had a
   stray delimiter is never archived.
+
+Rows that are not of the header's width are handed on as they come, never
+more than SPAN_RECORDS of them at once (a file of nothing but misshapen rows
+streams like any other), and the row limit is enforced as records are walked.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ from services.validator.source import MISSHAPEN_SCHEMA, Chunk, Upload, canonical
 
 # A roster cell is short; a field this long means the quoting is broken.
 csv.field_size_limit(1 << 20)
+# Records other than good rows handed on at once; each costs a few dozen bytes.
+SPAN_RECORDS = 20_000
+# A misshapen row's identity number is kept for the archive's sake; a longer
+# value is no identity number.
+_IDENTITY_CHARS = 40
 
 
 def arrow_encoding(encoding: str) -> str:
@@ -47,12 +56,22 @@ class Span:
     good_lines: array[int] = field(default_factory=lambda: array("q"))
     blank: int = 0
     rescued: list[tuple[int, list[str]]] = field(default_factory=list)
-    misshapen: list[tuple[int, list[str]]] = field(default_factory=list)
+    misshapen: list[tuple[int, int, str | None]] = field(default_factory=list)
+    """Line, number of fields, the identity number as written (where there is one)."""
+
+    @property
+    def others(self) -> int:
+        return self.blank + len(self.rescued) + len(self.misshapen)
 
 
 class RecordWalk:
     def __init__(
-        self, source: pa.NativeFile, encoding: str, delimiter: str, layout: Layout
+        self,
+        source: pa.NativeFile,
+        encoding: str,
+        delimiter: str,
+        layout: Layout,
+        max_rows: int | None = None,
     ) -> None:
         # pyarrow's files speak Python's io protocol; newline="" leaves line
         # ends to the csv parser, which must see quoted line breaks as they are.
@@ -61,58 +80,82 @@ class RecordWalk:
         self._reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True)
         self._width = layout.width
         self._named = max(layout.positions.values(), default=-1) + 1
+        self._identity = layout.positions.get("identity", 0)
+        self._max_rows = max_rows
         self._end = 0
         self._records = self._walk()
         next(self._records, None)  # the header row
 
     def _walk(self) -> Iterator[tuple[int, list[str]]]:
+        records = -1  # the header row is not one of the file's rows
         try:
             for fields in self._reader:
                 line = self._end + 1
                 self._end = self._reader.line_num
+                records += 1
+                if self._max_rows is not None and records > self._max_rows:
+                    raise errors.too_many_rows(self._max_rows)
                 yield line, fields
         except UnicodeDecodeError as exc:
             raise errors.bad_text(self._encoding, exc.start) from exc
         except csv.Error as exc:
             raise errors.bad_quoting() from exc
 
-    def take(self, good: int | None) -> Span:
-        """Walk on until ``good`` rows of the header's width were seen (None: to the end)."""
+    def take(self, good: int | None) -> Iterator[Span]:
+        """Walk on until ``good`` rows of the header's width were seen (None: to the end),
+        in spans of at most SPAN_RECORDS other records each."""
         span = Span()
+        seen = 0
         if good == 0:
-            return span
+            return
         for line, fields in self._records:
             if len(fields) == self._width:
                 span.good_lines.append(line)
-                if good is not None and len(span.good_lines) == good:
-                    return span
-            elif not any(f.strip() for f in fields):
+                seen += 1
+                if good is not None and seen == good:
+                    yield span
+                    return
+                continue
+            if not any(f.strip() for f in fields):
                 span.blank += 1
             elif len(fields) >= self._named and not any(f.strip() for f in fields[self._width :]):
                 span.rescued.append((line, fields))
             else:
-                span.misshapen.append((line, fields))
+                identity = fields[self._identity] if len(fields) > self._identity else None
+                if identity is not None and len(identity) > _IDENTITY_CHARS:
+                    identity = None
+                span.misshapen.append((line, len(fields), identity))
+            if span.others >= SPAN_RECORDS:
+                yield span
+                span = Span()
         if good is not None:
             raise errors.bad_quoting()
-        return span
+        yield span
 
 
 def read_exact(
-    upload: Upload, encoding: str, delimiter: str, layout: Layout, block_size: int
+    upload: Upload,
+    encoding: str,
+    delimiter: str,
+    layout: Layout,
+    block_size: int,
+    max_rows: int | None = None,
 ) -> Iterator[Chunk]:
     with upload.open() as values, upload.open() as records:
-        walk = RecordWalk(records, encoding, delimiter, layout)
+        walk = RecordWalk(records, encoding, delimiter, layout, max_rows)
         for batch in _arrow_batches(values, encoding, delimiter, layout, block_size):
-            yield _chunk(batch, walk.take(batch.num_rows), layout)
-        rest = walk.take(None)
-        if rest.good_lines:
-            raise errors.bad_quoting()
-        if rest.blank or rest.rescued or rest.misshapen:
-            yield _chunk(
-                canonical_batch(dict.fromkeys(layout.positions, pa.array([], pa.string()))),
-                rest,
-                layout,
-            )
+            used = 0
+            # The batch's good rows are in file order: a span takes the next ones.
+            for span in walk.take(batch.num_rows):
+                taken = len(span.good_lines)
+                yield _chunk(batch.slice(used, taken), span, layout)
+                used += taken
+        none = canonical_batch(dict.fromkeys(layout.positions, pa.array([], pa.string())))
+        for rest in walk.take(None):
+            if rest.good_lines:
+                raise errors.bad_quoting()
+            if rest.others:
+                yield _chunk(none, rest, layout)
 
 
 def _arrow_batches(
@@ -171,16 +214,9 @@ def _chunk(batch: pa.RecordBatch, span: Span, layout: Layout) -> Chunk:
         lines = pa.concat_arrays([lines, pa.array([line for line, _ in span.rescued], pa.int64())])
         order = pc.sort_indices(lines)
         batch, lines = batch.take(order), lines.take(order)
-    position = layout.positions["identity"]
-    misshapen = pa.Table.from_pylist(
-        [
-            {
-                "line": line,
-                "fields": len(fields),
-                "identity": fields[position] if len(fields) > position else None,
-            }
-            for line, fields in span.misshapen
-        ],
+    line, fields, identity = zip(*span.misshapen, strict=True) if span.misshapen else ((), (), ())
+    misshapen = pa.Table.from_arrays(
+        [pa.array(line, pa.int64()), pa.array(fields, pa.int64()), pa.array(identity, pa.string())],
         schema=MISSHAPEN_SCHEMA,
     )
     return Chunk(batch, lines, blank=span.blank, misshapen=misshapen)

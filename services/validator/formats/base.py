@@ -49,7 +49,7 @@ class RosterFormat:
 
     def reader(self, container: Container, upload: Upload, sample: bytes, max_rows: int) -> Reader:
         if container is Container.TEXT:
-            return CsvReader(upload, sample)
+            return CsvReader(upload, sample, max_rows=max_rows)
         if container is Container.XLSX:
             return WorkbookReader(upload, max_rows)
         raise ValueError(f"{self.id} has no reader for {container}")
