@@ -169,6 +169,12 @@ class CheckCounts(BaseModel):
     invalid: int = Field(ge=0)
     empty: int = Field(ge=0)
     warnings: int = Field(ge=0)
+    issues_not_listed: int = Field(
+        0,
+        ge=0,
+        description="Issues found but not in the report of invalid rows: past the first "
+        "few of a row (the row then has a row_issues_not_listed note) or past the report's cap",
+    )
 
 
 class Plan(BaseModel):

@@ -27,6 +27,15 @@ class FileCode(StrEnum):
     SHEET_TOO_LARGE = "file_sheet_too_large"
 
 
+# Text from the file quoted in a message or an event: a header name is short,
+# and whatever is longer is cut (an event must stay far below the broker's limit).
+SHOWN_CHARS = 60
+
+
+def shown(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
 class Label(NamedTuple):
     """A name for something in a file (a format, a kind of file) in both languages."""
 
@@ -99,6 +108,7 @@ def missing_columns(missing: list[tuple[Label, str]]) -> FileError:
 
 
 def repeated_column(header: str) -> FileError:
+    header = shown(header)
     return FileError(
         FileCode.REPEATED_COLUMN,
         f"Kolumnen {header!r} finns mer än en gång i rubrikraden. Ta bort den ena.",

@@ -116,11 +116,18 @@ def wide_rows(rows: int, extra: int = 40) -> bytes:
     return csv_lines(f"{NUMBERS[i % len(NUMBERS)]};Ada;Berg;3;3A{filler}" for i in range(rows))
 
 
+FULL_HEADER = HEADER + ";E-post;Telefon;Gatuadress;Postnummer;Postort"
+
+
 def many_issues(rows: int) -> bytes:
-    """Every row breaks every rule it can (a dozen issues a row)."""
-    return csv_lines(
-        "=1+1;=A1;=B2;99;@SUM(A1)" if i % 2 else "12;+A1;-A1+1;grade;=cmd|x" for i in range(rows)
+    """Every row breaks a rule in every column (ten issues a row)."""
+    lines = (
+        "=1+1;=A1;=B2;99;@SUM(A1);x@;abc;=C3;1;=D4"
+        if i % 2
+        else '12;+A1;-A1+1;grade;=cmd|x;@@;12;+B1;2;-1+HYPERLINK("x")'
+        for i in range(rows)
     )
+    return ("\r\n".join([FULL_HEADER, *lines]) + "\r\n").encode()
 
 
 def nul_late(rows: int = 3000) -> bytes:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pytest
 
-from services.validator.errors import FileError
+from rosterflow.storage import ObjectStore
+from services.validator import check
+from services.validator.check import MAX_ROW_ISSUES, Limits, check_file
+from services.validator.errors import SHOWN_CHARS, FileError
 from services.validator.formats.rosterflow_csv import ALIASES
 from services.validator.header import map_header
 from services.validator.records import SPAN_RECORDS, RecordWalk
-from tests.support.checks import issues_by_line, run_check
-from tests.support.hostile import HEADER, wide_rows
+from services.validator.report import ReportWriter
+from services.validator.rows import Rules
+from services.validator.source import Upload
+from tests.support.checks import (
+    INVALID_KEY,
+    TODAY,
+    VALID_KEY,
+    issues_by_line,
+    request,
+    run_check,
+)
+from tests.support.hostile import HEADER, NUMBERS, csv_lines, many_issues, wide_rows
 
 
 def test_misshapen_rows_are_handed_on_in_spans_not_kept_until_a_good_row() -> None:
@@ -40,3 +57,83 @@ def test_the_row_limit_is_enforced_while_misshapen_rows_are_walked() -> None:
         run_check(wide_rows(50_000), max_rows=1000)
 
     assert raised.value.code == "file_too_many_rows"
+
+
+def test_issues_are_capped_per_row_with_a_note_of_how_many_more() -> None:
+    result = run_check(many_issues(10))
+
+    by_line = issues_by_line(result)
+    assert all(len(codes) <= MAX_ROW_ISSUES + 1 for codes in by_line.values())
+    notes = result.issues.filter(pc.equal(result.issues.column("code"), "row_issues_not_listed"))
+    assert notes.num_rows == 10
+    more = sum(int(v) for v in notes.column("value").to_pylist())
+    assert result.counts.issues_not_listed == more > 0
+    # Errors come first on a row: every row still says why it was not imported.
+    assert all(codes[0].startswith("identity_") for codes in by_line.values())
+    assert result.counts.invalid == 10
+
+
+def test_the_report_lists_at_most_the_file_cap_and_counts_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check, "MAX_LISTED_ISSUES", 25)
+
+    result = run_check(many_issues(40))
+
+    assert result.issues.num_rows == 25
+    assert result.counts.invalid == 40
+    assert result.counts.issues_not_listed > 40 * 4
+
+
+def test_the_commonest_reasons_and_skipped_rows_are_counted_during_the_check() -> None:
+    data = csv_lines(
+        iter([f"{NUMBERS[0]};;Berg;3;3A", f"{NUMBERS[1]};;;3;3A", "123;Ada;Berg;3;3A"])
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ObjectStore(pafs.LocalFileSystem(), tmp)
+        result = check_file(
+            Upload(lambda: pa.BufferReader(data), len(data)),
+            request(),
+            Rules(today=TODAY, level="compulsory"),
+            limits=Limits(max_rows=100, max_bytes=1 << 20),
+            report=ReportWriter(store, VALID_KEY, INVALID_KEY),
+            stop=lambda: False,
+        )
+
+    assert [(r.code, r.rows) for r in result.reasons] == [
+        ("given_name_missing", 2),
+        ("family_name_missing", 1),
+        ("identity_format", 1),
+    ]
+    assert result.reasons[0].message_en.startswith("The given name is missing")
+    assert result.skipped == {"given_name_missing": 2, "identity_format": 1}
+
+
+def test_a_chunk_of_many_tiny_rows_is_checked_in_parts_in_line_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check, "CHUNK_ROWS", 7)
+    rows = [f"{NUMBERS[i % 5]};Ada;Berg;3;3A" for i in range(30)]
+    rows[10] += ";extra;fields"
+
+    result = run_check(csv_lines(iter(rows)))
+
+    lines = result.issues.column("line").to_pylist()
+    assert lines == sorted(lines)
+    assert issues_by_line(result)[12] == ["row_column_count"]
+    assert result.counts.rows == 30
+
+
+def test_a_header_of_many_characters_reaches_no_event_or_message_whole() -> None:
+    padded = "Förnamn" + "\u0301" * 200_000  # combining marks fold away
+    data = csv_lines(iter([f"{NUMBERS[0]};Ada;Berg;3;3A"])).replace(
+        b"F\xc3\xb6rnamn", padded.encode(), 1
+    )
+
+    result = run_check(data)
+
+    assert len(result.detected.columns["given_name"]) <= SHOWN_CHARS
+    with pytest.raises(FileError) as raised:
+        run_check(data.replace(b"Efternamn", padded.encode(), 1))
+    assert raised.value.code == "file_repeated_column"
+    assert len(raised.value.message) < 200
