@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pytest
 
+from rosterflow.events import FileFormat
 from rosterflow.storage import ObjectStore
 from services.validator import check
 from services.validator.check import MAX_ROW_ISSUES, Limits, check_file
@@ -27,7 +28,17 @@ from tests.support.checks import (
     request,
     run_check,
 )
-from tests.support.hostile import HEADER, NUMBERS, csv_lines, many_issues, wide_rows
+from tests.support.hostile import (
+    HEADER,
+    NUMBERS,
+    csv_lines,
+    inline,
+    many_issues,
+    nul_late,
+    sheet_xlsx,
+    wide_rows,
+)
+from tests.support.workbooks import ROSTERFLOW_HEADER
 
 
 def test_misshapen_rows_are_handed_on_in_spans_not_kept_until_a_good_row() -> None:
@@ -137,3 +148,49 @@ def test_a_header_of_many_characters_reaches_no_event_or_message_whole() -> None
         run_check(data.replace(b"Efternamn", padded.encode(), 1))
     assert raised.value.code == "file_repeated_column"
     assert len(raised.value.message) < 200
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_nul_after_the_first_64_kb_is_an_error_on_its_row(quoted: bool) -> None:
+    data = nul_late()
+    if quoted:
+        data = data.replace(b";Berg;3;3A\r\n", b';"Berg";3;3A\r\n', 1)
+    line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+    assert data.index(b"\x00") > 65_536
+
+    result = run_check(data, max_rows=5000)
+
+    assert issues_by_line(result)[line] == ["cell_control_character"]
+    [issue] = result.issues.filter(pc.equal(result.issues.column("line"), line)).to_pylist()
+    assert issue["column"] == "given_name"
+    assert issue["value"] == "A\ufffdda"
+    assert result.counts.invalid == 1
+    assert "\x00" not in "".join(result.valid.column("given_name").to_pylist())
+
+
+def test_control_characters_in_a_workbook_cell_are_an_error_on_its_row() -> None:
+    # Excel writes a control character in a cell as _xHHHH_; openpyxl refuses to.
+    rows = [ROSTERFLOW_HEADER[:3], [NUMBERS[0], "Ada_x0001_", "Berg"], [NUMBERS[1], "Bo", "Ek"]]
+    data = sheet_xlsx(
+        b"".join(
+            f'<row r="{r}">'.encode()
+            + b"".join(inline(f"{'ABC'[c]}{r}", v) for c, v in enumerate(row))
+            + b"</row>"
+            for r, row in enumerate(rows, start=1)
+        )
+    )
+
+    result = run_check(data, fmt=FileFormat.ROSTERFLOW_XLSX)
+
+    assert issues_by_line(result) == {2: ["cell_control_character"]}
+    assert result.counts.valid == 1
+
+
+@pytest.mark.parametrize("cell", ["\t=1+1", "\r@SUM(A1)", ' -1+HYPERLINK("http://x")'])
+def test_a_formula_behind_a_tab_or_line_break_is_flagged(cell: str) -> None:
+    quoted = '"' + cell.replace('"', '""') + '"'
+    data = csv_lines(iter([f"{NUMBERS[0]};{quoted};Berg;3;3A"]))
+
+    result = run_check(data)
+
+    assert issues_by_line(result) == {2: ["cell_formula_like"]}
