@@ -1,10 +1,12 @@
 """Reading an Excel roster (XLSX) with calamine: the first sheet, rows in chunks.
 
-Line numbers are the spreadsheet's row numbers. Cells Excel turned into
-numbers reach the rules as text that shows it: an identity number typed into a
-General cell becomes ``201801012392.0`` (or ``1.2E+16``-like text), which the
-identity rules report as changed by Excel, rather than a number silently
-accepted or a leading zero silently lost.
+Line numbers are the spreadsheet's row numbers. An identity number typed into
+a General cell becomes a number, which a workbook stores exactly: a whole
+number of 10 or 12 digits (YYMMDDNNNC, YYYYMMDDNNNC) is read as those digits.
+Any other number in the identity column reaches the rules as text that shows
+it was a number (``101012392.0``: a leading zero lost; fractions, exponents),
+which the identity rules report as changed by Excel, rather than a number
+silently accepted or a leading zero silently lost.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ def cell_text(value: Cell, *, identity: bool = False) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
         if identity:
-            # Whatever the digits, a number here is an identity number Excel
-            # converted: show it as the number it became.
+            whole = float(value).is_integer() and 0 < value < 10**12
+            if whole and len(str(int(value))) in (10, 12):
+                return str(int(value))
+            # A number of any other length lost digits when Excel converted
+            # it: show it as the number it became.
             return repr(float(value))
         if isinstance(value, float) and not value.is_integer():
             return repr(value)
