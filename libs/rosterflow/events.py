@@ -197,6 +197,12 @@ class Detected(BaseModel):
     delimiter: str
     format: FileFormat
     columns: dict[str, str] = Field(description="Canonical column → header in the file")
+    header_line: int = Field(
+        1,
+        ge=1,
+        description="The line (spreadsheet row) the header row was found on: the first of "
+        "the first few non-empty ones that names the required columns",
+    )
 
 
 class Report(BaseModel):

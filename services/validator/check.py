@@ -217,7 +217,8 @@ def _check(
             tally.reasons[RowCode.DUPLICATE_CONFLICT.value] += conflict_count
             tally.skipped[RowCode.DUPLICATE_CONFLICT.value] += conflict_count
     detected = Detected(
-        encoding=reader.encoding,
+        encoding=reader.detected_encoding,
+        header_line=reader.header_line,
         delimiter=reader.delimiter,
         format=request.format,
         columns=layout.columns,

@@ -25,6 +25,7 @@ class FileCode(StrEnum):
     UNREADABLE = "file_unreadable"
     MISSING = "file_missing"
     SHEET_TOO_LARGE = "file_sheet_too_large"
+    FIELD_TOO_LONG = "file_field_too_long"
 
 
 # Text from the file quoted in a message or an event: a header name is short,
@@ -185,6 +186,20 @@ def bad_quoting() -> FileError:
     return unreadable(
         'Filens citattecken kunde inte läsas entydigt — kontrollera att varje " avslutas.',
         "The file's quoting could not be read consistently — check for unbalanced quotes.",
+    )
+
+
+def field_too_long(line: int, column: str | None) -> FileError:
+    where_sv = f"i kolumnen {shown(column)!r} " if column else ""
+    where_en = f"in the column {shown(column)!r} " if column else ""
+    return FileError(
+        FileCode.FIELD_TOO_LONG,
+        f"Rad {line} har ett fält {where_sv}som är längre än någon elevlistas cell "
+        "(mer än en miljon tecken), ofta ett citattecken som inte avslutas eller inklistrad "
+        "text. Rätta raden och ladda upp filen igen.",
+        f"Line {line} has a field {where_en}longer than any roster cell (over a million "
+        "characters), often a quote that is never closed or pasted text. Correct the line "
+        "and upload the file again.",
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ from services.validator.header import Layout
 from services.validator.source import MISSHAPEN_SCHEMA, Chunk, Upload, canonical_batch
 
 # A roster cell is short; a field this long means the quoting is broken.
-csv.field_size_limit(1 << 20)
+FIELD_LIMIT = 1 << 20
+csv.field_size_limit(FIELD_LIMIT)
 # Records other than good rows handed on at once; each costs a few dozen bytes.
 SPAN_RECORDS = 20_000
 # A misshapen row's identity number is kept for the archive's sake; a longer
@@ -72,7 +74,9 @@ class RecordWalk:
         delimiter: str,
         layout: Layout,
         max_rows: int | None = None,
+        first_line: int = 1,
     ) -> None:
+        """``source`` starts at the header row, or at the data rows on ``first_line``."""
         # pyarrow's files speak Python's io protocol; newline="" leaves line
         # ends to the csv parser, which must see quoted line breaks as they are.
         text = io.TextIOWrapper(source, encoding=encoding, newline="")
@@ -82,16 +86,18 @@ class RecordWalk:
         self._named = max(layout.positions.values(), default=-1) + 1
         self._identity = layout.positions.get("identity", 0)
         self._max_rows = max_rows
-        self._end = 0
-        self._records = self._walk()
-        next(self._records, None)  # the header row
+        self._end = first_line - 1
+        self._records = self._walk(header=first_line == 1)
+        if first_line == 1:
+            next(self._records, None)  # the header row
 
-    def _walk(self) -> Iterator[tuple[int, list[str]]]:
-        records = -1  # the header row is not one of the file's rows
+    def _walk(self, header: bool) -> Iterator[tuple[int, list[str]]]:
+        records = -1 if header else 0  # the header row is not one of the file's rows
+        base = self._end
         try:
             for fields in self._reader:
                 line = self._end + 1
-                self._end = self._reader.line_num
+                self._end = base + self._reader.line_num
                 records += 1
                 if self._max_rows is not None and records > self._max_rows:
                     raise errors.too_many_rows(self._max_rows)
@@ -99,6 +105,8 @@ class RecordWalk:
         except UnicodeDecodeError as exc:
             raise errors.bad_text(self._encoding, exc.start) from exc
         except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise LongRecord from exc
             raise errors.bad_quoting() from exc
 
     def take(self, good: int | None) -> Iterator[Span]:
@@ -140,9 +148,11 @@ def read_exact(
     layout: Layout,
     block_size: int,
     max_rows: int | None = None,
+    first_line: int = 2,
 ) -> Iterator[Chunk]:
+    """The rows of a file opened at its first data row, which is on ``first_line``."""
     with upload.open() as values, upload.open() as records:
-        walk = RecordWalk(records, encoding, delimiter, layout, max_rows)
+        walk = RecordWalk(records, encoding, delimiter, layout, max_rows, first_line)
         for batch in _arrow_batches(values, encoding, delimiter, layout, block_size):
             used = 0
             # The batch's good rows are in file order: a span takes the next ones.
@@ -183,7 +193,6 @@ def arrow_csv_batches(
             read_options=pacsv.ReadOptions(
                 encoding=arrow_encoding(encoding),
                 column_names=names,
-                skip_rows=1,
                 block_size=block_size,
             ),
             parse_options=parse,
@@ -195,8 +204,56 @@ def arrow_csv_batches(
         )
         for batch in reader:
             yield canonical_batch({n: batch.column(n) for n in layout.positions})
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+    except pa.ArrowInvalid as exc:
+        if str(exc).startswith("Empty CSV file"):
+            return  # nothing after the header row
+        if "straddling" in str(exc) or "straddles" in str(exc):
+            # One record longer than a block: valid text, but no roster row.
+            raise LongRecord from exc
         raise errors.bad_text(encoding) from exc
+    except UnicodeDecodeError as exc:
+        raise errors.bad_text(encoding) from exc
+
+
+class LongRecord(Exception):
+    """A record longer than the reader's block: the caller finds where it is (long_field)."""
+
+
+def long_field(
+    source: pa.NativeFile, delimiter: str, first_line: int, line_limit: int
+) -> tuple[int, int | None] | None:
+    """The first line with a field longer than FIELD_LIMIT bytes (and that field's
+    position), or else longer than ``line_limit`` bytes (no position); read a block
+    at a time, whatever the lengths. Quotes are not followed: a line is what an
+    editor shows."""
+    ends = re.compile(b"[" + re.escape(delimiter.encode()) + b"\r\n]")
+    line, field, length, line_length = first_line, 0, 0, 0
+    cr_at, offset = -2, 0
+    while block := source.read(1 << 20):
+        position = 0
+        for end in ends.finditer(block):
+            length += end.start() - position
+            line_length += end.start() - position
+            if length > FIELD_LIMIT:
+                return line, field
+            if line_length > line_limit:
+                return line, None
+            here, found = offset + end.start(), end.group()
+            if found == b"\r" or (found == b"\n" and cr_at != here - 1):
+                line, field, line_length = line + 1, 0, 0
+            elif found != b"\n":
+                field += 1
+            if found == b"\r":
+                cr_at = here
+            length, position = 0, end.end()
+        length += len(block) - position
+        line_length += len(block) - position
+        if length > FIELD_LIMIT:
+            return line, field
+        if line_length > line_limit:
+            return line, None
+        offset += len(block)
+    return None
 
 
 def _chunk(batch: pa.RecordBatch, span: Span, layout: Layout) -> Chunk:

@@ -12,6 +12,7 @@ silently accepted or a leading zero silently lost.
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
@@ -21,10 +22,14 @@ from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, Pass
 
 from services.validator import errors
 from services.validator.header import Layout
+from services.validator.reading import HEADER_CANDIDATES
 from services.validator.sheet import measure_workbook
 from services.validator.source import Chunk, Upload, canonical_batch
 
 BATCH_ROWS = 50_000
+# The header is looked for among the first non-empty rows (as many as a CSV's
+# candidates), within the sheet's first rows.
+_HEADER_SCAN_ROWS = 1000
 
 Cell = int | float | str | bool | time | date | datetime | timedelta
 
@@ -82,22 +87,42 @@ class WorkbookReader:
         except CalamineError as exc:
             raise _cannot_open() from exc
         self._rows = enumerate(self._sheet.iter_rows(), start=1)
-        self._header: list[str] = []
+        # The rows where the header may be, and the blank ones among them.
+        self._ahead: list[tuple[int, Sequence[Cell]]] = []
+        found = 0
         for number, row in self._rows:
-            if any(cell != "" for cell in row):
-                self._header = [cell_text(cell) for cell in row]
-                self._header_row = number
+            self._ahead.append((number, row))
+            found += any(cell != "" for cell in row)
+            if found == HEADER_CANDIDATES or number >= _HEADER_SCAN_ROWS:
                 break
-        if not self._header:
+        candidates = self.header_rows()
+        if not candidates:
             raise errors.empty()
+        self.use_header(candidates[0][0])
+
+    @property
+    def detected_encoding(self) -> str:
+        return self.encoding
 
     def header(self) -> list[str]:
         return self._header
 
+    def header_rows(self) -> list[tuple[int, list[str]]]:
+        return [
+            (number, [cell_text(cell) for cell in row])
+            for number, row in self._ahead
+            if any(cell != "" for cell in row)
+        ]
+
+    def use_header(self, line: int) -> None:
+        self.header_line = line
+        self._header = next(fields for number, fields in self.header_rows() if number == line)
+
     def chunks(self, layout: Layout) -> Iterator[Chunk]:
         pending: list[tuple[int, Sequence[Cell]]] = []
         blank = 0
-        for number, row in self._rows:
+        after = [(number, row) for number, row in self._ahead if number > self.header_line]
+        for number, row in itertools.chain(after, self._rows):
             if all(cell == "" for cell in row):
                 blank += 1
                 continue

@@ -35,10 +35,11 @@ from tests.support.hostile import (
     inline,
     many_issues,
     nul_late,
+    one_long_field,
     sheet_xlsx,
     wide_rows,
 )
-from tests.support.workbooks import ROSTERFLOW_HEADER
+from tests.support.workbooks import ROSTERFLOW_HEADER, xlsx
 
 
 def test_misshapen_rows_are_handed_on_in_spans_not_kept_until_a_good_row() -> None:
@@ -194,3 +195,79 @@ def test_a_formula_behind_a_tab_or_line_break_is_flagged(cell: str) -> None:
     result = run_check(data)
 
     assert issues_by_line(result) == {2: ["cell_formula_like"]}
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_one_very_long_field_is_named_with_its_line_not_called_invalid_text(
+    quoted: bool,
+) -> None:
+    data = one_long_field()
+    if quoted:
+        data = data.replace(b";Berg;3;3A\r\n", b';"Berg";3;3A\r\n', 1)
+
+    with pytest.raises(FileError) as raised:
+        run_check(data)
+
+    assert raised.value.code == "file_field_too_long"
+    assert "Line 2 has a field in the column 'Förnamn'" in raised.value.message
+
+
+def test_excels_unicode_text_is_read_as_utf16_with_tabs() -> None:
+    text = "\r\n".join(
+        [
+            HEADER.replace(";", "\t"),
+            f"{NUMBERS[0]}\tÅsa\tÖberg\t3\t3A",
+            f"{NUMBERS[1]}\tBo\tEk\t3\t3A",
+        ]
+    )
+    data = text.encode("utf-16")  # with its byte-order mark, as Excel saves it
+
+    result = run_check(data)
+
+    assert result.detected.encoding == "utf-16"
+    assert result.detected.delimiter == "\t"
+    assert result.valid.column("given_name").to_pylist() == ["Åsa", "Bo"]
+    assert result.valid.column("line").to_pylist() == [2, 3]
+
+
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_a_csv_header_below_a_title_and_blank_lines_is_found_and_its_line_said(
+    quote: str,
+) -> None:
+    data = (
+        "Elevlista Solbackens skola;;;;\r\n;;;;\r\n\r\n"
+        + HEADER
+        + f"\r\n{NUMBERS[0]};{quote}Ada{quote};Berg;3;3A\r\n\r\n{NUMBERS[1]};Bo;;3;3A\r\n"
+    ).encode()
+
+    result = run_check(data)
+
+    assert result.detected.header_line == 4
+    assert result.valid.column("line").to_pylist() == [5]
+    assert issues_by_line(result) == {7: ["family_name_missing"]}
+    assert result.counts.rows == 3
+
+
+def test_a_workbook_header_below_a_title_row_is_found_and_its_line_said() -> None:
+    data = xlsx(
+        ["Elevlista 2026"],
+        [],
+        ROSTERFLOW_HEADER,
+        [NUMBERS[0], "Ada", "Berg", 3, "3A"],
+        [NUMBERS[1], "Bo", "", 3, "3A"],
+    )
+
+    result = run_check(data, fmt=FileFormat.ROSTERFLOW_XLSX)
+
+    assert result.detected.header_line == 3
+    assert result.valid.column("line").to_pylist() == [4]
+    assert issues_by_line(result) == {5: ["family_name_missing"]}
+
+
+def test_without_a_header_among_the_first_rows_the_first_row_is_judged() -> None:
+    data = ("Elevlista\r\n" + f"{NUMBERS[0]};Ada;Berg;3;3A\r\n").encode()
+
+    with pytest.raises(FileError) as raised:
+        run_check(data)
+
+    assert raised.value.code == "file_no_header"

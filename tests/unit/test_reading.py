@@ -102,12 +102,8 @@ def test_binary_file_is_rejected_as_not_text(data: bytes) -> None:
     assert raised.value.code == "file_not_text"
 
 
-def test_utf16_text_is_rejected_with_how_to_save_it() -> None:
-    with pytest.raises(FileError) as raised:
-        sniff(codecs.BOM_UTF16_LE + SWEDISH_HEADER.encode("utf-16-le"))
-
-    assert raised.value.code == "file_unreadable"
-    assert "UTF-8" in raised.value.message
+def test_utf16_with_a_byte_order_mark_is_text() -> None:
+    assert sniff(codecs.BOM_UTF16_LE + SWEDISH_HEADER.encode("utf-16-le")) == Container.TEXT
 
 
 # --- encoding -------------------------------------------------------------

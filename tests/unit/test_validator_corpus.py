@@ -106,7 +106,7 @@ CORPUS: list[tuple[str, bytes, FileFormat, Expect]] = [
         "utf16-unicode-text",
         codecs.BOM_UTF16_LE + rows(f"{N[0]};Alva;Berg;1;1A").encode("utf-16-le"),
         FileFormat.ROSTERFLOW_CSV,
-        Expect("file_unreadable"),
+        Expect(valid=[N[0]]),
     ),
     (
         "byte-undefined-in-windows-1252",

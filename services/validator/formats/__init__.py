@@ -49,6 +49,11 @@ def open_roster(
             CONTAINER_LABELS[container], _quoted(fmt.label), _HINTS.get(container)
         )
     reader = fmt.reader(container, upload, sample, max_rows)
+    # A title or blank rows may stand above the header: the first row that
+    # names the required columns is it; else the first row is judged.
+    candidates = reader.header_rows()
+    line = next((line for line, fields in candidates if fmt.names_required(fields)), None)
+    reader.use_header(candidates[0][0] if line is None else line)
     header = reader.header()
     folded = {fold(h) for h in header}
     # Before the columns: a guardian export has the student columns too.

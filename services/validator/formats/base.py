@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from rosterflow.events import FileFormat
 from services.validator.errors import FileError, Label
-from services.validator.header import Layout, map_header, missing_required
+from services.validator.header import (
+    REQUIRED,
+    Layout,
+    clean_header,
+    fold,
+    map_header,
+    missing_required,
+)
 from services.validator.reading import CsvReader
 from services.validator.sniff import Container
 from services.validator.source import Reader, Upload
@@ -56,6 +63,11 @@ class RosterFormat:
 
     def layout(self, header: list[str]) -> Layout:
         return map_header(header, self.aliases)
+
+    def names_required(self, header: list[str]) -> bool:
+        """The row names every required column (perhaps more than once)."""
+        named = {self.aliases.get(fold(clean_header(cell))) for cell in header}
+        return all(column in named for column in REQUIRED)
 
     def fits(self, header: list[str]) -> bool:
         """Every required column is named the way this format names it."""
