@@ -42,7 +42,7 @@ MAX_ROW_ISSUES = 5
 MAX_LISTED_ISSUES = 100_000
 # Rows checked at once: a block of tiny rows would otherwise bring a million
 # of them, with their issues, into one chunk.
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000
 
 
 @dataclass(frozen=True)

@@ -205,19 +205,25 @@ class CsvReader:
         def skip(_row: pacsv.InvalidRow) -> str:
             nonlocal skipped
             skipped += 1
-            return "skip"
+            # Stop at the first: a block of nothing but misshapen rows would
+            # otherwise call this for each of them before the next batch.
+            return "error"
 
         next_line = self.header_line + 1
-        with self._open() as source:
-            for batch in self._batches(source, layout, skip):
-                # The reader works ahead: a skip may belong to a later block,
-                # but from the first one on no line number can be trusted. A
-                # quote in a value means quoting, which this way ignores.
-                if skipped or _quote_in(batch):
-                    self._exact = True
-                    break
-                yield Chunk(batch, pa.arange(next_line, next_line + batch.num_rows))
-                next_line += batch.num_rows
+        try:
+            with self._open() as source:
+                for batch in self._batches(source, layout, skip):
+                    # The reader works ahead: a skip may belong to a later block,
+                    # but from the first one on no line number can be trusted. A
+                    # quote in a value means quoting, which this way ignores.
+                    if skipped or _quote_in(batch):
+                        self._exact = True
+                        break
+                    yield Chunk(batch, pa.arange(next_line, next_line + batch.num_rows))
+                    next_line += batch.num_rows
+        except errors.FileError:
+            if not skipped:
+                raise
         if skipped or self._exact:
             self._exact = True
             raise ReadAgain

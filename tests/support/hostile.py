@@ -142,14 +142,35 @@ def one_long_field(length: int = 2 << 20) -> bytes:
     return csv_lines(iter([f"{NUMBERS[0]};{'å' * length};Berg;3;3A", f"{NUMBERS[1]};Bo;Ek;3;3A"]))
 
 
+def tiny_misshapen_rows(size: int = 20 << 20) -> bytes:
+    """About ``size`` bytes of short rows, every one wider than the header."""
+    row = b"x;x;x;x;x;x\r\n"
+    return (HEADER + "\r\n").encode() + row * (size // len(row))
+
+
+def unpacking_part() -> bytes:
+    """A small workbook whose shared strings unpack to 65 MB of spaces."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(far_cell())) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            if not info.filename.startswith("xl/worksheets/"):
+                target.writestr(info, source.read(info))
+        target.writestr("xl/worksheets/sheet1.xml", b"<worksheet><sheetData/></worksheet>")
+        target.writestr("xl/sharedStrings.xml", b" " * (65 << 20))
+    return out.getvalue()
+
+
 @dataclass(frozen=True)
 class Hostile:
     name: str
     fmt: FileFormat
     make: Callable[[], bytes]
-    code: str
-    """The code the job must end with (a file-level code), or ``rows`` for a check that
-    ends awaiting confirmation with the bad rows reported."""
+    code: str | None
+    """The code the job fails with; None for a file whose check ends awaiting
+    confirmation with its bad rows reported."""
 
 
 CORPUS = (
@@ -157,8 +178,12 @@ CORPUS = (
     Hostile("far_dimension", FileFormat.ROSTERFLOW_XLSX, far_dimension, "file_sheet_too_large"),
     Hostile("wide_unreferenced", FileFormat.ROSTERFLOW_XLSX, wide_unreferenced,
             "file_sheet_too_large"),
-    Hostile("long_header", FileFormat.ROSTERFLOW_XLSX, long_header_xlsx, "file_no_header"),
-    Hostile("wide_rows", FileFormat.ROSTERFLOW_CSV, lambda: wide_rows(400_000),
+    Hostile("unpacking_part", FileFormat.ROSTERFLOW_XLSX, unpacking_part, "file_sheet_too_large"),
+    Hostile("long_header", FileFormat.ROSTERFLOW_XLSX, long_header_xlsx,
+            "file_missing_column"),
+    Hostile("tiny_misshapen_rows", FileFormat.ROSTERFLOW_CSV, tiny_misshapen_rows,
             "file_too_many_rows"),
-    Hostile("long_field", FileFormat.ROSTERFLOW_CSV, one_long_field, "file_unreadable"),
+    Hostile("long_field", FileFormat.ROSTERFLOW_CSV, one_long_field, "file_field_too_long"),
+    Hostile("many_issues", FileFormat.ROSTERFLOW_CSV, lambda: many_issues(300_000), None),
+    Hostile("nul_late", FileFormat.ROSTERFLOW_CSV, nul_late, None),
 )  # fmt: skip
