@@ -11,7 +11,14 @@ from rosterflow.events import FileFormat
 from services.validator.errors import FileError
 from services.validator.sheet import MAX_COLUMNS, measure_workbook, scan_sheet
 from tests.support.checks import run_check
-from tests.support.hostile import far_cell, far_dimension, inline, sheet_xlsx, wide_unreferenced
+from tests.support.hostile import (
+    far_cell,
+    far_dimension,
+    inline,
+    sheet_xlsx,
+    unpacking_part,
+    wide_unreferenced,
+)
 from tests.support.workbooks import NUMBERS, ROSTERFLOW_HEADER, xlsx
 
 
@@ -40,16 +47,7 @@ def test_cells_without_references_are_counted_where_calamine_places_them() -> No
 
 
 def test_a_part_that_unpacks_beyond_the_limit_is_refused_from_the_archive_directory() -> None:
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(far_cell())) as source,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
-    ):
-        for info in source.infolist():
-            target.writestr(info, source.read(info))
-        target.writestr("xl/sharedStrings.xml", b" " * (65 << 20))
-
-    error = rejected(out.getvalue())
+    error = rejected(unpacking_part())
 
     assert error.code == "file_sheet_too_large"
     assert "unpacks to" in error.message
