@@ -40,16 +40,45 @@ _NOT_LISTED = pa.scalar(RowCode.ROW_ISSUES_NOT_LISTED.value, pa.string())
 # issues of the file. What is not listed is still counted.
 MAX_ROW_ISSUES = 5
 MAX_LISTED_ISSUES = 100_000
-# Rows checked at once: a block of tiny rows would otherwise bring a million
+# Rows checked at once: a block of tiny rows would otherwise bring a hundred thousand
 # of them, with their issues, into one chunk.
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class ChunkCounts:
+    """What a chunk's issues count for, taken where the chunk is checked: the
+    issues themselves (every one) are dropped there, not carried to the tally."""
+
+    warnings: int
+    invalid: int
+    reasons: Counter[str]
+    """Error issues by code."""
+    skipped: Counter[str]
+    """Invalid rows by their first error code."""
+
+
+def count_issues(issues: pa.Table) -> ChunkCounts:
+    """``issues`` in line order, a row's errors first."""
+    errors_only = issues.filter(pc.equal(issues.column("severity"), _ERROR))
+    counted = ChunkCounts(issues.num_rows - errors_only.num_rows, 0, Counter(), Counter())
+    if not errors_only.num_rows:
+        return counted
+    codes = errors_only.column("code")
+    for entry in pc.value_counts(codes).to_pylist():
+        counted.reasons[str(entry["values"])] += int(entry["counts"])
+    # A row's first error is where its line starts.
+    lines = errors_only.column("line").to_numpy()
+    first = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]])
+    for entry in pc.value_counts(codes.take(pa.array(first))).to_pylist():
+        counted.skipped[str(entry["values"])] += int(entry["counts"])
+    return ChunkCounts(counted.warnings, len(first), counted.reasons, counted.skipped)
 
 
 @dataclass(frozen=True)
 class ChunkChecked:
     result: BatchResult
-    issues: pa.Table
-    """Every issue, the misshapen rows' too, in line order with a row's errors first."""
+    counts: ChunkCounts
     listed: pa.Table
     """What the report lists of them: at most MAX_ROW_ISSUES a row and a note of the rest."""
     not_listed: int
@@ -104,22 +133,12 @@ class _Tally:
     skipped: Counter[str] = field(default_factory=Counter)
 
     def add(self, checked: ChunkChecked) -> None:
-        result, issues = checked.result, checked.issues
-        errors_only = issues.filter(pc.equal(issues.column("severity"), _ERROR))
-        self.valid += result.valid.num_rows
-        self.empty += checked.blank + result.empty_rows
-        self.warnings += issues.num_rows - errors_only.num_rows
-        if not errors_only.num_rows:
-            return
-        codes = errors_only.column("code")
-        for entry in pc.value_counts(codes).to_pylist():
-            self.reasons[str(entry["values"])] += int(entry["counts"])
-        # In line order, errors first: a row's first error is where its line starts.
-        lines = errors_only.column("line").to_numpy()
-        first = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]])
-        self.invalid += len(first)
-        for entry in pc.value_counts(codes.take(pa.array(first))).to_pylist():
-            self.skipped[str(entry["values"])] += int(entry["counts"])
+        self.valid += checked.result.valid.num_rows
+        self.empty += checked.blank + checked.result.empty_rows
+        self.warnings += checked.counts.warnings
+        self.invalid += checked.counts.invalid
+        self.reasons.update(checked.counts.reasons)
+        self.skipped.update(checked.counts.skipped)
 
     def listing(self, issues: pa.Table) -> pa.Table:
         """What of ``issues`` the report lists, within the file's cap."""
@@ -313,7 +332,12 @@ def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> ChunkChecked:
     )
     listed, not_listed = _cap_per_row(issues)
     return ChunkChecked(
-        result, issues, listed, not_listed, chunk.blank, partition_keys(result.valid)
+        BatchResult(result.valid, listed, result.empty_rows),
+        count_issues(issues),
+        listed,
+        not_listed,
+        chunk.blank,
+        partition_keys(result.valid),
     )
 
 
