@@ -300,6 +300,8 @@ class Consumer:
             await self._consume(spec, event_type, handler, message)
 
         consume.__name__ = f"{self._service}_{spec.event.__name__}"
+        # At zero from the start, so the first dead letter shows in increase() and the alert.
+        metrics.DEAD_LETTERS.labels(spec.name, self._service)
         self.subscriptions.append(
             metrics.Subscription(
                 group_name(self._settings, self._service, spec), topic_name(self._settings, spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import httpx
 
-from rosterflow.settings import REPO_ROOT, Settings
+from rosterflow.settings import LOCAL_DIR, REPO_ROOT, Settings
 
 SERVICES = ("ingest", "validator", "importer", "archiver", "notifier")
+# Where the local stack's Prometheus discovers what to scrape (file_sd).
+PROMETHEUS_TARGETS = LOCAL_DIR / "prometheus" / "targets"
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -126,17 +129,25 @@ def _instance_environment(settings: Settings, name: str, instance: int) -> dict[
 
 @contextmanager
 def service_processes(
-    settings: Settings, log_dir: Path, names: tuple[str, ...] = SERVICES, *, instances: int = 1
+    settings: Settings,
+    log_dir: Path,
+    names: tuple[str, ...] = SERVICES,
+    *,
+    instances: int = 1,
+    targets_dir: Path = PROMETHEUS_TARGETS,
 ) -> Iterator[Services]:
     """Start each service with ``python -m services.<name>``; SIGTERM them on exit.
 
     With ``instances`` > 1 each service runs that many processes (``validator-1``,
     ``validator-2`` …) in the same consumer groups, each with ports of its own.
+    Each process is announced to Prometheus by a target file in ``targets_dir``
+    while it runs.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **environment(settings)}
     started: list[Service] = []
     base_urls: list[str] = []
+    announced: list[Path] = []
     try:
         for name in names:
             for instance in range(1, instances + 1):
@@ -153,6 +164,7 @@ def service_processes(
                         stderr=subprocess.STDOUT,
                     )
                 started.append(Service(label, process, log, ops_url))
+                announced.append(announce(targets_dir, name, label, process.pid, ops_url))
                 if name == "ingest":
                     port = extra.get("ROSTERFLOW_HTTP_PORT", str(settings.http.port))
                     base_urls.append(f"http://{settings.http.host}:{port}")
@@ -165,6 +177,9 @@ def service_processes(
             )
         yield Services(started, base_url, base_urls)
     finally:
+        # Withdrawn first: a process stopped on purpose is not a target that is down.
+        for path in announced:
+            path.unlink(missing_ok=True)
         for service in started:
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
@@ -174,6 +189,21 @@ def service_processes(
             except subprocess.TimeoutExpired:
                 service.process.kill()
                 service.process.wait()
+
+
+def announce(targets_dir: Path, service: str, label: str, pid: int, ops_url: str) -> Path:
+    """Write a Prometheus file_sd target file for one process; return its path.
+
+    Written to a temporary name and renamed, so Prometheus never reads half a file.
+    """
+    targets_dir.mkdir(parents=True, exist_ok=True)
+    address = ops_url.removeprefix("http://")
+    group = [{"targets": [address], "labels": {"service": service, "process": label}}]
+    path = targets_dir / f"{label}-{pid}.json"
+    partial = path.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(group))
+    partial.replace(path)
+    return path
 
 
 # --- ops endpoints -------------------------------------------------

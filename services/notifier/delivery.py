@@ -74,10 +74,15 @@ async def _deliver(rt: Runtime, relay: smtp.Relay, pending: Pending) -> Result:
             return "retrying"
         return "abandoned" if state == "abandoned" else "taken_over"
 
+    waited: float | None = None
+
     async def sent() -> None:
+        nonlocal waited
         async with rt.pool.acquire() as conn:
-            await store.mark_sent(conn, pending)
+            waited = await store.mark_sent(conn, pending)
 
     await retry_transient(sent, "notifier:record-sent")
+    if waited is not None:
+        metrics.EMAIL_DELAY.observe(waited)
     log.info("email sent", extra={**context, "attempt": pending.attempts})
     return "sent"

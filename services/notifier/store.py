@@ -52,6 +52,7 @@ UPDATE notifications
    SET state = 'sent', sent_at = coalesce(sent_at, now()), next_attempt_at = NULL,
        updated_at = now()
  WHERE job_id = $1 AND outcome = $2
+RETURNING extract(epoch FROM sent_at - created_at)::float8 AS waited
 """
 
 # The attempt number fences the lease: an instance whose lease ran out (and
@@ -133,8 +134,10 @@ async def take_due(conn: Connection, limit: int, lease_seconds: float) -> list[P
     return [Pending(**dict(row)) for row in rows]
 
 
-async def mark_sent(conn: Connection, pending: Pending) -> None:
-    await conn.execute(MARK_SENT, pending.job_id, pending.outcome)
+async def mark_sent(conn: Connection, pending: Pending) -> float | None:
+    """Record the email sent; return the seconds it waited since the outcome was recorded."""
+    waited = await conn.fetchval(MARK_SENT, pending.job_id, pending.outcome)
+    return float(waited) if waited is not None else None
 
 
 async def mark_refused(conn: Connection, pending: Pending, reason: str) -> None:

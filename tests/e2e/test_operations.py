@@ -41,7 +41,7 @@ from rosterflow.testing import (
 )
 from rosterflow.topics import JOB_ACCEPTED
 from tests.support.database import ADMIN_DSN, with_database
-from tests.support.observability import dashboard_queries, metric_names, rule_expressions
+from tests.support.observability import dashboard_queries, every_rule, metric_names
 from tests.support.pipeline import process_settings
 
 ADMIN_NAME = "Karin Adminsdotter"
@@ -358,9 +358,10 @@ def test_logs_are_json_with_the_job_and_no_personal_data(run: Run) -> None:
 
 def test_every_metric_in_the_dashboard_and_the_alerts_is_exported(run: Run) -> None:
     exported = run.sample_names()
-    # `up` is written by Prometheus itself for every scrape target.
-    synthetic = {"up"}
-    queries = dashboard_queries() + rule_expressions()
+    # `up` is written by Prometheus itself for every scrape target, the SLIs by the rules.
+    recorded = {str(rule["record"]) for rule in every_rule() if "record" in rule}
+    synthetic = {"up"} | recorded
+    queries = dashboard_queries() + [str(rule["expr"]) for rule in every_rule()]
     assert len(queries) >= 12
     used = {name for query in queries for name in metric_names(query)}
     assert len(used) >= 10

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import re
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -177,3 +179,46 @@ async def test_dead_letters_are_listed_and_replayed_after_the_fix(
         status, out, _ = await ops(settings, "dead-letters", "replay", "--job", str(uuid4()))
         assert status == 1
         assert "no dead letter matches" in out
+
+
+async def test_watch_follows_a_job_with_progress_bars_and_stage_timings(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    async with pipeline(settings) as p:
+        school = await seed_school(conn)
+        roster = sample_roster(400, school_age_numbers()).to_csv().encode()
+        upload = await p.upload(school, roster, archive_missing=True)
+        watching = asyncio.create_task(ops(settings, "watch", str(upload.job_id)))
+        await reaches(conn, upload.job_id, "awaiting_confirmation")
+        await asyncio.sleep(0.5)  # the watcher sees the job wait for its administrator
+        assert not watching.done()
+        await p.any.publisher.publish(
+            events.ConfirmationRequested(job_id=upload.job_id, requested_by=new_admin())
+        )
+        status, out, err = await asyncio.wait_for(watching, 60)
+
+    assert status == 0, out + err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"job {upload.job_id}")
+    assert "awaiting_confirmation  waits for the administrator to confirm" in out
+    timed = {
+        m[1]: float(m[2]) for line in lines if (m := re.fullmatch(r"\s*(\w+)\s+([\d.]+) s", line))
+    }
+    assert list(timed) == [
+        "received",
+        "validating",
+        "awaiting_confirmation",
+        "importing",
+        "archiving",
+    ]
+    assert all(seconds >= 0 for seconds in timed.values())
+    assert timed["awaiting_confirmation"] >= 0.5
+    assert lines[-1].startswith("completed after ")
+    total = float(lines[-1].split()[2])
+    assert total >= sum(timed.values()) - 0.01
+    # The bars: each stage, full at its end, with the rows done of the file's rows.
+    bars = {line.split()[0]: line for line in err.splitlines() if "rows" in line}
+    assert set(bars) == {"validating", "importing"}
+    assert "400/400 rows" in bars["validating"]
+    assert "400/400 rows" in bars["importing"]
+    assert "━" in bars["importing"]

@@ -16,6 +16,9 @@ from rosterflow.settings import REPO_ROOT
 OBSERVABILITY = REPO_ROOT / "deploy" / "observability"
 DASHBOARD = OBSERVABILITY / "grafana" / "dashboards" / "rosterflow.json"
 ALERTS = OBSERVABILITY / "prometheus" / "alerts.yml"
+SLOS = OBSERVABILITY / "prometheus" / "slos.yml"
+RULE_FILES = (ALERTS, SLOS)
+RULE_TESTS = OBSERVABILITY / "prometheus" / "tests"
 
 
 def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -41,6 +44,11 @@ def alert_rules(path: Path = ALERTS) -> list[dict[str, Any]]:
 
 def rule_expressions(path: Path = ALERTS) -> list[str]:
     return [str(rule["expr"]) for rule in alert_rules(path)]
+
+
+def every_rule() -> list[dict[str, Any]]:
+    """Every alerting and recording rule of every rule file."""
+    return [rule for path in RULE_FILES for rule in alert_rules(path)]
 
 
 # Grafana's built-in interval variables stand for a duration.

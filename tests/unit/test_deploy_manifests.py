@@ -257,8 +257,9 @@ def test_health_checks_and_scrapes_use_the_agreed_ports_and_paths(
         assert job.get("metrics_path", "/metrics") == "/metrics"
         assert re.fullmatch(selector.group(1), job["job_name"]), job["job_name"]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    assert [Path(f).name for f in prometheus["rule_files"]] == ["alerts.yml", "slos.yml"]
     for rule_file in prometheus["rule_files"]:
-        assert mounts[rule_file].endswith("observability/prometheus/alerts.yml")
+        assert mounts[rule_file].endswith("observability/prometheus/" + Path(rule_file).name)
 
 
 def test_every_file_compose_mounts_exists(compose: dict[str, Any]) -> None:

@@ -77,7 +77,8 @@ def test_the_dashboard_parses_and_has_the_panels() -> None:
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
     for panel in board["panels"]:
-        assert panel["targets"], panel["title"]
+        if panel["type"] != "row":
+            assert panel["targets"], panel["title"]
     for query in dashboard_queries():
         promql_parser.parse(GRAFANA_DURATION.sub("5m", query))
 

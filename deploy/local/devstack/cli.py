@@ -7,18 +7,19 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from . import kafka, postgres, s3, smtp
+from . import kafka, postgres, prometheus, s3, smtp
 from .component import Component, live_pid
 from .config import Config, load_config
 from .errors import StackError
 from .procs import LOG_TAIL_LINES, cmdline, is_alive, mkdirs, read_pid, remove_pid, say, tail
 
-ALL_COMPONENTS = ("postgres", "kafka", "smtp", "s3")
+ALL_COMPONENTS = ("postgres", "kafka", "smtp", "s3", "prometheus")
 COMPONENTS: dict[str, Component] = {
     "postgres": postgres.COMPONENT,
     "kafka": kafka.COMPONENT,
     "smtp": smtp.COMPONENT,
     "s3": s3.COMPONENT,
+    "prometheus": prometheus.COMPONENT,
 }
 
 
@@ -48,6 +49,8 @@ def up_component(cfg: Config, comp: Component) -> None:
                 f"Try `stack.py down --only {comp.name}` then `up` again."
             )
         say(f"{comp.name}: already running (pid {pid}, {comp.address(cfg)})")
+        if comp.refresh is not None:
+            comp.refresh(cfg)
         if comp.name == "kafka" and not kafka.kafka_libs_current(cfg):
             say("kafka: note: pom.xml changed since the jars were resolved; down+up to use them")
         return
@@ -119,10 +122,13 @@ def parse_only(raw: str | None) -> list[str]:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="rosterflow local development stack (Kafka, PostgreSQL, SMTP sink, S3)"
+        description="rosterflow local development stack "
+        "(Kafka, PostgreSQL, SMTP sink, S3, Prometheus)"
     )
     parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--only", metavar="NAMES", help="comma list of: kafka,postgres,smtp,s3")
+    parser.add_argument(
+        "--only", metavar="NAMES", help="comma list of: kafka,postgres,smtp,s3,prometheus"
+    )
     return parser.parse_args(list(argv))
 
 

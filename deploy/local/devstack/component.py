@@ -15,7 +15,8 @@ class Component:
 
     `probe` returns None when the component answers, else what is missing; `start`
     returns the pid it recorded in the pid file; `stop` is only called with a live pid
-    that `is_ours` accepted (its /proc cmdline names this stack's files).
+    that `is_ours` accepted (its /proc cmdline names this stack's files). `refresh`, if
+    given, makes an already running component take this checkout's files again.
     """
 
     name: str
@@ -24,6 +25,7 @@ class Component:
     probe: Callable[[Config], str | None]
     start: Callable[[Config], int]
     stop: Callable[[Config, int], None]
+    refresh: Callable[[Config], None] | None = None
 
 
 def live_pid(cfg: Config, comp: Component) -> int | None:

@@ -23,6 +23,7 @@ class Config:
     pg_port: int
     smtp_port: int
     s3_port: int = 18333
+    prometheus_port: int = 19090
 
     @property
     def controller_port(self) -> int:
@@ -84,6 +85,26 @@ class Config:
     def s3_log(self) -> Path:
         return self.local / "logs" / "s3.log"
 
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.local / "prometheus"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.prometheus_dir / "data"
+
+    @property
+    def prometheus_targets(self) -> Path:
+        return self.prometheus_dir / "targets"
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.prometheus_dir / "prometheus.yml"
+
+    @property
+    def prometheus_log(self) -> Path:
+        return self.local / "logs" / "prometheus.log"
+
     def pid_file(self, name: str) -> Path:
         return self.pids / f"{name}.pid"
 
@@ -107,4 +128,5 @@ def load_config() -> Config:
         smtp_port=env_port("ROSTERFLOW_LOCAL_SMTP_PORT", 2525),
         # S3 (SeaweedFS) on this port; its other ports take the next nine.
         s3_port=env_port("ROSTERFLOW_LOCAL_S3_PORT", 18333),
+        prometheus_port=env_port("ROSTERFLOW_LOCAL_PROMETHEUS_PORT", 19090),
     )

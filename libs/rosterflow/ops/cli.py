@@ -2,6 +2,9 @@
 
     jobs [--state S]… [--limit N]      jobs by state, oldest change first
     timeline JOB_ID                    one job's transitions (job_transitions)
+    watch JOB_ID [--interval S] [--timeout S]
+                                       follow a job until it ends: its stage's progress
+                                       bar, and each state's time as the job leaves it
     cancel JOB_ID [--wait S]           cancel as the platform would (cancellation topic)
     redrive JOB_ID                     re-publish the event that starts the job's next stage
     dead-letters list [--limit N]      the dead-letter topic, oldest first
@@ -30,6 +33,15 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from rosterflow import db, events, jobs
 from rosterflow.jobs import Job, JobState
@@ -171,6 +183,111 @@ async def timeline(t: Tools, job_id: UUID) -> int:
             file=t.out,
         )
     return 0
+
+
+TRANSITIONS_SINCE = """
+SELECT id, at, from_state, to_state FROM job_transitions
+ WHERE job_id = $1 AND id > $2 ORDER BY id
+"""
+# The stages that report rows done (the validator does not know the total until the end).
+PROGRESS_STAGES = ("validating", "importing")
+
+
+def _rows_of(job: Job, stage: str) -> int | None:
+    """The rows a finished stage went through, from what its transition recorded."""
+    if stage == "validating" and job.check_result:
+        counts = job.check_result.get("counts", {})
+        return sum(int(counts.get(k, 0)) for k in ("valid", "invalid", "empty"))
+    if stage == "importing" and job.import_counts:
+        return sum(int(n) for n in job.import_counts.values())
+    return None
+
+
+class _Bars:
+    """One rich progress bar per stage the job passes through, on the error stream."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
+            console=Console(file=err, width=100),
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def enter(self, stage: str) -> None:
+        if stage in PROGRESS_STAGES and stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=None)
+
+    def show(self, job: Job) -> None:
+        stage = job.state.value
+        if job.progress_stage == stage and stage in self.tasks:
+            self.progress.update(
+                self.tasks[stage], completed=job.progress_done or 0, total=job.progress_total
+            )
+
+    def finish(self, stage: str, job: Job) -> None:
+        task = self.tasks.get(stage)
+        if task is None:
+            return
+        # Over: the rows the stage went through, as its transition recorded them.
+        rows = _rows_of(job, stage)
+        if rows is not None:
+            self.progress.update(task, completed=rows, total=rows)
+        self.progress.stop_task(task)
+
+
+async def watch(t: Tools, job_id: UUID, interval: float, give_up_after: float) -> int:
+    """Follow the job until it ends (0), or until ``give_up_after`` seconds pass (1).
+
+    Each state's time is printed as the job leaves it; the stages' progress bars
+    (rows done of the file's rows) go to the error stream.
+    """
+    job = await _job(t, job_id)
+    print(f"job {job.id}  organisation {job.organisation_id}", file=t.out)
+    bars = _Bars(t.err)
+    seen, waiting_note = 0, ""
+    started: datetime | None = None
+    previous_at: datetime | None = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_after
+    with bars.progress:
+        while True:
+            moves = await t.conn.fetch(TRANSITIONS_SINCE, job_id, seen)
+            job = await _job(t, job_id)  # at least as new as the transitions
+            for r in moves:
+                seen = r["id"]
+                started = started or r["at"]
+                if r["from_state"] is not None and previous_at is not None:
+                    bars.finish(r["from_state"], job)
+                    took = (r["at"] - previous_at).total_seconds()
+                    print(f"{r['from_state']:>22}  {took:10.3f} s", file=t.out)
+                bars.enter(r["to_state"])
+                previous_at = r["at"]
+            bars.show(job)
+            note = _waits_for_a_person(job)
+            if note and note != waiting_note:
+                print(f"{job.state.value:>22}  {note}", file=t.out)
+            waiting_note = note
+            if job.terminal and job.finished_at is not None and started is not None:
+                total = (job.finished_at - started).total_seconds()
+                ending = f"{job.state.value} after {total:.3f} s"
+                print(ending + (f" (error {job.error_code})" if job.error_code else ""), file=t.out)
+                return 0
+            if loop.time() > deadline:
+                print(f"still {job.state.value} after {give_up_after:.0f} s", file=t.out)
+                return 1
+            await asyncio.sleep(interval)
+
+
+def _waits_for_a_person(job: Job) -> str:
+    if job.state is JobState.AWAITING_CONFIRMATION:
+        return "waits for the administrator to confirm"
+    if job.awaiting_archive_decision:
+        return "archive held: waits for the administrator's decision"
+    return ""
 
 
 async def cancel(t: Tools, job_id: UUID, wait: float) -> int:
@@ -335,6 +452,10 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("--state", action="append", default=[], choices=[s.value for s in JobState])
     j.add_argument("--limit", type=int, default=100)
     sub.add_parser("timeline", help="one job's transitions").add_argument("job", type=UUID)
+    w = sub.add_parser("watch", help="follow a job until it ends: progress and stage timings")
+    w.add_argument("job", type=UUID)
+    w.add_argument("--interval", type=float, default=0.25, help="seconds between looks")
+    w.add_argument("--timeout", type=float, default=3600.0, help="give up after seconds")
     c = sub.add_parser("cancel", help="cancel a job")
     c.add_argument("job", type=UUID)
     c.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the end")
@@ -382,6 +503,8 @@ async def _dispatch(t: Tools, args: Any) -> int:
         return await list_jobs(t, args.state, args.limit)
     if args.command == "timeline":
         return await timeline(t, args.job)
+    if args.command == "watch":
+        return await watch(t, args.job, args.interval, args.timeout)
     if args.command == "cancel":
         return await cancel(t, args.job, args.wait)
     if args.command == "redrive":

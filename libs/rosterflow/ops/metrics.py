@@ -88,6 +88,13 @@ EMAILS = Counter(
     "Email delivery attempts by result (sent, retrying, refused, abandoned, taken_over).",
     ["result"],
 )
+# Seconds: sent at once, after a retry or two, or after a relay outage of hours.
+EMAIL_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400)
+EMAIL_DELAY = Histogram(
+    "rosterflow_email_delay_seconds",
+    "From the job's outcome recorded for an email to that email sent (the email SLO).",
+    buckets=EMAIL_BUCKETS,
+)
 DEAD_LETTERS = Counter(
     "rosterflow_dead_letters",
     "Messages sent to the dead-letter topic, by the topic they came from and the service.",
@@ -295,6 +302,14 @@ for _result in ("sent", "retrying", "refused", "abandoned", "taken_over"):
     EMAILS.labels(_result)
 for _source in ("database", "broker"):
     SCRAPE_ERRORS.labels(_source)
+for _result in ("valid", "invalid", "empty"):
+    ROWS_VALIDATED.labels(_result)
+for _change in ("created", "updated", "unchanged", "reactivated"):
+    ROWS_IMPORTED.labels(_change)
+for _state in ("received", "validating", "awaiting_confirmation", "importing", "archiving"):
+    STATE_DURATION.labels(_state)
+for _outcome in ("completed", "cancelled", "failed", "rejected"):
+    JOB_DURATION.labels(_outcome)
 
 
 async def scrape(
