@@ -61,18 +61,18 @@ class ChunkCounts:
 def count_issues(issues: pa.Table) -> ChunkCounts:
     """``issues`` in line order, a row's errors first."""
     errors_only = issues.filter(pc.equal(issues.column("severity"), _ERROR))
-    counted = ChunkCounts(issues.num_rows - errors_only.num_rows, 0, Counter(), Counter())
+    warnings = issues.num_rows - errors_only.num_rows
     if not errors_only.num_rows:
-        return counted
+        return ChunkCounts(warnings, 0, Counter(), Counter())
     codes = errors_only.column("code")
-    for entry in pc.value_counts(codes).to_pylist():
-        counted.reasons[str(entry["values"])] += int(entry["counts"])
     # A row's first error is where its line starts.
     lines = errors_only.column("line").to_numpy()
     first = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]])
-    for entry in pc.value_counts(codes.take(pa.array(first))).to_pylist():
-        counted.skipped[str(entry["values"])] += int(entry["counts"])
-    return ChunkCounts(counted.warnings, len(first), counted.reasons, counted.skipped)
+    return ChunkCounts(warnings, len(first), _counted(codes), _counted(codes.take(pa.array(first))))
+
+
+def _counted(codes: pa.ChunkedArray) -> Counter[str]:
+    return Counter({str(e["values"]): int(e["counts"]) for e in pc.value_counts(codes).to_pylist()})
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class ChunkChecked:
     result: BatchResult
     counts: ChunkCounts
     listed: pa.Table
-    """What the report lists of them: at most MAX_ROW_ISSUES a row and a note of the rest."""
+    """What the report lists of the chunk's issues: at most MAX_ROW_ISSUES a row (errors
+    first) and a note of how many more."""
     not_listed: int
     blank: int
     keys: list[pa.Array]
