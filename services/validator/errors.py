@@ -142,10 +142,12 @@ def sheet_too_large(rows: int, columns: int, max_columns: int, max_cells: int) -
         FileCode.SHEET_TOO_LARGE,
         f"Arbetsbokens första blad sträcker sig över {rows} rader och {columns} kolumner, "
         f"mer än en import läser (högst {max_columns} kolumner och {max_cells} celler). "
-        "Ta bort tomma rader och kolumner efter elevlistan och spara arbetsboken igen.",
+        "Ta bort tomma rader och kolumner efter elevlistan och spara arbetsboken igen, "
+        "eller spara elevlistan som CSV.",
         f"The workbook's first sheet spans {rows} rows and {columns} columns, more than an "
         f"import reads (at most {max_columns} columns and {max_cells} cells). Delete the "
-        "empty rows and columns after the roster and save the workbook again.",
+        "empty rows and columns after the roster and save the workbook again, or save the "
+        "roster as CSV.",
     )
 
 

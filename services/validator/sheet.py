@@ -20,11 +20,13 @@ from typing import IO
 
 from services.validator import errors
 
-# The roster is in the first sheet; everything it spans is expanded into cells
-# of 32 bytes and more. A roster of the row limit and ten columns measures ten
-# million; more columns than a roster has are blank columns a spreadsheet kept.
+# The roster is in the first sheet; everything it spans is expanded, and read
+# a row at a time into Python, at about 100 MB a million cells: 1.5 million
+# (150,000 rows of ten columns) keep the validator within 400 MiB. A larger
+# roster is read as CSV, a block at a time. More columns than a roster has are
+# blank columns a spreadsheet kept.
 MAX_COLUMNS = 256
-MAX_CELLS = 12_000_000
+MAX_CELLS = 1_500_000
 # The first sheet's XML is streamed; the other parts calamine reads (shared
 # strings, styles, the workbook) are held whole.
 MAX_SHEET_XML = 1 << 30

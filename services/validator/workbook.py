@@ -26,7 +26,7 @@ from services.validator.reading import HEADER_CANDIDATES
 from services.validator.sheet import measure_workbook
 from services.validator.source import Chunk, Upload, canonical_batch
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 10_000
 # The header is looked for among the first non-empty rows (as many as a CSV's
 # candidates), within the sheet's first rows.
 _HEADER_SCAN_ROWS = 1000
