@@ -21,6 +21,7 @@ from rosterflow.settings import (
     AuthSettings,
     DatabaseSettings,
     KafkaSettings,
+    OpsSettings,
     Settings,
     StorageSettings,
 )
@@ -82,6 +83,8 @@ async def settings(database_dsn: str, tmp_path: Path) -> AsyncIterator[Settings]
         db=DatabaseSettings(dsn=database_dsn),
         storage=StorageSettings(uri=(tmp_path / "objects").as_uri()),
         auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
+        # An in-process ingest serves its ops endpoints too: on a port of its own.
+        ops=OpsSettings(port=0),
     )
     yield test_settings
     await delete_prefixed_topics(test_settings.kafka)

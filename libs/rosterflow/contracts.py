@@ -126,6 +126,35 @@ def json_schema(spec: TopicSpec) -> dict[str, Any]:
     }
 
 
+# What every producer must do, the platform included: the pipeline's own
+# producers (aiokafka) partition by murmur2 of the key, as Kafka's Java client;
+# a producer that partitions otherwise (kcat's default, librdkafka's
+# consistent_random) puts a job's events on another partition than the
+# pipeline's, and their order is lost.
+KEY_DESCRIPTION = (
+    "The job id as a UUID string (UTF-8), the same for every event of a job. "
+    "Producers must partition by murmur2 of this key, as Kafka's Java client and aiokafka "
+    "do by default (librdkafka, kcat: -X partitioner=murmur2_random), so that all events of "
+    "a job land on one partition, in order."
+)
+PARTITIONER = "murmur2"
+
+
+def _headers(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "content-type": {"type": "string", "const": "application/json"},
+            "event-kind": {
+                "type": "string",
+                "const": name,
+                "description": "The event's name; every message of a topic carries the same",
+            },
+        },
+        "required": ["content-type", "event-kind"],
+    }
+
+
 def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -135,7 +164,14 @@ def asyncapi() -> dict[str, Any]:
         messages[name] = {
             "name": name,
             "contentType": "application/json",
+            "headers": _headers(name),
             "payload": {"$ref": f"./{_schema_name(spec)}"},
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "format": "uuid", "description": KEY_DESCRIPTION},
+                    "bindingVersion": "0.5.0",
+                }
+            },
             "examples": [{"payload": json.loads(examples()[spec.event.kind].model_dump_json())}],
         }
         channel = spec.name.replace(".", "_").replace("-", "_")
@@ -157,15 +193,21 @@ def asyncapi() -> dict[str, Any]:
         operations[f"publish_{channel}"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{channel}"},
-            "summary": f"Published by {', '.join(spec.producers)}; key: the job id",
+            "summary": f"Published by {', '.join(spec.producers)}; key: the job id, "
+            f"partitioned by {PARTITIONER}",
+            "x-partitioner": PARTITIONER,
         }
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "rosterflow events",
             "version": "1",
-            "description": "Every message is JSON, keyed by its job id (UTF-8 UUID). "
-            "Topic names get the deployment's prefix (ROSTERFLOW_KAFKA_PREFIX).",
+            "description": "Every message is JSON, keyed by its job id (UTF-8 UUID), with "
+            "the headers content-type (application/json) and event-kind (the event's name). "
+            + KEY_DESCRIPTION
+            + " Topic names get the deployment's prefix (ROSTERFLOW_KAFKA_PREFIX). A request "
+            "whose job id can be read is always answered: JobRejected and JobFinished "
+            "(rejected) for a job that cannot start, JobFinished (failed) for a running one.",
         },
         "defaultContentType": "application/json",
         "channels": channels,

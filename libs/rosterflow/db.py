@@ -21,10 +21,20 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 7_202_611
 
 
-EVENT_SEEN = "SELECT true FROM processed_events WHERE consumer = $1 AND event_id = $2"
+EVENT_SEEN = "SELECT job_id FROM processed_events WHERE consumer = $1 AND event_id = $2"
 RECORD_EVENT = """
 INSERT INTO processed_events (consumer, event_id, job_id) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING
+"""
+
+# One more attempt of a consumer at an event of a job, committed on its own;
+# nothing (0) for a job that is not registered.
+COUNT_ATTEMPT = """
+INSERT INTO job_attempts (job_id, consumer, event_id, attempts)
+SELECT id, $2, $3, 1 FROM jobs WHERE id = $1
+ON CONFLICT (job_id, consumer, event_id)
+DO UPDATE SET attempts = job_attempts.attempts + 1, last_at = now()
+RETURNING attempts
 """
 
 

@@ -18,9 +18,22 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4, uuid5
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
-SCHOOL_YEAR_PATTERN = r"^(\d{4})/(\d{4})$"
+# The school years an import may name: two consecutive years, the first in
+# this range. Enumerated, so that the documented pattern (JSON Schema,
+# OpenAPI) accepts exactly what the code accepts, and no "0000/0000".
+FIRST_SCHOOL_YEAR, LAST_SCHOOL_YEAR = 2000, 2099
+SCHOOL_YEAR_PATTERN = (
+    "^(?:" + "|".join(f"{y}/{y + 1}" for y in range(FIRST_SCHOOL_YEAR, LAST_SCHOOL_YEAR + 1)) + ")$"
+)
 
 
 def _consecutive(value: str) -> str:
@@ -33,6 +46,27 @@ SchoolYear = Annotated[
     str, StringConstraints(pattern=SCHOOL_YEAR_PATTERN), AfterValidator(_consecutive)
 ]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _cut_to(limit: int) -> BeforeValidator:
+    """Text cut to ``limit`` characters (marked) before it is checked against it.
+
+    Text copied from a file (a header, a message quoting one) must never make
+    an event too large for the broker; it is cut where it enters the event.
+    """
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > limit:
+            return value[: limit - 1] + "…"
+        return value
+
+    return BeforeValidator(cut)
+
+
+# A message for a person (an error, a rejection's reason).
+Text = Annotated[str, _cut_to(2000), Field(max_length=2000)]
+# A code, a header name: short by nature.
+Short = Annotated[str, _cut_to(200), Field(max_length=200)]
 
 
 def _now() -> datetime:
@@ -157,8 +191,8 @@ class JobAccepted(Event):
 
 class JobRejected(Event):
     kind: ClassVar[str] = "job_rejected"
-    code: str
-    message: str
+    code: Short
+    message: Text
 
 
 class CheckCounts(BaseModel):
@@ -196,7 +230,9 @@ class Detected(BaseModel):
     encoding: str
     delimiter: str
     format: FileFormat
-    columns: dict[str, str] = Field(description="Canonical column → header in the file")
+    columns: dict[str, Short] = Field(
+        description="Canonical column → header in the file (cut to 200 characters)"
+    )
     header_line: int = Field(
         1,
         ge=1,
@@ -291,8 +327,8 @@ class JobFinished(Event):
     outcome: Outcome
     imported: ImportCounts | None = None
     archived: int = Field(default=0, ge=0)
-    error_code: str | None = None
-    error_message: str | None = None
+    error_code: Short | None = None
+    error_message: Text | None = None
 
 
 class DeadLetter(Message):
@@ -306,9 +342,12 @@ class DeadLetter(Message):
     partition: int
     offset: int
     consumer: str
-    reason: str
+    reason: Text
     original_key_b64: str | None = None
-    original_value_b64: str
+    original_value_b64: str = Field(
+        description="The message as it came, base64; its first 512 KiB when it was larger"
+    )
+    original_value_truncated: bool = False
 
 
 ALL_EVENTS: tuple[type[Message], ...] = (
@@ -336,5 +375,4 @@ def school_year_of(moment: datetime) -> str:
 
 
 def is_consecutive_school_year(value: str) -> bool:
-    match = re.match(SCHOOL_YEAR_PATTERN, value)
-    return match is not None and int(match[2]) == int(match[1]) + 1
+    return re.fullmatch(SCHOOL_YEAR_PATTERN, value) is not None

@@ -12,7 +12,16 @@ The consume contract every service relies on:
   topic with the reason and its original bytes, and its job (if the id can be
   read) ends *failed*;
 * a transient failure (database, storage or broker unreachable) is retried
-  with capped exponential backoff, never dead-lettered.
+  with capped exponential backoff, never dead-lettered;
+* every delivery of an event of a job is counted (``job_attempts``) before
+  the handler starts: a process that crashed, aborted, ran out of memory or
+  was stopped on it leaves the count behind, and the delivery after
+  ``max_attempts`` ends the job *failed* (``stage_attempts_exhausted``)
+  instead of running it again, so the partition moves on;
+* an event too large for the broker is a permanent error (``event_too_large``);
+* dead-lettering has a limit (``DeadLetterLimit``): when most recent messages
+  fail, the service stops consuming and says so instead of failing every
+  job in flight.
 """
 
 from __future__ import annotations
@@ -23,14 +32,16 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -40,11 +51,11 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from rosterflow import events
+from rosterflow import events, failures
 from rosterflow.logs import log_context
 from rosterflow.ops import metrics
 from rosterflow.settings import KafkaSettings
-from rosterflow.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec, topic_for
+from rosterflow.topics import ALL_TOPICS, DEAD_LETTERS, PLATFORM, TopicSpec, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +175,19 @@ class Publisher:
         """Publish and wait until the broker has it (acks=all)."""
         spec = topic_for(type(event))
         job_id = getattr(event, "job_id", None)
-        await self._broker.publish(
-            event.model_dump_json().encode(),
-            topic=topic_name(self._settings, spec),
-            key=str(job_id).encode() if job_id else None,
-            headers={"content-type": "application/json", "event-kind": spec.event.__name__},
-        )
+        try:
+            await self._broker.publish(
+                event.model_dump_json().encode(),
+                topic=topic_name(self._settings, spec),
+                key=str(job_id).encode() if job_id else None,
+                headers={"content-type": "application/json", "event-kind": spec.event.__name__},
+            )
+        except MessageSizeTooLargeError as exc:
+            # A KafkaError, but no retry makes the event smaller.
+            raise PermanentError(
+                "event_too_large",
+                f"The job's {spec.event.__name__} event is larger than the broker accepts.",
+            ) from exc
 
 
 def _job_id_of(raw: bytes) -> UUID | None:
@@ -199,13 +217,75 @@ async def retry_transient(
 
 FailJob = Callable[[UUID, str, str], Awaitable[None]]
 
+INVALID_EVENT = "invalid_event"
+EVENT_ID_REUSED = "event_id_reused"
+UNPROCESSABLE_EVENT = "unprocessable_event"
+
+
+@dataclass(frozen=True)
+class Handled:
+    job_id: UUID | None
+
 
 class Ledger(Protocol):
-    """Which events a consumer has fully handled (the processed_events table)."""
+    """Which events a consumer has fully handled (processed_events), and its attempts."""
 
-    async def seen(self, consumer: str, event_id: UUID) -> bool: ...
+    async def seen(self, consumer: str, event_id: UUID) -> Handled | None:
+        """The record of a handled event (with the job it was for), None when not handled."""
+        ...
+
+    async def refuse(self, job_id: UUID, code: str, message: str, *, requested: bool) -> None:
+        """End the job an unusable message names: a known active job fails; a job never
+        registered gets JobRejected and JobFinished (``requested``: only when the message
+        was the platform's request, so that no pipeline event starts a loop)."""
+        ...
 
     async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None: ...
+
+    async def attempt(self, consumer: str, event_id: UUID, job_id: UUID) -> int:
+        """Count one more attempt, committed before the work: this one's number (0: no job)."""
+        ...
+
+
+# A dead letter keeps at most this much of the original message: base64 makes
+# it a third larger, and the letter must still fit the broker's 1 MiB.
+MAX_ORIGINAL_BYTES = 512 * 1024
+
+
+class ConsumerHalted(Exception):
+    """The dead-letter limit tripped: the message is kept, the service consumes no more."""
+
+
+class DeadLetterLimit:
+    """Whether most of the last messages a service handled were dead-lettered.
+
+    One bad message is the message's fault; most messages failing is the
+    service's (a bad deployment, a schema change, a broken dependency), and
+    dead-lettering on would fail every job in flight. The service then stops
+    consuming and says so; a restart after the fix consumes from where it
+    stopped, the message that tripped the limit included.
+    """
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._outcomes: deque[bool] = deque(maxlen=settings.dead_letter_window)
+        self._min_failures = settings.dead_letter_min_failures
+        self._ratio = settings.dead_letter_ratio
+        self.halted: str | None = None
+
+    def handled(self) -> None:
+        self._outcomes.append(False)
+
+    def would_trip(self) -> bool:
+        """Whether one more failure reaches the limit (then it halts, remembering why)."""
+        outcomes = [*self._outcomes, True][-(self._outcomes.maxlen or 1) :]
+        failures = sum(outcomes)
+        if failures >= self._min_failures and failures >= self._ratio * len(outcomes):
+            self.halted = (
+                f"halted: {failures} of the last {len(outcomes)} messages could not be processed"
+            )
+            return True
+        self._outcomes.append(True)
+        return False
 
 
 # Seconds between a handled message and the commit of its offset, at most. A
@@ -290,6 +370,10 @@ class Consumer:
         self._fail_job = fail_job
         self._ledger = ledger
         self.commits = OffsetCommitter()
+        self.limit = DeadLetterLimit(settings)
+        # Exported at 0 from the start, so alerts on them have a series to read.
+        metrics.CONSUMER_HALTED.labels(service).set(0)
+        metrics.STAGE_ATTEMPTS_EXHAUSTED.labels(service)
         # The consumer groups this service reads, for the lag metric.
         self.subscriptions: list[metrics.Subscription] = []
 
@@ -324,9 +408,20 @@ class Consumer:
         handler: Callable[[E], Awaitable[None]],
         message: KafkaMessage,
     ) -> None:
+        if self.limit.halted is not None:
+            await self._hold(message)
+            return
         try:
             with log_context(stage=self._service, topic=spec.name):
                 await self._consume_logged(spec, event_type, handler, message)
+        except ConsumerHalted:
+            log.critical(
+                "most recent messages were dead-lettered; this service stops consuming",
+                extra={"topic": spec.name, "why": self.limit.halted},
+            )
+            metrics.CONSUMER_HALTED.labels(self._service).set(1)
+            await self._hold(message)
+            return
         except Exception:
             # Neither handled nor dead-lettered: back to this message, so that no
             # later commit passes it (what NACK_ON_ERROR did).
@@ -337,6 +432,14 @@ class Consumer:
             raise
         # Handled, or dead-lettered: either way the message is done with.
         self.commits.handled(message)
+
+    async def _hold(self, message: KafkaMessage) -> None:
+        """Keep this message for after a restart, and fetch nothing more."""
+        with contextlib.suppress(Exception):  # a stopped consumer starts from the commit anyway
+            await message.nack()
+        consumer = getattr(message, "consumer", None)
+        if isinstance(consumer, AIOKafkaConsumer):
+            consumer.pause(*consumer.assignment())
 
     async def _consume_logged(
         self,
@@ -354,7 +457,16 @@ class Consumer:
                 f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}"
                 for e in exc.errors(include_input=False, include_url=False)
             )
-            await self._dead_letter(spec, message, f"not a valid {spec.event.__name__}: {problems}")
+            # The platform hears of it (JobRejected or JobFinished) whenever
+            # the job id can be read; the operators get the dead letter.
+            await self._dead_letter(
+                spec,
+                message,
+                f"not a valid {spec.event.__name__}: {problems}",
+                code=INVALID_EVENT,
+                job_message=f"The {spec.event.__name__} event for this import is not valid: "
+                f"{problems}.",
+            )
             return
         job_id: UUID | None = getattr(event, "job_id", None)
         consumer = group_name(self._settings, self._service, spec)
@@ -375,13 +487,35 @@ class Consumer:
         job_id: UUID | None,
         consumer: str,
     ) -> None:
+        event_id: UUID = event.event_id
+        # -1: handled before; 0: not counted (no job); n: this delivery's attempt.
+        attempt = [0]
+
+        async def begin() -> None:
+            # A recorded event is skipped outright; any other delivery is
+            # counted, committed, before the handler can crash the process.
+            handled = await self._ledger.seen(consumer, event_id)
+            if handled is not None and job_id is not None and handled.job_id not in (None, job_id):
+                # Another job's event id: skipping it would drop this job's
+                # request in silence.
+                attempt[0] = -1
+                log.warning("event id reused for another job; refused", extra={"topic": spec.name})
+                await self._ledger.refuse(
+                    job_id,
+                    EVENT_ID_REUSED,
+                    f"The event id {event_id} was used before by a request for another "
+                    "import; every request needs an id of its own.",
+                    requested=PLATFORM in spec.producers,
+                )
+            elif handled is not None:
+                attempt[0] = -1
+            elif job_id is not None:
+                attempt[0] = await self._ledger.attempt(consumer, event_id, job_id)
+
         async def run() -> None:
             # Recorded only after the handler's effects and publications, so a
             # crash in between means the handler runs again (and finds its
-            # job already advanced); a recorded event is skipped outright.
-            event_id: UUID = event.event_id
-            if await self._ledger.seen(consumer, event_id):
-                return
+            # job already advanced).
             try:
                 await handler(event)
             except PermanentError as exc:
@@ -390,47 +524,99 @@ class Consumer:
                 await self._fail_job(job_id, exc.code, exc.message)
             await self._ledger.record(consumer, event_id, job_id)
 
+        async def exhausted() -> None:
+            assert job_id is not None
+            await self._fail_job(job_id, STAGE_ATTEMPTS_EXHAUSTED, exhausted_message(self._service))
+            await self._ledger.record(consumer, event_id, job_id)
+
         try:
+            await retry_transient(begin, f"{self._service}:{spec.name}:attempt")
+            if attempt[0] < 0:
+                return
+            if attempt[0] > self._settings.max_attempts:
+                log.error(
+                    "attempts exhausted; the job ends failed",
+                    extra={"topic": spec.name, "attempts": attempt[0] - 1},
+                )
+                metrics.STAGE_ATTEMPTS_EXHAUSTED.labels(self._service).inc()
+                await retry_transient(exhausted, f"{self._service}:{spec.name}:exhausted")
+                self.limit.handled()
+                return
             await retry_transient(run, f"{self._service}:{spec.name}")
+            self.limit.handled()
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except Exception as exc:
             # A bug or a state the code cannot handle: retrying would block the
             # partition forever. Keep the message for a replay after the fix.
+            # The exception's own text stays out (failures.describe).
             log.exception("handler failed; dead-lettering", extra={"topic": spec.name})
+            failure = failures.describe(exc)
             await self._dead_letter(
                 spec,
                 message,
-                f"handler error: {type(exc).__name__}: {exc}",
-                job_message=f"An internal error ({type(exc).__name__}) stopped the job; "
-                "the operators have the message in the dead-letter topic.",
+                f"handler error: {failure.code}: {failure.message}",
+                code=UNPROCESSABLE_EVENT,
+                job_message=f"{failure.message} The operators have the message in the "
+                "dead-letter topic.",
             )
 
     async def _dead_letter(
-        self, spec: TopicSpec, message: KafkaMessage, reason: str, job_message: str | None = None
+        self, spec: TopicSpec, message: KafkaMessage, reason: str, *, code: str, job_message: str
     ) -> None:
+        if self.limit.would_trip():
+            raise ConsumerHalted
         raw: bytes = message.body
         record: Any = message.raw_message
         job_id = _job_id_of(raw)
+        kept = raw[:MAX_ORIGINAL_BYTES]
         letter = events.DeadLetter(
             job_id=job_id,
             source_topic=topic_name(self._settings, spec),
             partition=record.partition,
             offset=record.offset,
             consumer=self._service,
-            reason=reason[:2000],
+            reason=failures.bounded(reason),
             original_key_b64=base64.b64encode(record.key).decode() if record.key else None,
-            original_value_b64=base64.b64encode(raw).decode(),
+            original_value_b64=base64.b64encode(kept).decode(),
+            original_value_truncated=len(kept) < len(raw),
         )
 
         async def publish_and_fail() -> None:
             await self._publisher.publish(letter)
             if job_id is not None:
-                await self._fail_job(job_id, "unprocessable_event", job_message or reason[:500])
+                await self._ledger.refuse(
+                    job_id,
+                    code,
+                    failures.bounded(job_message),
+                    requested=PLATFORM in spec.producers,
+                )
 
         log.error("dead letter", extra={"topic": spec.name, "job_id": str(job_id)})
         metrics.DEAD_LETTERS.labels(spec.name, self._service).inc()
         await retry_transient(publish_and_fail, f"{self._service}:dead-letter")
+
+
+STAGE_ATTEMPTS_EXHAUSTED = "stage_attempts_exhausted"
+
+# What the stage a consumer runs is called in an administrator's words.
+_STAGE_WORDS = {
+    "validator": "The check of the file",
+    "importer": "The import",
+    "archiver": "The archiving",
+    "notifier": "The email",
+    "ingest": "The intake",
+}
+
+
+def exhausted_message(service: str) -> str:
+    stage = _STAGE_WORDS.get(service, "A step of the import")
+    return (
+        f"{stage} stopped before it finished, every time it was tried (the service crashed, "
+        "ran out of memory or took too long), so the import was stopped to let other imports "
+        "go on. The file may be damaged or unusually built: check it, or save it again as CSV, "
+        "and upload it again; if it happens again, contact support."
+    )
 
 
 __all__ = [

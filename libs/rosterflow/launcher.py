@@ -219,10 +219,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def _ops_endpoint(
     settings: Settings, name: str, extra: dict[str, str]
 ) -> tuple[dict[str, str], str]:
-    """A port of its own for each process's ops endpoints (ingest: its API port)."""
-    if name == "ingest":
-        api_port = extra.get("ROSTERFLOW_HTTP_PORT", str(settings.http.port))
-        return {}, f"http://{settings.http.host}:{api_port}"
+    """A port of its own for each process's ops endpoints."""
     host = settings.ops.host
     ops_port = free_port(host)
     return (

@@ -14,13 +14,14 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import TracerProvider
 
-from rosterflow import db, jobs, journal
+from rosterflow import db, events, failures, jobs, journal
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.kafka import (
     TRANSIENT,
     Consumer,
+    Handled,
     PermanentError,
     Publisher,
     create_broker,
@@ -139,17 +140,47 @@ class Runtime:
             job = await self.job(job_id)
         return job
 
-    async def seen(self, consumer: str, event_id: UUID) -> bool:
+    async def seen(self, consumer: str, event_id: UUID) -> Handled | None:
         async with self.pool.acquire() as conn:
-            return bool(await conn.fetchval(db.EVENT_SEEN, consumer, event_id))
+            row = await conn.fetchrow(db.EVENT_SEEN, consumer, event_id)
+        return None if row is None else Handled(row["job_id"])
+
+    async def refuse(self, job_id: UUID, code: str, message: str, *, requested: bool) -> None:
+        async with self.pool.acquire() as conn:
+            known = await jobs.get(conn, job_id)
+        if known is not None:
+            await self.fail_job(job_id, code, message)
+            return
+        if not requested:
+            return
+        # Fresh event ids (not the job's deterministic JobFinished id): a
+        # later, valid request for the same job id must still be heard.
+        await self.publisher.publish(events.JobRejected(job_id=job_id, code=code, message=message))
+        await self.publisher.publish(
+            events.JobFinished(
+                job_id=job_id,
+                outcome=Outcome.REJECTED,
+                error_code=code,
+                error_message=message,
+            )
+        )
 
     async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(db.RECORD_EVENT, consumer, event_id, job_id)
 
+    async def attempt(self, consumer: str, event_id: UUID, job_id: UUID) -> int:
+        async with self.pool.acquire() as conn:
+            counted = await conn.fetchval(db.COUNT_ATTEMPT, job_id, consumer, event_id)
+        return int(counted or 0)
+
     async def fail_job(self, job_id: UUID, code: str, message: str) -> None:
         await self.end_job(
-            job_id, Outcome.FAILED, f"{self.service}:{code}", error_code=code, error_message=message
+            job_id,
+            Outcome.FAILED,
+            f"{self.service}:{code}",
+            error_code=code,
+            error_message=failures.bounded(message),
         )
 
 
@@ -161,4 +192,6 @@ async def record_progress(
         async with rt.pool.acquire() as conn:
             await jobs.record_progress(conn, job.id, stage, done, total)
     except TRANSIENT as exc:
-        log.warning("progress not recorded", extra={"job_id": str(job.id), "error": str(exc)})
+        log.warning(
+            "progress not recorded", extra={"job_id": str(job.id), "error": type(exc).__name__}
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,19 @@ class KafkaSettings(BaseSettings):
     # the consumer must not be evicted from its group meanwhile.
     max_poll_interval_ms: int = 30 * 60 * 1000
     client_id: str = "rosterflow"
+    # Attempts a consumer makes at one event of a job; each is counted before
+    # the work starts, so a crash, an abort or an out-of-memory kill counts
+    # too. One more delivery ends the job failed (stage_attempts_exhausted)
+    # and the partition moves on.
+    max_attempts: int = Field(default=3, ge=1)
+    # The dead-letter limit: when at least dead_letter_min_failures of the
+    # last dead_letter_window messages a service handled were dead-lettered,
+    # and they are at least dead_letter_ratio of them, the service stops
+    # consuming (not ready, rosterflow_consumer_halted, an alert) rather than
+    # fail every job in flight for what is likely its own fault.
+    dead_letter_window: int = Field(default=20, ge=1)
+    dead_letter_min_failures: int = Field(default=5, ge=1)
+    dead_letter_ratio: float = Field(default=0.5, gt=0, le=1)
 
 
 class DatabaseSettings(BaseSettings):
@@ -122,6 +135,8 @@ class ImportSettings(BaseSettings):
 
 # --- front door: bearer tokens from the journal platform ---------
 
+HS256_MIN_SECRET_BYTES = 32
+
 
 class AuthSettings(BaseSettings):
     """How ingest verifies the platform's JWTs: HS256 with a shared secret and/or
@@ -138,15 +153,24 @@ class AuthSettings(BaseSettings):
     # Clock skew tolerated on exp/nbf/iat.
     leeway_seconds: float = Field(default=30.0, ge=0)
 
+    @field_validator("hs256_secret")
+    @classmethod
+    def _strong_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
+        # A shorter one can be guessed offline from any token; refuse to start.
+        if secret is not None and len(secret.get_secret_value().encode()) < HS256_MIN_SECRET_BYTES:
+            raise ValueError(
+                f"ROSTERFLOW_AUTH_HS256_SECRET must be at least {HS256_MIN_SECRET_BYTES} bytes"
+                " (leave it unset to refuse HS256 tokens)"
+            )
+        return secret
+
 
 # --- operations: health, metrics and tracing ---------------------
 
 
 class OpsSettings(BaseSettings):
-    """Where a Kafka-only service serves /health, /ready and /metrics.
-
-    Ingest serves the same paths on its API port instead.
-    """
+    """Where every service serves /health, /ready and /metrics (never on ingest's API port)."""
 
     model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_OPS_")
 

@@ -36,6 +36,18 @@ def upload_key(organisation_id: UUID, job_id: UUID) -> str:
     return f"orgs/{organisation_id}/uploads/{job_id}/source"
 
 
+def organisation_prefix(organisation_id: UUID) -> str:
+    """Every object of an organisation lies under this prefix, and nothing else does."""
+    return f"orgs/{organisation_id}/"
+
+
+def under_organisation(key: str, organisation_id: UUID) -> bool:
+    """Whether a key names an object of this organisation (no way out of its prefix)."""
+    prefix = organisation_prefix(organisation_id)
+    parts = key[len(prefix) :].split("/")
+    return key.startswith(prefix) and all(p not in ("", ".", "..") for p in parts)
+
+
 def report_keys(organisation_id: UUID, job_id: UUID) -> tuple[str, str]:
     base = f"orgs/{organisation_id}/reports/{job_id}"
     return f"{base}/valid.parquet", f"{base}/invalid.parquet"
@@ -112,6 +124,19 @@ class ObjectStore:
         if info.type != pafs.FileType.File:
             raise StorageError(f"object {key} does not exist")
         return int(info.size)
+
+    def digest(self, key: str, limit: int) -> WrittenObject:
+        """The object's size and SHA-256, read in blocks (no more than ``limit`` + 1 bytes)."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.open_input(key) as source:
+            while size <= limit:
+                block = source.read(1024 * 1024)
+                if not block:
+                    break
+                size += len(block)
+                digest.update(block)
+        return WrittenObject(key, digest.hexdigest(), size)
 
     def write_table(self, key: str, table: pa.Table, row_group_size: int = 50_000) -> None:
         """Parquet; row groups are the batches readers (the importer) work through."""

@@ -50,7 +50,10 @@ def file_identities(store: ObjectStore, job: Job) -> list[pa.Array]:
         try:
             table = store.parquet_file(key).read(columns=["identity_number"])
         except StorageError as exc:
-            raise PermanentError("report_missing", str(exc)) from exc
+            raise PermanentError(
+                "report_missing",
+                f"The job's check report could not be read ({type(exc).__name__}).",
+            ) from exc
         found.extend(table.column("identity_number").chunks)
     return found
 

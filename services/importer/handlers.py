@@ -62,7 +62,9 @@ def _report(rt: Runtime, job: Job) -> pq.ParquetFile:
     try:
         return rt.store.parquet_file(valid_key)
     except StorageError as exc:
-        raise PermanentError("report_missing", str(exc)) from exc
+        raise PermanentError(
+            "report_missing", f"The job's check report could not be read ({type(exc).__name__})."
+        ) from exc
 
 
 def _small(parquet: pq.ParquetFile | None) -> bool:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from rosterflow.ops.http import router as ops_router
+from rosterflow.ops.http import OpsServer
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 from services.ingest import api, handlers, openapi
@@ -18,22 +18,32 @@ SERVICE = "ingest"
 def create_app(settings: Settings) -> FastAPI:
     rt = Runtime(settings, SERVICE)
     handlers.register(rt)
+    # /health, /ready, /metrics on the ops port, as every service: probes and
+    # Prometheus reach them, the API's clients do not.
+    ops = OpsServer(rt)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await rt.start()
-        await rt.broker.start()
+        await ops.start()
         try:
-            yield
+            await rt.start()
+            await rt.broker.start()
+            try:
+                yield
+            finally:
+                await rt.consumer.commits.stop()
+                await rt.broker.stop()
+                await rt.stop()
         finally:
-            await rt.consumer.commits.stop()
-            await rt.broker.stop()
-            await rt.stop()
+            await ops.stop()
 
     app = FastAPI(
-        title=openapi.TITLE, version="1", description=openapi.DESCRIPTION, lifespan=lifespan
+        title=openapi.TITLE,
+        version="1",
+        description=openapi.DESCRIPTION,
+        servers=openapi.SERVERS,
+        license_info=openapi.LICENSE,
+        lifespan=lifespan,
     )
     api.mount(app, rt)
-    # /health, /ready, /metrics: for probes and Prometheus, not the API.
-    app.include_router(ops_router(rt), include_in_schema=False)
     return app

@@ -68,7 +68,7 @@ class TokenVerifier:
     def verify(self, token: str) -> Caller:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
             raise _unauthenticated("token_invalid", "The bearer token is not a JWT.") from exc
         key = self._keys.get(str(algorithm))
         if key is None:
@@ -97,7 +97,9 @@ class TokenVerifier:
             raise _unauthenticated(
                 "token_wrong_issuer", "The bearer token has another issuer."
             ) from exc
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
+            # Any other refusal (a malformed key or token, InvalidKeyError…) is
+            # the token's fault as far as the caller is told: 401, never 500.
             raise _unauthenticated("token_invalid", "The bearer token is not valid.") from exc
         try:
             claims = Claims.model_validate(payload)

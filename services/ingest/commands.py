@@ -17,8 +17,14 @@ from rosterflow import events, jobs, journal
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.runtime import Runtime
+from rosterflow.storage import StorageError
 from services.ingest import store
-from services.ingest.logic import check_request
+from services.ingest.logic import (
+    Rejection,
+    check_file_key,
+    check_request,
+    check_stored_file,
+)
 
 # How long an HTTP upload waits for the broker before it answers 503.
 PUBLISH_TIMEOUT_SECONDS = 10.0
@@ -39,7 +45,10 @@ async def accept_upload(
     waiting in *received* for an event nobody published. An event delivered by
     Kafka instead retries (the broker is evidently there).
     """
-    job = await _register(rt, event)
+    # An upload over HTTP was stored and hashed here; the platform's own event
+    # names a file this service has to check before it trusts it.
+    rejection = None if unreachable_fails else await _file_rejection(rt, event)
+    job = await _register(rt, event, rejection)
     if not unreachable_fails:
         await announce(rt, job)
     else:
@@ -47,7 +56,7 @@ async def accept_upload(
             await asyncio.wait_for(announce(rt, job), PUBLISH_TIMEOUT_SECONDS)
         except _UNREACHABLE as exc:
             await _abandon(rt, job)
-            raise PipelineUnavailable(str(exc)) from exc
+            raise PipelineUnavailable(type(exc).__name__) from exc
     if job.state is not JobState.REJECTED:
         await supersede(rt, job)
     return job
@@ -84,11 +93,30 @@ async def supersede(rt: Runtime, job: Job) -> None:
         )
 
 
-async def _register(rt: Runtime, event: events.UploadRequested) -> Job:
+async def _file_rejection(rt: Runtime, event: events.UploadRequested) -> Rejection | None:
+    """Why the file an event names may not be imported (read only for a new job)."""
+    rejection = check_file_key(event.request, event.file)
+    if rejection is not None:
+        return rejection
+    async with rt.pool.acquire() as conn:
+        if await jobs.get(conn, event.job_id) is not None:
+            return None  # a redelivery: checked the first time
+    limit = rt.settings.storage.max_upload_bytes
+    try:
+        stored = await asyncio.to_thread(rt.store.digest, event.file.key, limit)
+    except StorageError:
+        stored = None
+    return check_stored_file(event.file, stored)
+
+
+async def _register(
+    rt: Runtime, event: events.UploadRequested, file_rejection: Rejection | None = None
+) -> Job:
     async with rt.pool.acquire() as conn:
         job = await jobs.register(conn, event)
         unit = await store.get_unit(conn, event.request.unit_id)
-        rejection = check_request(event.request, unit)
+        # The unit's check first: it answers the same for a missing or a foreign unit.
+        rejection = check_request(event.request, unit) or file_rejection
         if rejection is not None:
             job = await jobs.finish(
                 conn,

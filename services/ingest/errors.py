@@ -6,6 +6,7 @@ platform branches on ``code`` (stable, snake_case); ``message`` is for people.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,6 +53,7 @@ _PARAMETER_CODES = {
     ("query", "format"): ("format_not_supported", "This file format is not supported."),
 }
 _STATUS_CODES = {
+    400: "body_unparsable",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
@@ -79,6 +81,8 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
         {"location": [str(part) for part in e["loc"]], "message": e["msg"], "type": e["type"]}
         for e in exc.errors()
     ]
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return _unparsable()
     for problem in exc.errors():
         known = _PARAMETER_CODES.get(tuple(problem["loc"][:2]))
         if known is not None:
@@ -88,12 +92,32 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+def _unparsable() -> JSONResponse:
     return JSONResponse(
-        _body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        _body("body_unparsable", "The request body is not valid JSON (UTF-8)."), status_code=400
     )
+
+
+def _allowed(request: Request) -> str:
+    """Every method the API document gives this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    return ", ".join(sorted(methods))
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (e.g. not UTF-8).
+        return _unparsable()
+    code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request)
+    return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -112,6 +136,7 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
+        400: "The request body is not valid JSON (UTF-8): body_unparsable",
         404: "Not found (or another organisation's)",
         409: "Not possible in the job's current state",
         410: "The check report is no longer kept",

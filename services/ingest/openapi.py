@@ -26,8 +26,16 @@ DESCRIPTION = (
 )
 
 
+# The API is served by each deployment at its own address; relative, the
+# document names the server it was fetched from.
+SERVERS = [{"url": "/", "description": "The ingest service that serves this document"}]
+LICENSE = {"name": "Proprietary", "identifier": "LicenseRef-rosterflow-proprietary"}
+
+
 def document() -> dict[str, Any]:
-    app = FastAPI(title=TITLE, version="1", description=DESCRIPTION)
+    app = FastAPI(
+        title=TITLE, version="1", description=DESCRIPTION, servers=SERVERS, license_info=LICENSE
+    )
     for router in ROUTERS:
         app.include_router(router)
     return app.openapi()

@@ -240,7 +240,7 @@ def to_message(
     try:
         message["To"] = Address(addr_spec=email_.recipient)
     except (ValueError, email.errors.HeaderParseError) as exc:
-        raise InvalidRecipient(f"not a deliverable address: {exc}") from exc
+        raise InvalidRecipient(f"not a deliverable address ({type(exc).__name__})") from exc
     message["Subject"] = email_.subject
     message["Date"] = format_datetime(date or datetime.now(UTC))
     message["Message-ID"] = msgid

@@ -146,6 +146,21 @@ ERRORS: Final = {
         "format_not_supported": "Filformatet stöds inte ännu.",
         "report_missing": "Kontrollrapporten för importen saknas.",
         "unprocessable_event": "Ett internt fel stoppade importen; driften har underlaget.",
+        "stage_attempts_exhausted": "Importen avbröts: tjänsten som arbetade med filen stannade "
+        "varje gång den försökte (den kraschade, fick slut på minne eller tog för lång tid). "
+        "Filen kan vara skadad eller ovanligt uppbyggd: kontrollera den, eller spara den igen "
+        "som CSV, och ladda upp den igen. Kontakta supporten om det händer igen.",
+        "event_too_large": "Importen avbröts: uppgifterna om filen blev för stora för att skickas "
+        "vidare. Kontrollera rubrikraden och ladda upp filen igen.",
+        "file_outside_organisation": "Filen hör inte till organisationen och importerades inte.",
+        "file_size_mismatch": "Den lagrade filen har inte den storlek som angavs; den kan ha "
+        "ändrats eller skadats. Ladda upp den igen.",
+        "file_checksum_mismatch": "Den lagrade filen stämmer inte med den som laddades upp; den "
+        "kan ha ändrats eller skadats. Ladda upp den igen.",
+        "event_id_reused": "Begäran hade samma id som en tidigare begäran för en annan import "
+        "och avvisades. Ladda upp filen igen.",
+        "invalid_event": "Begäran om importen var ofullständig eller felaktig och avvisades. "
+        "Ladda upp filen igen.",
     },
     EN: {
         "file_empty": "The file is empty.",
@@ -168,6 +183,22 @@ ERRORS: Final = {
         "report_missing": "The import's check report is missing.",
         "unprocessable_event": "An internal error stopped the import; the operators have the "
         "details.",
+        "stage_attempts_exhausted": "The import was stopped: the service working on the file "
+        "stopped every time it tried (it crashed, ran out of memory or took too long). The file "
+        "may be damaged or unusually built: check it, or save it again as CSV, and upload it "
+        "again. Contact support if it happens again.",
+        "event_too_large": "The import was stopped: what the check found about the file was "
+        "too large to pass on. Check the header row and upload the file again.",
+        "file_outside_organisation": "The file does not belong to the organisation and was not "
+        "imported.",
+        "file_size_mismatch": "The stored file does not have the size given for it; it may have "
+        "been changed or damaged. Upload it again.",
+        "file_checksum_mismatch": "The stored file does not match the one uploaded; it may have "
+        "been changed or damaged. Upload it again.",
+        "event_id_reused": "The request had the same id as an earlier request for another import "
+        "and was refused. Upload the file again.",
+        "invalid_event": "The request for the import was incomplete or malformed and was "
+        "refused. Upload the file again.",
     },
 }
 

@@ -266,7 +266,12 @@ def test_every_service_is_alive_and_ready(run: Run) -> None:
         assert run.health[service] == (200, {"status": "ok", "service": service})
         status, body = run.ready[service]
         assert status == 200, body
-        assert body["checks"] == {"broker": "ok", "database": "ok", "storage": "ok"}
+        assert body["checks"] == {
+            "broker": "ok",
+            "database": "ok",
+            "storage": "ok",
+            "consumer": "ok",
+        }
 
 
 def test_the_pipeline_metrics_tell_what_happened(run: Run) -> None:

@@ -11,6 +11,7 @@ import httpx
 from rosterflow import events, jobs
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
+from rosterflow.storage import ObjectStore, upload_key
 from rosterflow.testing import (
     EventTap,
     bearer,
@@ -28,12 +29,16 @@ from tests.support.pipeline import pipeline
 WHO = events.Requester(user_id="u-1", name="Karin Admin", email="karin@example.org")
 
 
-def upload_event(org: UUID, unit: UUID) -> events.UploadRequested:
+def upload_event(settings: Settings, org: UUID, unit: UUID) -> events.UploadRequested:
+    """The platform's request for a file it stored under the organisation's prefix."""
+    job_id = uuid4()
+    key = upload_key(org, job_id)
+    written = ObjectStore.from_settings(settings.storage).write_bytes(key, b"Personnummer\r\n")
     return events.UploadRequested(
-        job_id=uuid4(),
+        job_id=job_id,
         request=events.ImportRequest(organisation_id=org, unit_id=unit, school_year="2026/2027"),
         file=events.StoredFile(
-            key="orgs/x/uploads/y/source", name="a.csv", sha256="0" * 64, size_bytes=10
+            key=key, name="a.csv", sha256=written.sha256, size_bytes=written.size_bytes
         ),
         requested_by=WHO,
     )
@@ -43,7 +48,7 @@ async def test_upload_event_for_a_known_unit_is_accepted_once(
     settings: Settings, conn: asyncpg.Connection
 ) -> None:
     school = await seed_school(conn)
-    event = upload_event(school.organisation_id, school.unit_id)
+    event = upload_event(settings, school.organisation_id, school.unit_id)
     rt = Runtime(settings, "ingest")
     handlers.register(rt)
     async with EventTap(settings.kafka) as tap, running(rt):
@@ -63,7 +68,7 @@ async def test_upload_event_for_another_organisations_unit_is_rejected(
 ) -> None:
     mine = await seed_school(conn)
     theirs = await seed_school(conn, name="Annan skola")
-    event = upload_event(mine.organisation_id, theirs.unit_id)
+    event = upload_event(settings, mine.organisation_id, theirs.unit_id)
     rt = Runtime(settings, "ingest")
     handlers.register(rt)
     async with EventTap(settings.kafka) as tap, running(rt):

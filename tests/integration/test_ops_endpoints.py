@@ -15,6 +15,7 @@ from rosterflow.ops.http import OpsServer, router
 from rosterflow.runtime import Runtime
 from rosterflow.settings import KafkaSettings, OpsSettings, Settings, StorageSettings
 from rosterflow.testing import running
+from services.ingest.app import create_app
 
 
 def client_for(rt: Runtime) -> httpx.AsyncClient:
@@ -27,7 +28,12 @@ async def test_ready_when_broker_database_and_storage_answer(settings: Settings)
     async with running(Runtime(settings, "validator")) as rt, client_for(rt) as client:
         ready = await client.get("/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"broker": "ok", "database": "ok", "storage": "ok"}
+        assert ready.json()["checks"] == {
+            "broker": "ok",
+            "database": "ok",
+            "storage": "ok",
+            "consumer": "ok",
+        }
         scraped = await client.get("/metrics")
         families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
         states = {s.labels["state"]: s.value for s in families["rosterflow_jobs"].samples}
@@ -105,3 +111,14 @@ async def test_two_instances_serve_on_their_own_ports(settings: Settings) -> Non
     finally:
         for server in servers:
             await server.stop()
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+async def test_ingest_api_port_does_not_serve_the_ops_endpoints(
+    settings: Settings, path: str
+) -> None:
+    # They answer on the ops port (the e2e operations test scrapes them there).
+    api = create_app(settings)
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        assert (await client.get(path)).status_code == 404

@@ -24,7 +24,7 @@ from rosterflow.settings import (
     Settings,
     StorageSettings,
 )
-from rosterflow.storage import upload_key
+from rosterflow.storage import ObjectStore, upload_key
 from rosterflow.testing import TEST_AUTH_SECRET, EventTap, School, read_message, running
 from services.archiver import handlers as archiver
 from services.importer import handlers as importer
@@ -65,25 +65,17 @@ class Pipeline:
         treat_as_upper_secondary: bool = False,
     ) -> events.UploadRequested:
         """Store a file and publish the platform's upload event for it, in the chosen format."""
-        job_id = job_id or uuid4()
-        key = upload_key(school.organisation_id, job_id)
-        written = self.any.store.write_bytes(key, content)
-        event = events.UploadRequested(
+        event = stored_upload(
+            self.any.store,
+            school,
+            content,
             job_id=job_id,
-            request=events.ImportRequest(
-                organisation_id=school.organisation_id,
-                unit_id=school.unit_id,
-                school_year=school_year,
-                format=fmt,
-                options=events.ImportOptions(
-                    archive_missing=archive_missing,
-                    treat_as_upper_secondary=treat_as_upper_secondary,
-                ),
+            admin=admin,
+            school_year=school_year,
+            format=fmt,
+            options=events.ImportOptions(
+                archive_missing=archive_missing, treat_as_upper_secondary=treat_as_upper_secondary
             ),
-            file=events.StoredFile(
-                key=key, name="elever.csv", sha256=written.sha256, size_bytes=written.size_bytes
-            ),
-            requested_by=admin or new_admin(),
         )
         await self.any.publisher.publish(event)
         return event
@@ -97,6 +89,37 @@ def process_settings(dsn: str, directory: Path, *, partitions: int) -> Settings:
         storage=StorageSettings(uri=(directory / "objects").as_uri()),
         http=HttpSettings(port=free_port()),
         auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
+    )
+
+
+def stored_upload(
+    store: ObjectStore,
+    school: School,
+    content: bytes,
+    *,
+    job_id: UUID | None = None,
+    admin: events.Requester | None = None,
+    school_year: str = "2026/2027",
+    format: events.FileFormat = events.FileFormat.ROSTERFLOW_CSV,
+    options: events.ImportOptions | None = None,
+) -> events.UploadRequested:
+    """Store a file as the platform does and the UploadRequested that names it."""
+    job_id = job_id or uuid4()
+    key = upload_key(school.organisation_id, job_id)
+    written = store.write_bytes(key, content)
+    return events.UploadRequested(
+        job_id=job_id,
+        request=events.ImportRequest(
+            organisation_id=school.organisation_id,
+            unit_id=school.unit_id,
+            school_year=school_year,
+            format=format,
+            options=options or events.ImportOptions(),
+        ),
+        file=events.StoredFile(
+            key=key, name="elever.csv", sha256=written.sha256, size_bytes=written.size_bytes
+        ),
+        requested_by=admin or new_admin(),
     )
 
 

@@ -245,7 +245,7 @@ def test_health_checks_and_scrapes_use_the_agreed_ports_and_paths(
     }
     for name in SERVICES:
         env = services[name]["environment"]
-        port = env["ROSTERFLOW_HTTP_PORT"] if name == "ingest" else env["ROSTERFLOW_OPS_PORT"]
+        port = env["ROSTERFLOW_OPS_PORT"]
         probe = " ".join(services[name]["healthcheck"]["test"])
         assert f"http://127.0.0.1:{port}/ready" in probe, name
         assert targets[f"rosterflow-{name}"] == [f"{name}:{port}"]
@@ -340,9 +340,7 @@ def test_each_service_is_a_deployment_with_probes_resources_and_a_budget() -> No
         (container,) = pod["containers"]
         assert container["command"] == ["python", "-m", f"services.{name}"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        expected_port = int(
-            config["ROSTERFLOW_HTTP_PORT"] if name == "ingest" else config["ROSTERFLOW_OPS_PORT"]
-        )
+        expected_port = int(config["ROSTERFLOW_OPS_PORT"])
         probes = {
             kind: (container[kind]["httpGet"]["path"], ports[container[kind]["httpGet"]["port"]])
             for kind in ("startupProbe", "livenessProbe", "readinessProbe")

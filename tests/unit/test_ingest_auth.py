@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import jwt
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from rosterflow.settings import AuthSettings
 from rosterflow.testing import TEST_AUTH_SECRET, mint_token
@@ -67,3 +67,32 @@ def test_a_little_clock_skew_is_tolerated() -> None:
 
 def test_a_user_who_administers_nothing_is_forbidden() -> None:
     assert refusal(mint_token([])) == (403, "not_an_administrator")
+
+
+@pytest.mark.parametrize("secret", ["", "abc", "x" * 31])
+def test_a_weak_hs256_secret_refuses_to_start(secret: str) -> None:
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        AuthSettings(hs256_secret=SecretStr(secret))
+
+
+def test_a_weak_secret_in_the_environment_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROSTERFLOW_AUTH_HS256_SECRET", "")
+    with pytest.raises(ValidationError):
+        AuthSettings()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "not-a-jwt",
+        "a.b.c",
+        jwt.encode({"sub": "u"}, "another-secret-of-thirty-two-bytes!!", algorithm="HS256"),
+        # A token whose header is not JSON.
+        "eyJhbGciOi.e30.c2ln",
+    ],
+)
+def test_an_invalid_token_is_always_401(token: str) -> None:
+    assert refusal(token)[0] == 401

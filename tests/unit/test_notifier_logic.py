@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rosterflow.events import JobFinished, Outcome
+from rosterflow.events import JobFinished, Language, Outcome
 from rosterflow.jobs import OUTCOME_STATE, JobState
 from services.notifier import logic
 from services.notifier.logic import (
@@ -416,3 +416,26 @@ def test_the_wire_bytes_are_the_stdlib_default_policys(
     monkeypatch.setattr(logic, "_SMTP", email.policy.SMTP)
     assert ours == wire()
     assert b"\r\nSubject: " in ours
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "stage_attempts_exhausted",
+        "event_too_large",
+        "file_outside_organisation",
+        "file_missing",
+        "file_size_mismatch",
+        "file_checksum_mismatch",
+        "event_id_reused",
+        "invalid_event",
+    ],
+)
+def test_every_code_the_pipeline_ends_a_job_with_has_a_reason_in_both_languages(
+    code: str,
+) -> None:
+    swedish = logic.failure_reason(code, Language.SV)
+    english = logic.failure_reason(code, Language.EN)
+    assert code not in swedish
+    assert code not in english  # a text of its own, not the unknown-code fallback
+    assert swedish != english

@@ -63,6 +63,10 @@ def test_the_alerts_cover_what_the_on_call_engineer_must_hear() -> None:
     assert "RosterflowJobStuckInStage" in by_metric["rosterflow_job_oldest_waiting_seconds"]
     assert "RosterflowJobFailureRate" in by_metric["rosterflow_jobs_finished_total"]
     assert "RosterflowDeadLetters" in by_metric["rosterflow_dead_letters_total"]
+    assert "RosterflowConsumerHalted" in by_metric["rosterflow_consumer_halted"]
+    assert (
+        "RosterflowStageAttemptsExhausted" in by_metric["rosterflow_stage_attempts_exhausted_total"]
+    )
     assert {"RosterflowSmtpFailing", "RosterflowEmailsUndelivered"} <= by_metric[
         "rosterflow_emails_total"
     ]

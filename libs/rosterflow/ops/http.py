@@ -1,7 +1,8 @@
 """The ops endpoints every service serves: /health, /ready, /metrics.
 
-Ingest mounts ``router`` on its API; the Kafka-only services run ``OpsServer``
-(uvicorn on ROSTERFLOW_OPS_HOST:PORT) beside their FastStream app.
+Every service, ingest too, runs ``OpsServer`` (uvicorn on
+ROSTERFLOW_OPS_HOST:PORT) beside its own work: the public API port never
+exposes readiness details or metrics.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def router(rt: Runtime) -> APIRouter:
     async def ready() -> JSONResponse:
         """Broker, database and object storage reachable (readiness); 503 names what is not."""
         checks = await health.readiness(rt.kafka_probe, rt.pool_or_none, rt.store, timeout)
+        # Stopped by the dead-letter limit: reachable, but not doing its work.
+        checks["consumer"] = rt.consumer.limit.halted or "ok"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ok" if ok else "unavailable", "service": rt.service, "checks": checks},
@@ -63,7 +66,7 @@ class _Server(uvicorn.Server):
 
 
 class OpsServer:
-    """uvicorn serving the ops router, started and stopped with a Kafka-only service."""
+    """uvicorn serving the ops router, started and stopped with its service."""
 
     def __init__(self, rt: Runtime) -> None:
         app = FastAPI(title=f"rosterflow {rt.service} operations", docs_url=None, redoc_url=None)

@@ -32,6 +32,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -99,6 +100,17 @@ DEAD_LETTERS = Counter(
     "rosterflow_dead_letters",
     "Messages sent to the dead-letter topic, by the topic they came from and the service.",
     ["topic", "service"],
+)
+STAGE_ATTEMPTS_EXHAUSTED = Counter(
+    "rosterflow_stage_attempts_exhausted",
+    "Jobs ended failed because a consumer's attempts at one of their events ran out "
+    "(each crashed, aborted, ran out of memory or was stopped).",
+    ["service"],
+)
+CONSUMER_HALTED = Gauge(
+    "rosterflow_consumer_halted",
+    "1 while the service has stopped consuming because most recent messages were dead-lettered.",
+    ["service"],
 )
 
 # Waiting for a person, not for the pipeline: excluded from "stuck" alerts.

@@ -34,7 +34,7 @@ async def list_exclusions(
     return Page(total=total, offset=offset, limit=limit, items=items)
 
 
-@router.post("", status_code=201, responses=responses(404))
+@router.post("", status_code=201, responses=responses(400, 404))
 async def add_exclusion(
     unit_id: UUID, body: NewExclusion, rt: RuntimeDep, caller: CallerDep
 ) -> Exclusion:
