@@ -22,21 +22,17 @@ from playwright.async_api import Browser, Page, async_playwright
 from pydantic import SecretStr
 
 from rosterflow import db
-from rosterflow.launcher import Services, free_port, service_processes
+from rosterflow.launcher import Services, service_processes
 from rosterflow.settings import (
     LOCAL_DIR,
     REPO_ROOT,
-    AuthSettings,
-    DatabaseSettings,
-    HttpSettings,
-    KafkaSettings,
     PlatformSettings,
     Settings,
-    StorageSettings,
     UiSettings,
 )
-from rosterflow.testing import TEST_AUTH_SECRET, delete_prefixed_topics, mint_token
+from rosterflow.testing import delete_prefixed_topics, mint_token
 from tests.support.database import copy_of
+from tests.support.pipeline import process_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Every screenshot a test takes lands here; with ROSTERFLOW_DOCS_SCREENSHOTS=1
@@ -64,18 +60,15 @@ class Stack:
 async def stack(
     template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    port = free_port()
     root = tmp_path_factory.mktemp("browser")
     async with copy_of(template_database, "rf_browser") as dsn:
-        settings = Settings(
-            kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
-            db=DatabaseSettings(dsn=dsn),
-            storage=StorageSettings(uri=(root / "objects").as_uri()),
-            auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
-            http=HttpSettings(port=port),
-            # The email's link is the job page these tests open.
-            platform=PlatformSettings(base_url=f"http://127.0.0.1:{port}/ui"),
-            ui=UiSettings(session_secret=SecretStr(uuid4().hex)),
+        base = process_settings(dsn, root, partitions=2)
+        settings = base.model_copy(
+            update={
+                # The email's link is the job page these tests open.
+                "platform": PlatformSettings(base_url=f"http://127.0.0.1:{base.http.port}/ui"),
+                "ui": UiSettings(session_secret=SecretStr(uuid4().hex)),
+            }
         )
         try:
             with service_processes(settings, root / "logs") as services:

@@ -22,21 +22,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from rosterflow import db
 from rosterflow.kafka import topic_name
-from rosterflow.launcher import free_port, service_processes
+from rosterflow.launcher import service_processes
 from rosterflow.settings import (
-    AuthSettings,
-    DatabaseSettings,
-    HttpSettings,
-    KafkaSettings,
     Settings,
-    StorageSettings,
 )
 from rosterflow.testing import (
-    TEST_AUTH_SECRET,
     bearer,
     delete_prefixed_topics,
     mint_token,
@@ -49,6 +42,7 @@ from rosterflow.testing import (
 from rosterflow.topics import JOB_ACCEPTED
 from tests.support.database import copy_of
 from tests.support.observability import dashboard_queries, every_rule, metric_names
+from tests.support.pipeline import process_settings
 
 ADMIN_NAME = "Karin Adminsdotter"
 FILE_NAME = "klass-9b-Wilma-Andersson.csv"
@@ -135,13 +129,7 @@ async def run(
 ) -> AsyncIterator[Run]:
     tmp = tmp_path_factory.mktemp("ops")
     async with copy_of(template_database) as dsn:
-        settings = Settings(
-            kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
-            db=DatabaseSettings(dsn=dsn),
-            storage=StorageSettings(uri=(tmp / "objects").as_uri()),
-            http=HttpSettings(port=free_port()),
-            auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
-        )
+        settings = process_settings(dsn, tmp, partitions=2)
         conn = await db.connect(dsn)
         try:
             yield await _exercise(settings, conn, tmp / "logs")
