@@ -53,6 +53,8 @@ def _auth_environment(settings: Settings) -> dict[str, str]:
         env["ROSTERFLOW_AUTH_HS256_SECRET"] = auth.hs256_secret.get_secret_value()
     if auth.rs256_public_key_file is not None:
         env["ROSTERFLOW_AUTH_RS256_PUBLIC_KEY_FILE"] = str(auth.rs256_public_key_file)
+    if settings.ui.session_secret is not None:
+        env["ROSTERFLOW_UI_SESSION_SECRET"] = settings.ui.session_secret.get_secret_value()
     return env
 
 

@@ -40,7 +40,7 @@ from rosterflow.testing import (
     wait_for,
 )
 from rosterflow.topics import JOB_ACCEPTED
-from tests.support.database import ADMIN_DSN, with_database
+from tests.support.database import copy_of
 from tests.support.observability import dashboard_queries, every_rule, metric_names
 from tests.support.pipeline import process_settings
 
@@ -127,19 +127,15 @@ def invalid_file(numbers: list[str]) -> tuple[str, set[str]]:
 async def run(
     template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Run]:
-    name = f"rf_test_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     tmp = tmp_path_factory.mktemp("ops")
-    settings = process_settings(with_database(ADMIN_DSN, name), tmp, partitions=2)
-    conn = await db.connect(settings.db.dsn.get_secret_value())
-    try:
-        yield await _exercise(settings, conn, tmp / "logs")
-    finally:
-        await conn.close()
-        await delete_prefixed_topics(settings.kafka)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with copy_of(template_database) as dsn:
+        settings = process_settings(dsn, tmp, partitions=2)
+        conn = await db.connect(dsn)
+        try:
+            yield await _exercise(settings, conn, tmp / "logs")
+        finally:
+            await conn.close()
+            await delete_prefixed_topics(settings.kafka)
 
 
 async def _exercise(settings: Settings, conn: asyncpg.Connection, log_dir: Path) -> Run:
