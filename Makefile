@@ -8,7 +8,7 @@ UV       := $(TOOLS)/bin/uv
 VENV_PY  := .venv/bin/python
 STACK    := $(PYTHON) deploy/local/stack.py
 
-.PHONY: demo test check setup up down status schemas
+.PHONY: demo test check setup up down status schemas chromium wizard
 
 # The demo keeps its objects in a local directory: it needs no S3 server (whose
 # first build from source takes many minutes); the tests start everything.
@@ -16,8 +16,19 @@ demo: setup
 	$(STACK) up --only postgres,kafka,smtp
 	$(VENV_PY) deploy/local/demo.py
 
-test: setup up check
+test: setup up check chromium
 	$(VENV_PY) -m pytest
+
+# The browser tests drive Debian's Chromium (Playwright's own browser builds are
+# not downloaded): installed here when missing.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# The wizard for local use: the stack and the five services, left running, and a
+# one-time sign-in link for a demo administrator (Ctrl-C stops the services).
+wizard: setup
+	$(STACK) up --only postgres,kafka,smtp
+	$(VENV_PY) deploy/local/wizard.py
 
 check: setup
 	.venv/bin/ruff check .

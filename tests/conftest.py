@@ -26,7 +26,7 @@ from rosterflow.settings import (
     StorageSettings,
 )
 from rosterflow.testing import TEST_AUTH_SECRET, delete_prefixed_topics
-from tests.support.database import ADMIN_DSN, with_database
+from tests.support.database import ADMIN_DSN, copy_of, with_database
 
 
 @pytest.fixture(scope="session")
@@ -52,14 +52,8 @@ async def template_database() -> str:
 
 @pytest.fixture
 async def database_dsn(template_database: str) -> AsyncIterator[str]:
-    name = f"rf_test_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(ADMIN_DSN, name)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with copy_of(template_database) as dsn:
+        yield dsn
 
 
 @pytest.fixture

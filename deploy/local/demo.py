@@ -16,14 +16,12 @@ from uuid import UUID
 
 import httpx
 import pyarrow.compute as pc
-from pydantic import SecretStr
 
 from rosterflow import db
 from rosterflow.launcher import Services, service_processes
-from rosterflow.settings import LOCAL_DIR, AuthSettings, Settings
+from rosterflow.settings import LOCAL_DIR, Settings
 from rosterflow.storage import ObjectStore
 from rosterflow.testing import (
-    TEST_AUTH_SECRET,
     bearer,
     mint_token,
     read_message,
@@ -32,6 +30,7 @@ from rosterflow.testing import (
     seed_active_patients,
     seed_school,
 )
+from services.ingest.web.local import demo_link, wizard_settings
 
 STUDENTS = 300
 INVALID = 6
@@ -74,10 +73,8 @@ def show_invalid_rows(settings: Settings, key: str) -> None:
 
 def main() -> None:
     started = time.monotonic()
-    settings = Settings()
-    if settings.auth.hs256_secret is None:
-        # The demo plays the journal platform: it configures the secret and signs tokens.
-        settings.auth = AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET))
+    # The demo plays the journal platform: it signs tokens; the email links to the wizard.
+    settings = wizard_settings()
     secret = settings.auth.hs256_secret
     assert secret is not None
     numbers = school_age_numbers()
@@ -144,6 +141,11 @@ def main() -> None:
         assert body_part is not None
         print("  " + body_part.get_content().strip().replace("\n", "\n  "))
         show_metrics(services)
+    page = demo_link(settings, [organisation_id], f"/ui/imports/{job_id}")
+    print(
+        "\nthe job's page in the wizard (start the services with `make wizard`, then open "
+        f"this one-time link within {settings.ui.ticket_minutes} minutes):\n    {page}"
+    )
     print(
         f"\ndemo finished in {time.monotonic() - started:.1f} s; the stack is still up "
         "(python3 deploy/local/stack.py down stops it)"

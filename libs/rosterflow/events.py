@@ -203,6 +203,12 @@ class CheckCounts(BaseModel):
     invalid: int = Field(ge=0)
     empty: int = Field(ge=0)
     warnings: int = Field(ge=0)
+    issues_not_listed: int = Field(
+        0,
+        ge=0,
+        description="Issues found but not in the report of invalid rows: past the first "
+        "few of a row (the row then has a row_issues_not_listed note) or past the report's cap",
+    )
 
 
 class Plan(BaseModel):
@@ -226,6 +232,12 @@ class Detected(BaseModel):
     format: FileFormat
     columns: dict[str, Short] = Field(
         description="Canonical column → header in the file (cut to 200 characters)"
+    )
+    header_line: int = Field(
+        1,
+        ge=1,
+        description="The line (spreadsheet row) the header row was found on: the first of "
+        "the first few non-empty ones that names the required columns",
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +53,8 @@ def _auth_environment(settings: Settings) -> dict[str, str]:
         env["ROSTERFLOW_AUTH_HS256_SECRET"] = auth.hs256_secret.get_secret_value()
     if auth.rs256_public_key_file is not None:
         env["ROSTERFLOW_AUTH_RS256_PUBLIC_KEY_FILE"] = str(auth.rs256_public_key_file)
+    if settings.ui.session_secret is not None:
+        env["ROSTERFLOW_UI_SESSION_SECRET"] = settings.ui.session_secret.get_secret_value()
     return env
 
 
@@ -224,3 +228,71 @@ def _ops_endpoint(
         {"ROSTERFLOW_OPS_HOST": host, "ROSTERFLOW_OPS_PORT": str(ops_port)},
         f"http://{host}:{ops_port}",
     )
+
+
+# --- memory limits -------------------------------------------------
+
+_UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+
+
+def manifest_memory_limit(name: str) -> int:
+    """The memory limit (bytes) of a service's container in deploy/k8s/base."""
+    import yaml  # only the tests and the benchmarks ask
+
+    path = REPO_ROOT / "deploy" / "k8s" / "base" / f"{name}.yaml"
+    for document in yaml.safe_load_all(path.read_text()):
+        if not document or document.get("kind") != "Deployment":
+            continue
+        for container in document["spec"]["template"]["spec"]["containers"]:
+            text = str(container["resources"]["limits"]["memory"])
+            unit = text[-2:]
+            return int(text[:-2]) * _UNITS[unit] if unit in _UNITS else int(text)
+    raise ValueError(f"no Deployment with a memory limit in {path}")
+
+
+def _status_kib(pid: int, field_name: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return None
+
+
+class MemoryWatch:
+    """A limit on each process's resident memory, as a container's would be: a
+    process above its limit is killed (SIGKILL, like the OOM killer), and its peak
+    (VmHWM, the kernel's high-water mark) is kept while it runs."""
+
+    def __init__(self, limits: dict[int, int], every: float = 0.02) -> None:
+        self.limits = limits
+        """pid → bytes."""
+        self.peaks: dict[int, int] = dict.fromkeys(limits, 0)
+        self.killed: list[int] = []
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="memory-watch", daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._look()
+
+    def _look(self) -> None:
+        for pid, limit in self.limits.items():
+            rss, peak = _status_kib(pid, "VmRSS"), _status_kib(pid, "VmHWM")
+            if peak is not None:
+                self.peaks[pid] = max(self.peaks[pid], peak * 1024)
+            if rss is not None and rss * 1024 > limit and pid not in self.killed:
+                self.killed.append(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._every):
+            self._look()

@@ -166,6 +166,34 @@ class AuthSettings(BaseSettings):
         return secret
 
 
+class UiSettings(BaseSettings):
+    """The administrator's pages that ingest serves under /ui."""
+
+    model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_UI_")
+
+    # Signs the session cookie. Unset: a random secret per process, so sessions
+    # end when ingest restarts and do not carry over to a second instance.
+    session_secret: SecretStr | None = None
+    session_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # Send the cookie over HTTPS only (set behind TLS).
+    secure_cookie: bool = False
+    # Who may frame the pages (CSP frame-ancestors): the platform's origin when it embeds them.
+    frame_ancestors: str = "'self'"
+    # A one-time sign-in link (local use) is good for this long.
+    ticket_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
+    @field_validator("session_secret")
+    @classmethod
+    def _strong_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # Whoever guesses it signs sessions of any administrator: as long as an HS256 key.
+        if secret is not None and len(secret.get_secret_value().encode()) < HS256_MIN_SECRET_BYTES:
+            raise ValueError(
+                f"ROSTERFLOW_UI_SESSION_SECRET must be at least {HS256_MIN_SECRET_BYTES} bytes"
+                " (leave it unset for a random one per process)"
+            )
+        return secret
+
+
 # --- operations: health, metrics and tracing ---------------------
 
 
@@ -201,6 +229,7 @@ class Settings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     # operations
     ops: OpsSettings = Field(default_factory=OpsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)

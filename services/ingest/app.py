@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from rosterflow.ops.http import OpsServer
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
-from services.ingest import api, handlers, openapi
+from services.ingest import api, handlers, openapi, web
 
 SERVICE = "ingest"
 
@@ -46,4 +46,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     api.mount(app, rt)
+    # The administrator's pages, on the same rules as the API.
+    web.mount(app, settings.ui)
     return app

@@ -67,14 +67,14 @@ def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     )
 
 
-async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+async def api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return JSONResponse(
         _body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
     )
 
 
-async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+async def invalid(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Never echo the input: a query or body may hold an identity number.
     problems = [
@@ -108,7 +108,7 @@ def _allowed(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-async def _http(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode (e.g. not UTF-8).
@@ -121,9 +121,9 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 # The answers every authenticated endpoint may give, for the OpenAPI document.

@@ -44,14 +44,30 @@ def filtered_page(
     codes: list[str] | None,
     severity: str | None,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Issues with one of ``codes`` (and the severity), paged; all of them without filters."""
+    """Issues with one of ``codes`` (and the severity), paged; all of them without filters.
+
+    A row group at a time: its code and severity columns say which rows match
+    (and count them all), and only the groups the page falls in are read whole.
+    """
     if not codes and severity is None:
         return page(store, key, offset, limit)
-    table = store.parquet_file(key).read()
-    mask = pa.array([True] * table.num_rows, pa.bool_())
-    if codes:
-        mask = pc.and_(mask, pc.is_in(table.column("code"), pa.array(codes, pa.string())))
-    if severity is not None:
-        mask = pc.and_(mask, pc.equal(table.column("severity"), severity))
-    chosen = table.filter(pc.fill_null(mask, False))
-    return chosen.num_rows, chosen.slice(offset, limit).to_pylist()
+    parquet = store.parquet_file(key)
+    wanted: list[pa.Table] = []
+    total = 0
+    for index in range(parquet.num_row_groups):
+        group = parquet.read_row_group(index, columns=["code", "severity"])
+        mask = pa.repeat(pa.scalar(True), group.num_rows)
+        if codes:
+            mask = pc.and_(mask, pc.is_in(group.column("code"), pa.array(codes, pa.string())))
+        if severity is not None:
+            mask = pc.and_(mask, pc.equal(group.column("severity"), severity))
+        mask = pc.fill_null(mask, False)
+        matched = pc.sum(mask).as_py() or 0
+        start, total = total, total + matched
+        if matched and total > offset and start < offset + limit:
+            chosen = parquet.read_row_group(index).filter(mask)
+            low = max(offset - start, 0)
+            wanted.append(chosen.slice(low, offset + limit - start - low))
+    if not wanted:
+        return total, []
+    return total, pa.concat_tables(wanted).to_pylist()

@@ -33,7 +33,6 @@ Delivery semantics, and why:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from rosterflow import events
@@ -59,12 +58,7 @@ def register(rt: Runtime, relay: smtp.Relay | None = None) -> None:
         if unit is None:
             return  # recorded before: sent, refused, or owed to the retry loop
         lang = logic.language_of(job)
-        # Read in a thread (object storage), and only when there is a report to read.
-        top = (
-            await asyncio.to_thread(reasons.read_reasons, rt.store, job, lang)
-            if reasons.report_to_read(job) is not None
-            else []
-        )
+        top = reasons.job_reasons(job, lang)
         link = f"{settings.platform.base_url.rstrip('/')}/imports/{job.id}"
         email = logic.compose(job, event, unit, link, top)
         msgid = logic.message_id(job.id, event.outcome, settings.smtp.sender)

@@ -73,7 +73,7 @@ class InvalidRecipient(ValueError):
 
 @dataclass(frozen=True)
 class Reason:
-    """One of the commonest reasons rows were skipped, from the check report."""
+    """One of the commonest reasons rows were skipped, as the check counted them."""
 
     code: str
     message: str

@@ -137,6 +137,10 @@ ERRORS: Final = {
         "Windows-1252-CSV.",
         "file_too_many_rows": "Filen har fler rader än vad som tillåts.",
         "file_missing": "Den uppladdade filen finns inte längre kvar.",
+        "file_field_too_long": "En rad i filen har ett fält som är längre än någon cell i en "
+        "elevlista, ofta ett citattecken som inte avslutas.",
+        "file_sheet_too_large": "Arbetsbokens första blad är större än en import läser; ta bort "
+        "tomma rader och kolumner efter elevlistan, eller spara den som CSV.",
         "unit_not_found": "Enheten finns inte i organisationen.",
         "option_not_allowed": "Ett valt alternativ är inte tillåtet för enheten.",
         "format_not_supported": "Filformatet stöds inte ännu.",
@@ -169,6 +173,10 @@ ERRORS: Final = {
         "Windows-1252 CSV.",
         "file_too_many_rows": "The file has more rows than allowed.",
         "file_missing": "The uploaded file is no longer there.",
+        "file_field_too_long": "A line of the file has a field longer than any roster cell, "
+        "often a quote that is never closed.",
+        "file_sheet_too_large": "The workbook's first sheet is larger than an import reads; "
+        "delete the empty rows and columns after the roster, or save it as CSV.",
         "unit_not_found": "The unit does not exist in this organisation.",
         "option_not_allowed": "An option chosen is not allowed for this unit.",
         "format_not_supported": "The file format is not supported yet.",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,7 +18,7 @@ from services.validator import errors, formats
 from services.validator.duplicates import DuplicateTracker, partition_keys, resolve
 from services.validator.header import Layout
 from services.validator.identity import parse_identity_column
-from services.validator.messages import RowCode
+from services.validator.messages import MESSAGES, RowCode
 from services.validator.reading import SAMPLE_BYTES
 from services.validator.report import ReportWriter
 from services.validator.rows import ISSUE_SCHEMA, BatchResult, Rules, validate_batch
@@ -32,9 +34,61 @@ _CHECKING = ThreadPoolExecutor(WORKERS, thread_name_prefix="check")
 _WRITING = ThreadPoolExecutor(1, thread_name_prefix="report")
 
 _ERROR = pa.scalar("error", pa.string())
-# A chunk checked: the rules' result, every issue with the misshapen rows', the
-# blank rows, the identity keys for the duplicate check.
-ChunkChecked = tuple[BatchResult, pa.Table, int, list[pa.Array]]
+_NOT_LISTED = pa.scalar(RowCode.ROW_ISSUES_NOT_LISTED.value, pa.string())
+# What the report lists, so that its size and every page of it stay bounded
+# whatever the file: the first issues of a row (errors first) and the first
+# issues of the file. What is not listed is still counted.
+MAX_ROW_ISSUES = 5
+MAX_LISTED_ISSUES = 100_000
+# Rows checked at once: a block of tiny rows would otherwise bring a hundred thousand
+# of them, with their issues, into one chunk.
+CHUNK_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class ChunkCounts:
+    """What a chunk's issues count for, taken where the chunk is checked: the
+    issues themselves (every one) are dropped there, not carried to the tally."""
+
+    warnings: int
+    invalid: int
+    reasons: Counter[str]
+    """Error issues by code."""
+    skipped: Counter[str]
+    """Invalid rows by their first error code."""
+
+
+def count_issues(issues: pa.Table) -> ChunkCounts:
+    """``issues`` in line order, a row's errors first."""
+    errors_only = issues.filter(pc.equal(issues.column("severity"), _ERROR))
+    warnings = issues.num_rows - errors_only.num_rows
+    if not errors_only.num_rows:
+        return ChunkCounts(warnings, 0, Counter(), Counter())
+    codes = errors_only.column("code")
+    # A row's first error is where its line starts.
+    lines = errors_only.column("line").to_numpy()
+    first = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]])
+    return ChunkCounts(warnings, len(first), _counted(codes), _counted(codes.take(pa.array(first))))
+
+
+def _counted(codes: pa.ChunkedArray) -> Counter[str]:
+    return Counter({str(e["values"]): int(e["counts"]) for e in pc.value_counts(codes).to_pylist()})
+
+
+@dataclass(frozen=True)
+class ChunkChecked:
+    result: BatchResult
+    counts: ChunkCounts
+    listed: pa.Table
+    """What the report lists of the chunk's issues: at most MAX_ROW_ISSUES a row (errors
+    first) and a note of how many more."""
+    not_listed: int
+    blank: int
+    keys: list[pa.Array]
+    """The identity keys for the duplicate check."""
+
+
+log = logging.getLogger(__name__)
 
 
 class Stopped(Exception):
@@ -48,9 +102,23 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """An error code and how many times rows had it, with its message in both languages."""
+
+    code: str
+    rows: int
+    message_sv: str
+    message_en: str
+
+
+@dataclass(frozen=True)
 class CheckResult:
     counts: CheckCounts
     detected: Detected
+    reasons: list[Reason]
+    """Every error code found, commonest first (ties by code)."""
+    skipped: dict[str, int]
+    """Invalid rows by their first error code."""
 
 
 @dataclass
@@ -60,13 +128,27 @@ class _Tally:
     invalid: int = 0
     empty: int = 0
     warnings: int = 0
+    listed: int = 0
+    not_listed: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
 
-    def add(self, result: BatchResult, issues: pa.Table, blank: int) -> None:
-        errors_only = issues.filter(pc.equal(issues.column("severity"), _ERROR))
-        self.valid += result.valid.num_rows
-        self.invalid += pc.count_distinct(errors_only.column("line")).as_py()
-        self.empty += blank + result.empty_rows
-        self.warnings += issues.num_rows - errors_only.num_rows
+    def add(self, checked: ChunkChecked) -> None:
+        self.valid += checked.result.valid.num_rows
+        self.empty += checked.blank + checked.result.empty_rows
+        self.warnings += checked.counts.warnings
+        self.invalid += checked.counts.invalid
+        self.reasons.update(checked.counts.reasons)
+        self.skipped.update(checked.counts.skipped)
+
+    def listing(self, issues: pa.Table) -> pa.Table:
+        """What of ``issues`` the report lists, within the file's cap."""
+        room = max(MAX_LISTED_ISSUES - self.listed, 0)
+        if issues.num_rows > room:
+            self.not_listed += issues.num_rows - room
+            issues = issues.slice(0, room)
+        self.listed += issues.num_rows
+        return issues
 
     def counts(self) -> CheckCounts:
         return CheckCounts(
@@ -75,7 +157,16 @@ class _Tally:
             invalid=self.invalid,
             empty=self.empty,
             warnings=self.warnings,
+            issues_not_listed=self.not_listed,
         )
+
+    def ranked(self) -> list[Reason]:
+        ranked = sorted(self.reasons.items(), key=lambda pair: (-pair[1], pair[0]))
+        return [
+            Reason(code, rows, MESSAGES[code].sv, MESSAGES[code].en)
+            for code, rows in ranked
+            if code in MESSAGES
+        ]
 
 
 def check_file(
@@ -116,7 +207,7 @@ def _check(
         raise errors.too_large(upload.size, limits.max_bytes)
     with upload.open() as source:
         sample = source.read(SAMPLE_BYTES)
-    reader, layout = formats.open_roster(request.format, upload, sample)
+    reader, layout = formats.open_roster(request.format, upload, sample, limits.max_rows)
     try:
         tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
     except ReadAgain:
@@ -126,6 +217,8 @@ def _check(
         raise Stopped
     if tally.rows == tally.empty:
         raise errors.no_rows()
+    if tally.not_listed:
+        log.info("issues not listed", extra={"listed": tally.listed, "more": tally.not_listed})
     report.close()
     repeated = tracker.repeated()
     if len(repeated):
@@ -139,13 +232,18 @@ def _check(
         tally.valid -= len(resolution.dropped)
         tally.invalid += conflict_count
         tally.warnings += resolution.issues.num_rows - conflict_count
+        if conflict_count:
+            # Rows dropped for a conflict were valid before: it is their first error.
+            tally.reasons[RowCode.DUPLICATE_CONFLICT.value] += conflict_count
+            tally.skipped[RowCode.DUPLICATE_CONFLICT.value] += conflict_count
     detected = Detected(
-        encoding=reader.encoding,
+        encoding=reader.detected_encoding,
+        header_line=reader.header_line,
         delimiter=reader.delimiter,
         format=request.format,
         columns=layout.columns,
     )
-    return CheckResult(tally.counts(), detected)
+    return CheckResult(tally.counts(), detected, tally.ranked(), dict(tally.skipped))
 
 
 def _read(
@@ -169,16 +267,18 @@ def _read(
     writing: deque[Future[None]] = deque()
 
     def finish(done: Future[ChunkChecked]) -> None:
-        result, issues, blank, keys = done.result()
+        checked = done.result()
+        tally.not_listed += checked.not_listed
+        listed = tally.listing(checked.listed)
         # The writer thread takes the writes in order; only a backlog waits.
-        writing.append(_WRITING.submit(report.write, result.valid, issues))
+        writing.append(_WRITING.submit(report.write, checked.result.valid, listed))
         while len(writing) > WORKERS:
             writing.popleft().result()
-        tracker.add(keys)
-        tally.add(result, issues, blank)
+        tracker.add(checked.keys)
+        tally.add(checked)
 
     try:
-        for chunk in reader.chunks(layout):
+        for chunk in _parts(reader.chunks(layout)):
             if stop():
                 raise Stopped
             tally.rows += chunk.count
@@ -203,13 +303,69 @@ def _read(
     return tally, tracker
 
 
+def _parts(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """Chunks of at most CHUNK_ROWS rows; a misshapen row goes with the rows around it."""
+    for chunk in chunks:
+        if chunk.rows.num_rows <= CHUNK_ROWS:
+            yield chunk
+            continue
+        misshapen, blank = chunk.misshapen, chunk.blank
+        for start in range(0, chunk.rows.num_rows, CHUNK_ROWS):
+            rows = chunk.rows.slice(start, CHUNK_ROWS)
+            lines = chunk.lines.slice(start, CHUNK_ROWS)
+            if start + CHUNK_ROWS < chunk.rows.num_rows:
+                before = pc.less_equal(misshapen.column("line"), lines[-1])
+                mine, misshapen = misshapen.filter(before), misshapen.filter(pc.invert(before))
+            else:
+                mine = misshapen
+            yield Chunk(rows, lines, blank=blank, misshapen=mine)
+            blank = 0
+
+
 def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> ChunkChecked:
     result = validate_batch(chunk.rows, chunk.lines, rules)
     issues = result.issues
     if chunk.misshapen.num_rows:
         issues = pa.concat_tables([issues, _misshapen_issues(chunk.misshapen, width, rules)])
-        issues = issues.take(pc.sort_indices(issues, [("line", "ascending")]))
-    return result, issues, chunk.blank, partition_keys(result.valid)
+    # Stable: on one line, errors ("error" < "warning") and then in the order found.
+    issues = issues.take(
+        pc.sort_indices(issues, [("line", "ascending"), ("severity", "ascending")])
+    )
+    listed, not_listed = _cap_per_row(issues)
+    return ChunkChecked(
+        BatchResult(result.valid, listed, result.empty_rows),
+        count_issues(issues),
+        listed,
+        not_listed,
+        chunk.blank,
+        partition_keys(result.valid),
+    )
+
+
+def _cap_per_row(issues: pa.Table) -> tuple[pa.Table, int]:
+    """The first MAX_ROW_ISSUES issues of each row, and a note on each row of how many more."""
+    if issues.num_rows <= MAX_ROW_ISSUES:
+        return issues, 0
+    lines = issues.column("line").to_numpy()
+    starts = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]])
+    sizes = np.diff(np.r_[starts, len(lines)])
+    rank = np.arange(len(lines)) - np.repeat(starts, sizes)
+    over = sizes > MAX_ROW_ISSUES
+    if not over.any():
+        return issues, 0
+    kept = issues.filter(pa.array(rank < MAX_ROW_ISSUES))
+    more = sizes[over] - MAX_ROW_ISSUES
+    firsts = issues.take(pa.array(starts[over]))
+    count = len(more)
+    notes = pa.Table.from_arrays(
+        [firsts.column("line"), pa.repeat(pa.scalar("*", pa.string()), count),
+         pa.repeat(_NOT_LISTED, count), pa.repeat(pa.scalar("warning", pa.string()), count),
+         pa.array(more.astype(str).tolist(), pa.string()), firsts.column("identity_number")],
+        schema=ISSUE_SCHEMA,
+    )  # fmt: skip
+    listed = pa.concat_tables([kept, notes])
+    listed = listed.take(pc.sort_indices(listed, [("line", "ascending")]))
+    return listed, int(more.sum())
 
 
 def _misshapen_issues(misshapen: pa.Table, width: int, rules: Rules) -> pa.Table:

@@ -24,6 +24,17 @@ class FileCode(StrEnum):
     NO_ROWS = "file_no_rows"
     UNREADABLE = "file_unreadable"
     MISSING = "file_missing"
+    SHEET_TOO_LARGE = "file_sheet_too_large"
+    FIELD_TOO_LONG = "file_field_too_long"
+
+
+# Text from the file quoted in a message or an event: a header name is short,
+# and whatever is longer is cut (an event must stay far below the broker's limit).
+SHOWN_CHARS = 60
+
+
+def shown(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 class Label(NamedTuple):
@@ -98,6 +109,7 @@ def missing_columns(missing: list[tuple[Label, str]]) -> FileError:
 
 
 def repeated_column(header: str) -> FileError:
+    header = shown(header)
     return FileError(
         FileCode.REPEATED_COLUMN,
         f"Kolumnen {header!r} finns mer än en gång i rubrikraden. Ta bort den ena.",
@@ -122,6 +134,30 @@ def too_many_rows(limit: int) -> FileError:
         f"Filen har fler än {limit} rader, gränsen för en import. Dela upp den i flera filer.",
         f"The file has more than {limit} rows, the limit for one import. "
         "Split it into several files.",
+    )
+
+
+def sheet_too_large(rows: int, columns: int, max_columns: int, max_cells: int) -> FileError:
+    return FileError(
+        FileCode.SHEET_TOO_LARGE,
+        f"Arbetsbokens första blad sträcker sig över {rows} rader och {columns} kolumner, "
+        f"mer än en import läser (högst {max_columns} kolumner och {max_cells} celler). "
+        "Ta bort tomma rader och kolumner efter elevlistan och spara arbetsboken igen, "
+        "eller spara elevlistan som CSV.",
+        f"The workbook's first sheet spans {rows} rows and {columns} columns, more than an "
+        f"import reads (at most {max_columns} columns and {max_cells} cells). Delete the "
+        "empty rows and columns after the roster and save the workbook again, or save the "
+        "roster as CSV.",
+    )
+
+
+def sheet_too_large_part(size: int) -> FileError:
+    return FileError(
+        FileCode.SHEET_TOO_LARGE,
+        f"Arbetsboken packas upp till {size} byte, mer än en import läser. "
+        "Spara elevlistan som CSV och ladda upp den igen.",
+        f"The workbook unpacks to {size} bytes, more than an import reads. "
+        "Save the roster as CSV and upload it again.",
     )
 
 
@@ -152,6 +188,20 @@ def bad_quoting() -> FileError:
     return unreadable(
         'Filens citattecken kunde inte läsas entydigt — kontrollera att varje " avslutas.',
         "The file's quoting could not be read consistently — check for unbalanced quotes.",
+    )
+
+
+def field_too_long(line: int, column: str | None) -> FileError:
+    where_sv = f"i kolumnen {shown(column)!r} " if column else ""
+    where_en = f"in the column {shown(column)!r} " if column else ""
+    return FileError(
+        FileCode.FIELD_TOO_LONG,
+        f"Rad {line} har ett fält {where_sv}som är längre än någon elevlistas cell "
+        "(mer än en miljon tecken), ofta ett citattecken som inte avslutas eller inklistrad "
+        "text. Rätta raden och ladda upp filen igen.",
+        f"Line {line} has a field {where_en}longer than any roster cell (over a million "
+        "characters), often a quote that is never closed or pasted text. Correct the line "
+        "and upload the file again.",
     )
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-
-import pyarrow.compute as pc
 
 from rosterflow import events, jobs, journal
 from rosterflow.cancellation import JobCancelled
@@ -28,6 +27,8 @@ from services.validator.rows import Rules
 from services.validator.source import Upload
 
 SERVICE = "validator"
+# Error codes kept with the job for the email, commonest first.
+REASONS_KEPT = 10
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 archive_candidates_key=planned.archive_candidates_key,
             ).model_dump(),
         }
+        # Not published: the notifier's commonest reasons, counted during the
+        # check so that nobody reads the report again for them.
+        check_result["reasons"] = [dataclasses.asdict(r) for r in result.reasons[:REASONS_KEPT]]
         if planned.staged_rows is not None:
             # Not published: tells the importer (and whoever ends the job) that
             # the rows wait in the job's own table.
@@ -130,11 +134,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
             if moved is None and planned.staged_rows is not None:
                 await journal.drop_job_table(conn, job.id)  # cancelled meanwhile
         if moved is not None:
-            if result.counts.invalid:  # no invalid row, no skipped row to count
-                try:
-                    await asyncio.to_thread(_count_skipped, rt, invalid_key)
-                except Exception as exc:  # a metric never fails a job
-                    log.warning("skipped rows not counted", extra={"error": type(exc).__name__})
+            metrics.skipped_row_counts(result.skipped)
             return moved
     except FileError as exc:
         await rt.end_job(
@@ -154,15 +154,6 @@ async def validate(rt: Runtime, job: Job) -> Job:
 # Every reason at zero from the start: increase() and rate() then see a reason's first rows.
 for _code in (*IdentityError, *RowCode):
     metrics.ROWS_SKIPPED.labels(_code.value)
-
-
-def _count_skipped(rt: Runtime, invalid_key: str) -> None:
-    """The metric of skipped rows by reason, from the report's codes (never its values)."""
-    issues = rt.store.parquet_file(invalid_key).read(columns=["line", "code", "severity"])
-    errors = issues.filter(pc.equal(issues.column("severity"), "error"))
-    metrics.skipped_rows(
-        zip(errors.column("line").to_pylist(), errors.column("code").to_pylist(), strict=True)
-    )
 
 
 def _check(

@@ -67,7 +67,7 @@ def map_header(fields: Sequence[str], aliases: Mapping[str, str]) -> Layout:
             continue
         if canonical in columns:
             raise errors.repeated_column(header)
-        columns[canonical] = header
+        columns[canonical] = errors.shown(header)
         positions[canonical] = position
     return Layout(columns, positions, len(fields))
 

@@ -36,7 +36,7 @@ WHITESPACE = " \t\n\r\f\v\u00a0\u2007\u202f\ufeff"
 
 # Patterns use [0-9] and explicit case classes rather than \d and (?i): those
 # mean different things in Python's re and Arrow's RE2.
-_MANGLED_PATTERN = r"^(?:[0-9]{9}|[0-9]{11}|[0-9]+[.,]0+|[0-9](?:[.,][0-9]+)?[Ee]\+?[0-9]+)$"
+_MANGLED_PATTERN = r"^(?:[0-9]{9}|[0-9]{11}|[0-9]+[.,][0-9]+|[0-9](?:[.,][0-9]+)?[Ee]\+?[0-9]+)$"
 # The lengths (10, 11, 12, 13) make the parse unique, so re and RE2 agree on
 # which optional group matched. Centuries outside 18-20 are typing errors.
 _SHAPE_PATTERN = (

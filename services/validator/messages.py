@@ -33,6 +33,8 @@ class RowCode(StrEnum):
     DUPLICATE_CONFLICT = "duplicate_conflict"
     DUPLICATE_EXACT = "duplicate_exact"
     ROW_COLUMN_COUNT = "row_column_count"
+    CELL_CONTROL_CHARACTER = "cell_control_character"
+    ROW_ISSUES_NOT_LISTED = "row_issues_not_listed"
 
 
 class Message(NamedTuple):
@@ -159,6 +161,20 @@ MESSAGES: Final[Mapping[str, Message]] = {
         "avgränsare och citattecken på raden.",
         "The row has a different number of columns than the header row and was not read — "
         "check the delimiters and quotes on the row.",
+    ),
+    RowCode.CELL_CONTROL_CHARACTER: Message(
+        "error",
+        "Cellen innehåller ett styrtecken (t.ex. NUL) som inte hör hemma i text — radera "
+        "cellens innehåll och skriv in värdet igen.",
+        "The cell contains a control character (e.g. NUL) that does not belong in text — "
+        "clear the cell and type the value again.",
+    ),
+    RowCode.ROW_ISSUES_NOT_LISTED: Message(
+        "warning",
+        "Raden har fler fel och varningar än de som visas (antalet står som värde) — rätta "
+        "dem som visas och kontrollera filen igen.",
+        "The row has more errors and warnings than those shown (the value says how many) — "
+        "correct the ones shown and check the file again.",
     ),
 }
 

@@ -14,12 +14,17 @@ pyarrow's batches (memory stays one batch deep) and notes the first line of ever
 * any other row with the wrong number of fields is an error, and its identity
   number is still read where it can be, so that a patient whose row had a
   stray delimiter is never archived.
+
+Rows that are not of the header's width are handed on as they come, never
+more than SPAN_RECORDS of them at once (a file of nothing but misshapen rows
+streams like any other), and the row limit is enforced as records are walked.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +38,13 @@ from services.validator.header import Layout
 from services.validator.source import MISSHAPEN_SCHEMA, Chunk, Upload, canonical_batch
 
 # A roster cell is short; a field this long means the quoting is broken.
-csv.field_size_limit(1 << 20)
+FIELD_LIMIT = 1 << 20
+csv.field_size_limit(FIELD_LIMIT)
+# Records other than good rows handed on at once; each costs a few dozen bytes.
+SPAN_RECORDS = 20_000
+# A misshapen row's identity number is kept for the archive's sake; a longer
+# value is no identity number.
+_IDENTITY_CHARS = 40
 
 
 def arrow_encoding(encoding: str) -> str:
@@ -47,13 +58,25 @@ class Span:
     good_lines: array[int] = field(default_factory=lambda: array("q"))
     blank: int = 0
     rescued: list[tuple[int, list[str]]] = field(default_factory=list)
-    misshapen: list[tuple[int, list[str]]] = field(default_factory=list)
+    misshapen: list[tuple[int, int, str | None]] = field(default_factory=list)
+    """Line, number of fields, the identity number as written (where there is one)."""
+
+    @property
+    def others(self) -> int:
+        return self.blank + len(self.rescued) + len(self.misshapen)
 
 
 class RecordWalk:
     def __init__(
-        self, source: pa.NativeFile, encoding: str, delimiter: str, layout: Layout
+        self,
+        source: pa.NativeFile,
+        encoding: str,
+        delimiter: str,
+        layout: Layout,
+        max_rows: int | None = None,
+        first_line: int = 1,
     ) -> None:
+        """``source`` starts at the header row, or at the data rows on ``first_line``."""
         # pyarrow's files speak Python's io protocol; newline="" leaves line
         # ends to the csv parser, which must see quoted line breaks as they are.
         text = io.TextIOWrapper(source, encoding=encoding, newline="")
@@ -61,58 +84,88 @@ class RecordWalk:
         self._reader = csv.reader(text, delimiter=delimiter, quotechar='"', doublequote=True)
         self._width = layout.width
         self._named = max(layout.positions.values(), default=-1) + 1
-        self._end = 0
-        self._records = self._walk()
-        next(self._records, None)  # the header row
+        self._identity = layout.positions.get("identity", 0)
+        self._max_rows = max_rows
+        self._end = first_line - 1
+        self._records = self._walk(header=first_line == 1)
+        if first_line == 1:
+            next(self._records, None)  # the header row
 
-    def _walk(self) -> Iterator[tuple[int, list[str]]]:
+    def _walk(self, header: bool) -> Iterator[tuple[int, list[str]]]:
+        records = -1 if header else 0  # the header row is not one of the file's rows
+        base = self._end
         try:
             for fields in self._reader:
                 line = self._end + 1
-                self._end = self._reader.line_num
+                self._end = base + self._reader.line_num
+                records += 1
+                if self._max_rows is not None and records > self._max_rows:
+                    raise errors.too_many_rows(self._max_rows)
                 yield line, fields
         except UnicodeDecodeError as exc:
             raise errors.bad_text(self._encoding, exc.start) from exc
         except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise LongRecord from exc
             raise errors.bad_quoting() from exc
 
-    def take(self, good: int | None) -> Span:
-        """Walk on until ``good`` rows of the header's width were seen (None: to the end)."""
+    def take(self, good: int | None) -> Iterator[Span]:
+        """Walk on until ``good`` rows of the header's width were seen (None: to the end),
+        in spans of at most SPAN_RECORDS other records each."""
         span = Span()
+        seen = 0
         if good == 0:
-            return span
+            return
         for line, fields in self._records:
             if len(fields) == self._width:
                 span.good_lines.append(line)
-                if good is not None and len(span.good_lines) == good:
-                    return span
-            elif not any(f.strip() for f in fields):
+                seen += 1
+                if good is not None and seen == good:
+                    yield span
+                    return
+                continue
+            if not any(f.strip() for f in fields):
                 span.blank += 1
             elif len(fields) >= self._named and not any(f.strip() for f in fields[self._width :]):
                 span.rescued.append((line, fields))
             else:
-                span.misshapen.append((line, fields))
+                identity = fields[self._identity] if len(fields) > self._identity else None
+                if identity is not None and len(identity) > _IDENTITY_CHARS:
+                    identity = None
+                span.misshapen.append((line, len(fields), identity))
+            if span.others >= SPAN_RECORDS:
+                yield span
+                span = Span()
         if good is not None:
             raise errors.bad_quoting()
-        return span
+        yield span
 
 
 def read_exact(
-    upload: Upload, encoding: str, delimiter: str, layout: Layout, block_size: int
+    upload: Upload,
+    encoding: str,
+    delimiter: str,
+    layout: Layout,
+    block_size: int,
+    max_rows: int | None = None,
+    first_line: int = 2,
 ) -> Iterator[Chunk]:
+    """The rows of a file opened at its first data row, which is on ``first_line``."""
     with upload.open() as values, upload.open() as records:
-        walk = RecordWalk(records, encoding, delimiter, layout)
+        walk = RecordWalk(records, encoding, delimiter, layout, max_rows, first_line)
         for batch in _arrow_batches(values, encoding, delimiter, layout, block_size):
-            yield _chunk(batch, walk.take(batch.num_rows), layout)
-        rest = walk.take(None)
-        if rest.good_lines:
-            raise errors.bad_quoting()
-        if rest.blank or rest.rescued or rest.misshapen:
-            yield _chunk(
-                canonical_batch(dict.fromkeys(layout.positions, pa.array([], pa.string()))),
-                rest,
-                layout,
-            )
+            used = 0
+            # The batch's good rows are in file order: a span takes the next ones.
+            for span in walk.take(batch.num_rows):
+                taken = len(span.good_lines)
+                yield _chunk(batch.slice(used, taken), span, layout)
+                used += taken
+        none = canonical_batch(dict.fromkeys(layout.positions, pa.array([], pa.string())))
+        for rest in walk.take(None):
+            if rest.good_lines:
+                raise errors.bad_quoting()
+            if rest.others:
+                yield _chunk(none, rest, layout)
 
 
 def _arrow_batches(
@@ -140,7 +193,6 @@ def arrow_csv_batches(
             read_options=pacsv.ReadOptions(
                 encoding=arrow_encoding(encoding),
                 column_names=names,
-                skip_rows=1,
                 block_size=block_size,
             ),
             parse_options=parse,
@@ -152,8 +204,56 @@ def arrow_csv_batches(
         )
         for batch in reader:
             yield canonical_batch({n: batch.column(n) for n in layout.positions})
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+    except pa.ArrowInvalid as exc:
+        if str(exc).startswith("Empty CSV file"):
+            return  # nothing after the header row
+        if "straddling" in str(exc) or "straddles" in str(exc):
+            # One record longer than a block: valid text, but no roster row.
+            raise LongRecord from exc
         raise errors.bad_text(encoding) from exc
+    except UnicodeDecodeError as exc:
+        raise errors.bad_text(encoding) from exc
+
+
+class LongRecord(Exception):
+    """A record longer than the reader's block: the caller finds where it is (long_field)."""
+
+
+def long_field(
+    source: pa.NativeFile, delimiter: str, first_line: int, line_limit: int
+) -> tuple[int, int | None] | None:
+    """The first line with a field longer than FIELD_LIMIT bytes (and that field's
+    position), or else longer than ``line_limit`` bytes (no position); read a block
+    at a time, whatever the lengths. Quotes are not followed: a line is what an
+    editor shows."""
+    ends = re.compile(b"[" + re.escape(delimiter.encode()) + b"\r\n]")
+    line, field, length, line_length = first_line, 0, 0, 0
+    cr_at, offset = -2, 0
+    while block := source.read(1 << 20):
+        position = 0
+        for end in ends.finditer(block):
+            length += end.start() - position
+            line_length += end.start() - position
+            if length > FIELD_LIMIT:
+                return line, field
+            if line_length > line_limit:
+                return line, None
+            here, found = offset + end.start(), end.group()
+            if found == b"\r" or (found == b"\n" and cr_at != here - 1):
+                line, field, line_length = line + 1, 0, 0
+            elif found != b"\n":
+                field += 1
+            if found == b"\r":
+                cr_at = here
+            length, position = 0, end.end()
+        length += len(block) - position
+        line_length += len(block) - position
+        if length > FIELD_LIMIT:
+            return line, field
+        if line_length > line_limit:
+            return line, None
+        offset += len(block)
+    return None
 
 
 def _chunk(batch: pa.RecordBatch, span: Span, layout: Layout) -> Chunk:
@@ -171,16 +271,9 @@ def _chunk(batch: pa.RecordBatch, span: Span, layout: Layout) -> Chunk:
         lines = pa.concat_arrays([lines, pa.array([line for line, _ in span.rescued], pa.int64())])
         order = pc.sort_indices(lines)
         batch, lines = batch.take(order), lines.take(order)
-    position = layout.positions["identity"]
-    misshapen = pa.Table.from_pylist(
-        [
-            {
-                "line": line,
-                "fields": len(fields),
-                "identity": fields[position] if len(fields) > position else None,
-            }
-            for line, fields in span.misshapen
-        ],
+    line, fields, identity = zip(*span.misshapen, strict=True) if span.misshapen else ((), (), ())
+    misshapen = pa.Table.from_arrays(
+        [pa.array(line, pa.int64()), pa.array(fields, pa.int64()), pa.array(identity, pa.string())],
         schema=MISSHAPEN_SCHEMA,
     )
     return Chunk(batch, lines, blank=span.blank, misshapen=misshapen)

@@ -35,8 +35,11 @@ _VALID_DICTIONARY = [
     "city",
 ]  # fmt: skip
 _REPORT_DICTIONARY = ["column", "code", "severity", "message_sv", "message_en"]
-# One write is one row group: a batch of the file, as large as a reader stages at once.
-_ROW_GROUP = 1 << 20
+# Row groups small enough that a page of the report (ingest reads the groups a
+# page touches, a filtered page one group at a time) costs a bounded amount:
+# a batch of valid rows is staged a group at a time too.
+VALID_ROW_GROUP = 65_536
+ISSUE_ROW_GROUP = 16_384
 
 
 def archive_key(organisation_id: UUID, job_id: UUID) -> str:
@@ -104,11 +107,11 @@ class ReportWriter:
 
     def write(self, valid: pa.Table, issues: pa.Table) -> None:
         if valid.num_rows:
-            self._valid.write_table(valid, row_group_size=_ROW_GROUP)
+            self._valid.write_table(valid, row_group_size=VALID_ROW_GROUP)
             if self._mirror is not None:
                 self._mirror.rows(valid)
         if issues.num_rows:
-            self._issues.write_table(with_messages(issues), row_group_size=_ROW_GROUP)
+            self._issues.write_table(with_messages(issues), row_group_size=ISSUE_ROW_GROUP)
 
     def restart(self) -> None:
         """Start the report over (the file is being read again)."""
@@ -138,6 +141,7 @@ class ReportWriter:
             self.valid_key,
             VALID_ROWS_SCHEMA,
             _VALID_DICTIONARY,
+            VALID_ROW_GROUP,
             lambda part: part.filter(
                 pc.invert(pc.is_in(part.column("line"), value_set=resolution.dropped))
             ),
@@ -156,7 +160,12 @@ class ReportWriter:
             return merged.take(pc.sort_indices(merged, [("line", "ascending")]))
 
         self._rewrite(
-            self.invalid_key, REPORT_SCHEMA, _REPORT_DICTIONARY, merge, tail=lambda: pending
+            self.invalid_key,
+            REPORT_SCHEMA,
+            _REPORT_DICTIONARY,
+            ISSUE_ROW_GROUP,
+            merge,
+            tail=lambda: pending,
         )
 
     def _rewrite(
@@ -164,6 +173,7 @@ class ReportWriter:
         key: str,
         schema: pa.Schema,
         dictionary: list[str],
+        row_group: int,
         change: Callable[[pa.Table], pa.Table],
         tail: Callable[[], pa.Table] | None = None,
     ) -> None:
@@ -173,8 +183,8 @@ class ReportWriter:
             for part in self._files.row_groups(partial):
                 changed = change(part)
                 if changed.num_rows:
-                    out.write_table(changed, row_group_size=_ROW_GROUP)
+                    out.write_table(changed, row_group_size=row_group)
             rest = tail() if tail else None
             if rest is not None and rest.num_rows:
-                out.write_table(rest, row_group_size=_ROW_GROUP)
+                out.write_table(rest, row_group_size=row_group)
         self._store.delete(partial)

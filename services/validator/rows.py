@@ -35,14 +35,16 @@ ISSUE_SCHEMA: Final = pa.schema(
 # listed to be collapsed like ordinary ones.
 _RUN_OF_SPACE = r"[\t\n\v\f\r \x{00A0}\x{2007}\x{202F}\x{FEFF}]+"
 _UNTIDY_SPACE = r"  |[\t\n\v\f\r\x{00A0}\x{2007}\x{202F}\x{FEFF}]"
-# Spreadsheets evaluate '=' cells, and '+', '-', '@' cells too when a function,
-# a cell reference or a DDE pipe follows. Phone numbers ("+46 70 …") and
-# hyphenated names must not trip it, so plain numbers after '+'/'-' do not.
-_FORMULA_LIKE = (
-    r"^(?:=\s*\S"
-    r"|[-+@]\s*(?:[A-Za-z_][A-Za-z0-9_.]*\s*\(|\$?[A-Za-z]{1,3}\$?[0-9]+|=)"
-    r"|[-+=@].*\|)"
-)
+# A spreadsheet runs a cell starting with '=', '+', '-' or '@' as a formula
+# (a tab or a line break before it is trimmed away, so the trimmed value is
+# judged). Only what it would read as a plain number is not one: a negative
+# number ("-", "-1,5") and a phone number ("+46 70-123 45 67"). "-1+1" and
+# "-1+HYPERLINK(…)" are formulas.
+_NOT_FORMULA = r"^(?:-[0-9 .,]*|\+[0-9 ()-]*)$"
+# Control characters no roster text holds; NUL would stop PostgreSQL.
+# Tab, line breaks, vertical tab and form feed are whitespace (clean_text).
+_CONTROL = r"[\x00-\x08\x0e-\x1f\x7f]"
+_REPLACEMENT = pa.scalar("\ufffd", pa.string())
 _GRADE_ERRORS = pa.array(
     [RowCode.GRADE_INVALID.value, RowCode.GRADE_NOT_ALLOWED.value], pa.string()
 )
@@ -172,8 +174,18 @@ def formula_like(values: pa.Array) -> pa.Array:
     candidates = pc.fill_null(pc.is_in(first, value_set=_FORMULA_FIRST), False)
     if not pc.any(candidates).as_py():
         return candidates
-    matched = pc.match_substring_regex(values.filter(candidates), _FORMULA_LIKE)
-    return pc.replace_with_mask(candidates, candidates, matched)
+    plain = pc.match_substring_regex(values.filter(candidates), _NOT_FORMULA)
+    return pc.replace_with_mask(candidates, candidates, pc.invert(plain))
+
+
+def control_characters(values: pa.Array) -> pa.Array | None:
+    """Which values hold a control character; None (the common case) when none does."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not _Bytes(values).control():
+        return None
+    found = pc.fill_null(pc.match_substring_regex(values, _CONTROL), False)
+    return found if pc.any(found).as_py() else None
 
 
 def _line_numbers(first_line: int | pa.Array, rows: int) -> pa.Array:
@@ -244,6 +256,11 @@ def validate_batch(
     }
     cleaned = {name: clean_text(raw[name]) for name in CANONICAL if name != "identity"}
     raw_identity = pc.cast(raw["identity"], pa.string())
+    control = {
+        name: found
+        for name in CANONICAL
+        if (found := control_characters(pc.cast(raw[name], pa.string()))) is not None
+    }
     identity = parse_identity_column(raw_identity, rules.today)
     no_identity = pc.fill_null(pc.equal(identity.codes, _IDENTITY_MISSING), False)
     empty = reduce(pc.and_, (pc.is_null(c) for c in cleaned.values()), no_identity)
@@ -255,7 +272,13 @@ def validate_batch(
         lines, raw_identity = lines.filter(kept), raw_identity.filter(kept)
         cleaned = {name: column.filter(kept) for name, column in cleaned.items()}
         identity = IdentityColumn(*(column.filter(kept) for column in identity))
+        control = {name: found.filter(kept) for name, found in control.items()}
     found = _Found(lines, identity.normalised)
+    for name, mask in control.items():
+        # The report shows where the character was, never the character itself.
+        shown = raw_identity if name == "identity" else cleaned[name]
+        found.add(mask, name, RowCode.CELL_CONTROL_CHARACTER,
+                  pc.replace_substring_regex(shown, _CONTROL, _REPLACEMENT.as_py()))  # fmt: skip
 
     given_missing = pc.is_null(cleaned["given_name"])
     family_missing = pc.is_null(cleaned["family_name"])
@@ -289,8 +312,10 @@ def validate_batch(
 
     grade_error = pc.fill_null(pc.is_in(placement.codes, value_set=_GRADE_ERRORS), False)
     error = reduce(
-        pc.or_, (pc.is_valid(identity.codes), given_missing, family_missing, grade_error)
-    )
+        pc.or_,
+        (pc.is_valid(identity.codes), given_missing, family_missing, grade_error,
+         *control.values()),
+    )  # fmt: skip
     valid = pa.Table.from_arrays(
         [lines, identity.normalised, identity.kinds, cleaned["given_name"],
          cleaned["family_name"], placement.school_form, placement.grade_year, cleaned["class"],

@@ -41,12 +41,8 @@ def sniff(sample: bytes) -> Container:
     if sample.startswith(_OLE2):
         return Container.XLS
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise errors.unreadable(
-            "Filen är sparad som UTF-16 (Excels ”Unicode-text”). "
-            "Spara den som CSV i UTF-8 och ladda upp den igen.",
-            "The file is saved as UTF-16 (Excel's 'Unicode text'). "
-            "Save it as UTF-8 CSV and upload it again.",
-        )
+        # Excel's "Unicode text": its NUL bytes are half of each character.
+        return Container.TEXT
     head = sample[:65_536]
     if b"\x00" in head or len(_CONTROL.findall(head)) * 100 > len(head):
         raise errors.not_text()

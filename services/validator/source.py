@@ -47,14 +47,33 @@ class ReadAgain(Exception):
 class Reader(Protocol):
     """One kind of file (text, workbook): its header row, then its rows in chunks.
 
+    The rows above the header (a title, blank rows) are not the file's rows.
+
     ``chunks`` may raise ReadAgain once, after which a second call reads the
     whole file again another way.
     """
 
     encoding: str
     delimiter: str
+    header_line: int
+    """The line the header row was found on."""
 
-    def header(self) -> list[str]: ...
+    @property
+    def detected_encoding(self) -> str:
+        """The file's encoding as the check result names it (empty for a workbook)."""
+        ...
+
+    def header(self) -> list[str]:
+        """The chosen header row's fields (at first, the first non-empty row's)."""
+        ...
+
+    def header_rows(self) -> list[tuple[int, list[str]]]:
+        """The first few non-empty rows, each with its line: where the header may be."""
+        ...
+
+    def use_header(self, line: int) -> None:
+        """Read the rows after the header row on ``line`` (one of ``header_rows``)."""
+        ...
 
     def chunks(self, layout: Layout) -> Iterator[Chunk]: ...
 

@@ -22,21 +22,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from rosterflow import db
 from rosterflow.kafka import topic_name
-from rosterflow.launcher import free_port, service_processes
+from rosterflow.launcher import service_processes
 from rosterflow.settings import (
-    AuthSettings,
-    DatabaseSettings,
-    HttpSettings,
-    KafkaSettings,
     Settings,
-    StorageSettings,
 )
 from rosterflow.testing import (
-    TEST_AUTH_SECRET,
     bearer,
     delete_prefixed_topics,
     mint_token,
@@ -47,8 +40,9 @@ from rosterflow.testing import (
     wait_for,
 )
 from rosterflow.topics import JOB_ACCEPTED
-from tests.support.database import ADMIN_DSN, with_database
+from tests.support.database import copy_of
 from tests.support.observability import dashboard_queries, every_rule, metric_names
+from tests.support.pipeline import process_settings
 
 ADMIN_NAME = "Karin Adminsdotter"
 FILE_NAME = "klass-9b-Wilma-Andersson.csv"
@@ -133,25 +127,15 @@ def invalid_file(numbers: list[str]) -> tuple[str, set[str]]:
 async def run(
     template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Run]:
-    name = f"rf_test_{uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     tmp = tmp_path_factory.mktemp("ops")
-    settings = Settings(
-        kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=2),
-        db=DatabaseSettings(dsn=with_database(ADMIN_DSN, name)),
-        storage=StorageSettings(uri=(tmp / "objects").as_uri()),
-        http=HttpSettings(port=free_port()),
-        auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
-    )
-    conn = await db.connect(settings.db.dsn.get_secret_value())
-    try:
-        yield await _exercise(settings, conn, tmp / "logs")
-    finally:
-        await conn.close()
-        await delete_prefixed_topics(settings.kafka)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with copy_of(template_database) as dsn:
+        settings = process_settings(dsn, tmp, partitions=2)
+        conn = await db.connect(dsn)
+        try:
+            yield await _exercise(settings, conn, tmp / "logs")
+        finally:
+            await conn.close()
+            await delete_prefixed_topics(settings.kafka)
 
 
 async def _exercise(settings: Settings, conn: asyncpg.Connection, log_dir: Path) -> Run:

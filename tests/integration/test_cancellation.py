@@ -7,8 +7,6 @@ instance of a service is a second consumer in the same groups.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,7 +14,7 @@ import asyncpg
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from rosterflow import db, events, jobs, journal
+from rosterflow import events, jobs
 from rosterflow.jobs import JobState
 from rosterflow.kafka import topic_name
 from rosterflow.runtime import Runtime
@@ -36,6 +34,7 @@ from rosterflow.topics import JOB_ACCEPTED
 from services.validator import reading
 from tests.support.gates import GatedStorage
 from tests.support.http import Api, ingest_api
+from tests.support.locks import organisation_locked, someone_waits_for_the_lock
 from tests.support.pipeline import final_job, new_admin, pipeline
 
 
@@ -54,43 +53,6 @@ async def in_state(conn: asyncpg.Connection, job_id: UUID, state: JobState) -> j
         return job if job is not None and job.state is state else None
 
     return await wait_for(probe, within=60, what=f"{job_id} reaching {state}")
-
-
-@asynccontextmanager
-async def organisation_locked(
-    settings: Settings, school: School
-) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-    """Hold the organisation's apply lock, so a stage stops inside its transaction.
-
-    Yields ``release``; leaving the block releases it too.
-    """
-    blocker = await db.connect(settings.db.dsn.get_secret_value())
-    transaction = blocker.transaction()
-    await transaction.start()
-    released = False
-
-    async def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            await transaction.commit()
-
-    try:
-        await journal.lock_organisation(blocker, school.organisation_id)
-        yield release
-    finally:
-        await release()
-        await blocker.close()
-
-
-async def someone_waits_for_the_lock(conn: asyncpg.Connection) -> None:
-    async def probe() -> bool:
-        waiting = await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        )
-        return bool(waiting)
-
-    await wait_for(probe, within=60, what="a stage waiting for the organisation's lock")
 
 
 def roster_bytes(size: int = 30) -> bytes:

@@ -6,14 +6,26 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from uuid import UUID, uuid4
+
+from pydantic import SecretStr
 
 from rosterflow import events, jobs
 from rosterflow.db import Connection
+from rosterflow.launcher import free_port
 from rosterflow.runtime import Runtime
-from rosterflow.settings import LOCAL_DIR, Settings
+from rosterflow.settings import (
+    LOCAL_DIR,
+    AuthSettings,
+    DatabaseSettings,
+    HttpSettings,
+    KafkaSettings,
+    Settings,
+    StorageSettings,
+)
 from rosterflow.storage import ObjectStore, upload_key
-from rosterflow.testing import EventTap, School, read_message, running
+from rosterflow.testing import TEST_AUTH_SECRET, EventTap, School, read_message, running
 from services.archiver import handlers as archiver
 from services.importer import handlers as importer
 from services.ingest import handlers as ingest
@@ -67,6 +79,17 @@ class Pipeline:
         )
         await self.any.publisher.publish(event)
         return event
+
+
+def process_settings(dsn: str, directory: Path, *, partitions: int) -> Settings:
+    """Settings for the services as processes: topics, objects and an API port of their own."""
+    return Settings(
+        kafka=KafkaSettings(prefix=f"t{uuid4().hex[:10]}.", partitions=partitions),
+        db=DatabaseSettings(dsn=dsn),
+        storage=StorageSettings(uri=(directory / "objects").as_uri()),
+        http=HttpSettings(port=free_port()),
+        auth=AuthSettings(hs256_secret=SecretStr(TEST_AUTH_SECRET)),
+    )
 
 
 def stored_upload(

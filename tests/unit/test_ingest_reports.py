@@ -44,3 +44,15 @@ def test_filters_count_and_page_the_matching_rows(store: ObjectStore) -> None:
 
 def test_without_filters_every_row_counts(store: ObjectStore) -> None:
     assert filtered_page(store, "r.parquet", 0, 1, codes=None, severity=None)[0] == ROWS
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(0, 4), (3, 5), (9, 20), (30, 5)])
+def test_a_filtered_page_crossing_row_groups_is_the_slice_of_the_matches(
+    store: ObjectStore, offset: int, limit: int
+) -> None:
+    every = [i + 2 for i in range(ROWS) if i % 3 == 1]
+
+    total, rows = filtered_page(store, "r.parquet", offset, limit, codes=["b"], severity=None)
+
+    assert total == len(every)
+    assert [r["line"] for r in rows] == every[offset : offset + limit]

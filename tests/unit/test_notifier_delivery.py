@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 from uuid import UUID
 
 import aiosmtplib
-import pyarrow as pa
 import pytest
 
 from rosterflow.events import Language
 from rosterflow.jobs import Job
-from rosterflow.settings import StorageSettings
 from rosterflow.storage import ObjectStore
 from services.notifier.delivery import retry_delay
 from services.notifier.logic import Reason
-from services.notifier.reasons import commonest, read_reasons
+from services.notifier.reasons import commonest, job_reasons
 from services.notifier.smtp import Deferred, Refused, classify
 from tests.support.jobs import make_job
 
@@ -64,75 +61,51 @@ def test_retries_back_off_exponentially_up_to_the_cap() -> None:
     assert retry_delay(10_000, 30, 1800) == 1800
 
 
-def report(rows: list[tuple[str, str]], **extra: list[Any]) -> pa.Table:
-    """A check report's issue rows: (code, severity), messages made from the code."""
-    return pa.table(
-        {
-            "code": [c for c, _ in rows],
-            "severity": [s for _, s in rows],
-            "message_sv": [f"sv {c}" for c, _ in rows],
-            "message_en": [f"en {c}" for c, _ in rows],
-            **extra,
-        }
-    )
+def counted(*codes: tuple[str, int]) -> list[dict[str, Any]]:
+    """Reasons as the validator keeps them with the job, messages made from the code."""
+    return [
+        {"code": c, "rows": n, "message_sv": f"sv {c}", "message_en": f"en {c}"} for c, n in codes
+    ]
 
 
 def test_the_three_commonest_error_codes_come_first_ties_by_code() -> None:
-    rows = [
-        *[("identity_bad_check_digit", "error")] * 4,
-        *[("given_name_missing", "error")] * 2,
-        *[("family_name_missing", "error")] * 2,
-        ("identity_format", "error"),
-        # Warnings did not stop a row, however many there are.
-        *[("cell_formula_like", "warning")] * 9,
-    ]
+    reasons = counted(
+        ("identity_format", 1),
+        ("given_name_missing", 2),
+        ("identity_bad_check_digit", 4),
+        ("family_name_missing", 2),
+    )
 
-    assert commonest(report(rows), Language.EN) == [
+    assert commonest(reasons, Language.EN) == [
         Reason("identity_bad_check_digit", "en identity_bad_check_digit", 4),
         Reason("family_name_missing", "en family_name_missing", 2),
         Reason("given_name_missing", "en given_name_missing", 2),
     ]
-    assert commonest(report(rows), Language.SV)[0].message == "sv identity_bad_check_digit"
+    assert commonest(reasons, Language.SV)[0].message == "sv identity_bad_check_digit"
 
 
 def test_no_reasons_without_errors() -> None:
-    assert commonest(report([("duplicate_exact", "warning")]), Language.SV) == []
-    assert commonest(report([]), Language.SV) == []
+    assert commonest([], Language.SV) == []
 
 
 def stored_job(check_result: dict[str, Any] | None) -> Job:
     return make_job(organisation_id=UUID(int=1), check_result=check_result)
 
 
-def test_reasons_are_read_without_the_reports_cell_values(tmp_path: Path) -> None:
-    store = ObjectStore.from_settings(StorageSettings(uri=tmp_path.as_uri()))
-    key = "orgs/1/reports/j/invalid.parquet"
-    # No value or identity_number column at all: reading them would fail.
-    store.write_table(key, report([("given_name_missing", "error")] * 2))
-    job = stored_job({"report": {"invalid_rows_key": key, "valid_rows_key": "v"}})
-
-    assert read_reasons(store, job, Language.SV) == [
-        Reason("given_name_missing", "sv given_name_missing", 2)
-    ]
-
-
-def test_a_missing_report_costs_the_reasons_not_the_email(tmp_path: Path) -> None:
-    store = ObjectStore.from_settings(StorageSettings(uri=tmp_path.as_uri()))
-    gone = stored_job({"report": {"invalid_rows_key": "orgs/1/reports/j/gone.parquet"}})
-
-    assert read_reasons(store, gone, Language.SV) == []
-    assert read_reasons(store, stored_job(None), Language.SV) == []
-
-
-def test_a_check_without_invalid_rows_reads_no_report(tmp_path: Path) -> None:
-    store = ObjectStore.from_settings(StorageSettings(uri=tmp_path.as_uri()))
-    # The key names no object: reading it would log the report as unreadable.
+def test_reasons_come_from_the_job_and_no_report_is_read() -> None:
     job = stored_job(
         {
-            "counts": {"rows": 2, "valid": 2, "invalid": 0, "empty": 0, "warnings": 1},
-            "report": {"invalid_rows_key": "orgs/1/reports/j/none.parquet"},
+            "report": {"invalid_rows_key": "orgs/1/reports/j/invalid.parquet"},
+            "reasons": counted(("given_name_missing", 2)),
         }
     )
 
     with patch.object(ObjectStore, "parquet_file", side_effect=AssertionError("read")):
-        assert read_reasons(store, job, Language.SV) == []
+        assert job_reasons(job, Language.SV) == [
+            Reason("given_name_missing", "sv given_name_missing", 2)
+        ]
+
+
+def test_a_job_that_was_never_checked_has_no_reasons() -> None:
+    assert job_reasons(stored_job(None), Language.SV) == []
+    assert job_reasons(stored_job({"report": {"invalid_rows_key": "k"}}), Language.SV) == []

@@ -74,10 +74,10 @@ def test_rosterflow_xlsx_reads_the_first_sheet_with_spreadsheet_row_numbers() ->
 @pytest.mark.parametrize(
     ("cell", "shown"),
     [
-        pytest.param(201801012392, "201801012392.0", id="twelve-digits-as-a-number"),
-        pytest.param(1801012392, "1801012392.0", id="ten-digits-as-a-number"),
         pytest.param(101012392, "101012392.0", id="leading-zero-lost"),
-        pytest.param(2.01801e11, "201801000000.0", id="rounded-by-scientific-display"),
+        pytest.param(20180101239, "20180101239.0", id="eleven-digits"),
+        pytest.param(1801012392.5, "1801012392.5", id="a-fraction"),
+        pytest.param(2.01801e16, "2.01801e+16", id="an-exponent"),
         pytest.param("2,01801E+11", "2,01801E+11", id="scientific-notation-as-text"),
         pytest.param("201801012392.0", "201801012392.0", id="trailing-zero-as-text"),
     ],
@@ -95,6 +95,17 @@ def test_identity_numbers_excel_turned_into_numbers_are_reported_as_such(
     assert result.counts.valid == 0
 
 
+@pytest.mark.parametrize("digits", [12, 10])
+def test_a_whole_number_of_ten_or_twelve_digits_is_an_exact_identity_number(digits: int) -> None:
+    number = int(NUMBERS[0][-digits:])
+    data = xlsx(ROSTERFLOW_HEADER, [number, "Alva", "Berg", 1, "1A"])
+
+    result = run_check(data, fmt=FileFormat.ROSTERFLOW_XLSX)
+
+    assert result.issues.num_rows == 0
+    assert identities(result) == [NUMBERS[0]]
+
+
 def test_numbers_in_other_columns_read_as_written() -> None:
     header = [*ROSTERFLOW_HEADER, "Postnummer", "Telefon"]
     data = xlsx(header, [NUMBERS[0], "Alva", "Berg", 7, 7, 12345, "070-123 45 67"])
@@ -110,7 +121,8 @@ def test_numbers_in_other_columns_read_as_written() -> None:
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
-        (201801012392, "201801012392.0"),
+        (201801012392, "201801012392"),
+        (20180101239, "20180101239.0"),
         (7.0, "7"),
         (7.5, "7.5"),
         (True, "TRUE"),

@@ -147,15 +147,9 @@ def on_columns(columns: Mapping[str, Any]) -> None:
         ROWS_ARCHIVED.inc(archived)
 
 
-def skipped_rows(codes_by_line: Iterable[tuple[int, str]]) -> None:
-    """Count each skipped row once, under its first error code."""
-    first: dict[int, str] = {}
-    for line, code in codes_by_line:
-        first.setdefault(line, code)
-    tally: dict[str, int] = {}
-    for code in first.values():
-        tally[code] = tally.get(code, 0) + 1
-    for code, n in tally.items():
+def skipped_row_counts(rows_by_code: Mapping[str, int]) -> None:
+    """Skipped rows by their first error code, counted where the rows were checked."""
+    for code, n in rows_by_code.items():
         ROWS_SKIPPED.labels(code).inc(n)
 
 

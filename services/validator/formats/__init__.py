@@ -38,7 +38,9 @@ def _a_file_in(fmt: RosterFormat) -> Label:
     return Label(f"en fil i formatet ”{fmt.label.sv}”", f"a file in the format “{fmt.label.en}”")
 
 
-def open_roster(chosen: FileFormat, upload: Upload, sample: bytes) -> tuple[Reader, Layout]:
+def open_roster(
+    chosen: FileFormat, upload: Upload, sample: bytes, max_rows: int
+) -> tuple[Reader, Layout]:
     """The reader for this file and where its columns are, or why the file is rejected."""
     fmt = FORMATS[chosen]
     container = sniff(sample)
@@ -46,7 +48,12 @@ def open_roster(chosen: FileFormat, upload: Upload, sample: bytes) -> tuple[Read
         raise errors.wrong_format(
             CONTAINER_LABELS[container], _quoted(fmt.label), _HINTS.get(container)
         )
-    reader = fmt.reader(container, upload, sample)
+    reader = fmt.reader(container, upload, sample, max_rows)
+    # A title or blank rows may stand above the header: the first row that
+    # names the required columns is it; else the first row is judged.
+    candidates = reader.header_rows()
+    line = next((line for line, fields in candidates if fmt.names_required(fields)), None)
+    reader.use_header(candidates[0][0] if line is None else line)
     header = reader.header()
     folded = {fold(h) for h in header}
     # Before the columns: a guardian export has the student columns too.

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from rosterflow.events import FileFormat
 from services.validator.errors import FileError, Label
-from services.validator.header import Layout, map_header, missing_required
+from services.validator.header import (
+    REQUIRED,
+    Layout,
+    clean_header,
+    fold,
+    map_header,
+    missing_required,
+)
 from services.validator.reading import CsvReader
 from services.validator.sniff import Container
 from services.validator.source import Reader, Upload
@@ -47,15 +54,20 @@ class RosterFormat:
     template: Mapping[str, str]
     """Canonical column → the header this format's files use, to name a missing one."""
 
-    def reader(self, container: Container, upload: Upload, sample: bytes) -> Reader:
+    def reader(self, container: Container, upload: Upload, sample: bytes, max_rows: int) -> Reader:
         if container is Container.TEXT:
-            return CsvReader(upload, sample)
+            return CsvReader(upload, sample, max_rows=max_rows)
         if container is Container.XLSX:
-            return WorkbookReader(upload)
+            return WorkbookReader(upload, max_rows)
         raise ValueError(f"{self.id} has no reader for {container}")
 
     def layout(self, header: list[str]) -> Layout:
         return map_header(header, self.aliases)
+
+    def names_required(self, header: list[str]) -> bool:
+        """The row names every required column (perhaps more than once)."""
+        named = {self.aliases.get(fold(clean_header(cell))) for cell in header}
+        return all(column in named for column in REQUIRED)
 
     def fits(self, header: list[str]) -> bool:
         """Every required column is named the way this format names it."""
