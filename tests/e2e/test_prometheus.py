@@ -157,7 +157,7 @@ async def _run_jobs(services: Services, settings: Settings, conn: asyncpg.Connec
         finally:
             await producer.stop()
         assert (await reach(a, cancelled, {"cancelled"}))["state"] == "cancelled"
-        assert (await reach(a, failed, {"failed"}))["error_code"] == "unprocessable_event"
+        assert (await reach(a, failed, {"failed"}))["error_code"] == "invalid_event"
         await reach(b, held, {"archiving"})
 
         async def held_now() -> bool:
@@ -448,6 +448,9 @@ ALERT_SIGNALS: dict[str, Check] = {
     "RosterflowJobStuckInStage": _stuck,
     "RosterflowJobFailureRate": _failure_rate,
     "RosterflowDeadLetters": _dead_letters,
+    # Every service consumes, so each exports both at 0 from its start.
+    "RosterflowConsumerHalted": lambda s, e: finite(s, "service", OUR_GROUP_SERVICES),
+    "RosterflowStageAttemptsExhausted": lambda s, e: finite(s, "service", OUR_GROUP_SERVICES),
     "RosterflowSmtpFailing": _one_series,
     "RosterflowEmailsUndelivered": lambda s, e: finite(s, "result", {"refused", "abandoned"}),
     "RosterflowMetricsIncomplete": lambda s, e: finite(s, "source", {"database", "broker"}),
