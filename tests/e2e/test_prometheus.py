@@ -454,9 +454,6 @@ ALERT_SIGNALS: dict[str, Check] = {
     "RosterflowJobStuckInStage": _stuck,
     "RosterflowJobFailureRate": _failure_rate,
     "RosterflowDeadLetters": _dead_letters,
-    # Every service consumes, so each exports both at 0 from its start.
-    "RosterflowConsumerHalted": lambda s, e: finite(s, "service", OUR_GROUP_SERVICES),
-    "RosterflowStageAttemptsExhausted": lambda s, e: finite(s, "service", OUR_GROUP_SERVICES),
     "RosterflowSmtpFailing": _one_series,
     "RosterflowEmailsUndelivered": lambda s, e: finite(s, "result", {"refused", "abandoned"}),
     "RosterflowMetricsIncomplete": lambda s, e: finite(s, "source", {"database", "broker"}),

@@ -188,6 +188,11 @@ async def test_watch_follows_a_job_with_progress_bars_and_stage_timings(
         school = await seed_school(conn)
         roster = sample_roster(400, school_age_numbers()).to_csv().encode()
         upload = await p.upload(school, roster, archive_missing=True)
+        # The upload's event creates the job's row; watch refuses a job that does not exist.
+        await wait_for(
+            lambda: conn.fetchval("SELECT true FROM jobs WHERE id = $1", upload.job_id),
+            what="the job's row",
+        )
         watching = asyncio.create_task(ops(settings, "watch", str(upload.job_id)))
         await reaches(conn, upload.job_id, "awaiting_confirmation")
         await asyncio.sleep(0.5)  # the watcher sees the job wait for its administrator

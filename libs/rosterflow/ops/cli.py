@@ -251,6 +251,7 @@ async def watch(t: Tools, job_id: UUID, interval: float, give_up_after: float) -
     seen, waiting_note = 0, ""
     started: datetime | None = None
     previous_at: datetime | None = None
+    entered = ""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + give_up_after
     with bars.progress:
@@ -265,14 +266,16 @@ async def watch(t: Tools, job_id: UUID, interval: float, give_up_after: float) -
                     took = (r["at"] - previous_at).total_seconds()
                     print(f"{r['from_state']:>22}  {took:10.3f} s", file=t.out)
                 bars.enter(r["to_state"])
-                previous_at = r["at"]
+                previous_at, entered = r["at"], r["to_state"]
             bars.show(job)
             note = _waits_for_a_person(job)
             if note and note != waiting_note:
                 print(f"{job.state.value:>22}  {note}", file=t.out)
             waiting_note = note
-            if job.terminal and job.finished_at is not None and started is not None:
-                total = (job.finished_at - started).total_seconds()
+            # Ended once its last transition has been read, so every stage is timed
+            # on the audit's one clock (finished_at is another statement's).
+            if job.terminal and entered == job.state.value and previous_at and started:
+                total = (previous_at - started).total_seconds()
                 ending = f"{job.state.value} after {total:.3f} s"
                 print(ending + (f" (error {job.error_code})" if job.error_code else ""), file=t.out)
                 return 0
