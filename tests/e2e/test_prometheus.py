@@ -115,11 +115,17 @@ async def _run_jobs(services: Services, settings: Settings, conn: asyncpg.Connec
         return job_id
 
     async def reach(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:
-        async def probe() -> dict[str, Any] | None:
-            job: dict[str, Any] = (await client.get(f"/v1/imports/{job_id}")).json()
-            return job if job["state"] in states else None
+        last: dict[str, Any] = {}
 
-        return await wait_for(probe, within=90, what=f"job reaching {states}")
+        async def probe() -> dict[str, Any] | None:
+            last.update((await client.get(f"/v1/imports/{job_id}")).json())
+            return last if last["state"] in states else None
+
+        try:
+            return await wait_for(probe, within=90, what=f"job reaching {states}")
+        except TimeoutError as exc:
+            seen = {k: last.get(k) for k in ("state", "error_code", "progress")}
+            raise AssertionError(f"job {job_id} never reached {states}: {seen}") from exc
 
     async with (
         httpx.AsyncClient(base_url=services.base_url, headers=headers(school), timeout=30) as a,
@@ -157,7 +163,7 @@ async def _run_jobs(services: Services, settings: Settings, conn: asyncpg.Connec
         finally:
             await producer.stop()
         assert (await reach(a, cancelled, {"cancelled"}))["state"] == "cancelled"
-        assert (await reach(a, failed, {"failed"}))["error_code"] == "unprocessable_event"
+        assert (await reach(a, failed, {"failed"}))["error_code"] == "invalid_event"
         await reach(b, held, {"archiving"})
 
         async def held_now() -> bool:
@@ -448,9 +454,15 @@ ALERT_SIGNALS: dict[str, Check] = {
     "RosterflowJobStuckInStage": _stuck,
     "RosterflowJobFailureRate": _failure_rate,
     "RosterflowDeadLetters": _dead_letters,
+    # Every service consumes, so each exports both at 0 from its start.
+    "RosterflowConsumerHalted": lambda s, e: finite(s, "service", OUR_GROUP_SERVICES),
+    "RosterflowStageAttemptsExhausted": lambda s, e: finite(s, "service", OUR_GROUP_SERVICES),
     "RosterflowSmtpFailing": _one_series,
     "RosterflowEmailsUndelivered": lambda s, e: finite(s, "result", {"refused", "abandoned"}),
     "RosterflowMetricsIncomplete": lambda s, e: finite(s, "source", {"database", "broker"}),
+    # Each consuming service reports 0 (not halted) and its give-ups from zero.
+    "RosterflowConsumerHalted": lambda s, e: finite(s, "service", CONSUMERS),
+    "RosterflowStageAttemptsExhausted": lambda s, e: finite(s, "service", CONSUMERS),
     "RosterflowErrorBudgetBurnFast": _slo_ratio,
     "RosterflowErrorBudgetBurnSlow": _slo_ratio,
 }
