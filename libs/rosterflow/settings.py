@@ -138,6 +138,13 @@ class ImportSettings(BaseSettings):
 HS256_MIN_SECRET_BYTES = 32
 
 
+def _long_enough(secret: SecretStr | None, variable: str, unset: str) -> SecretStr | None:
+    """A signing secret of at least HS256_MIN_SECRET_BYTES, or none at all."""
+    if secret is not None and len(secret.get_secret_value().encode()) < HS256_MIN_SECRET_BYTES:
+        raise ValueError(f"{variable} must be at least {HS256_MIN_SECRET_BYTES} bytes ({unset})")
+    return secret
+
+
 class AuthSettings(BaseSettings):
     """How ingest verifies the platform's JWTs: HS256 with a shared secret and/or
     RS256 with the platform's public key (PEM). A token whose algorithm has no
@@ -158,12 +165,9 @@ class AuthSettings(BaseSettings):
     def _strong_enough(cls, secret: SecretStr | None) -> SecretStr | None:
         # RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
         # A shorter one can be guessed offline from any token; refuse to start.
-        if secret is not None and len(secret.get_secret_value().encode()) < HS256_MIN_SECRET_BYTES:
-            raise ValueError(
-                f"ROSTERFLOW_AUTH_HS256_SECRET must be at least {HS256_MIN_SECRET_BYTES} bytes"
-                " (leave it unset to refuse HS256 tokens)"
-            )
-        return secret
+        return _long_enough(
+            secret, "ROSTERFLOW_AUTH_HS256_SECRET", "leave it unset to refuse HS256 tokens"
+        )
 
 
 class UiSettings(BaseSettings):
@@ -186,12 +190,9 @@ class UiSettings(BaseSettings):
     @classmethod
     def _strong_enough(cls, secret: SecretStr | None) -> SecretStr | None:
         # Whoever guesses it signs sessions of any administrator: as long as an HS256 key.
-        if secret is not None and len(secret.get_secret_value().encode()) < HS256_MIN_SECRET_BYTES:
-            raise ValueError(
-                f"ROSTERFLOW_UI_SESSION_SECRET must be at least {HS256_MIN_SECRET_BYTES} bytes"
-                " (leave it unset for a random one per process)"
-            )
-        return secret
+        return _long_enough(
+            secret, "ROSTERFLOW_UI_SESSION_SECRET", "leave it unset for a random one per process"
+        )
 
 
 # --- operations: health, metrics and tracing ---------------------
