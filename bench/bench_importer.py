@@ -37,7 +37,8 @@ from uuid import UUID, uuid4
 import asyncpg
 import pyarrow as pa
 
-from rosterflow import db, journal
+from rosterflow import db, report
+from rosterflow.journal import archive, merge, staging
 from rosterflow.settings import DatabaseSettings
 
 DSN = DatabaseSettings().dsn.get_secret_value()
@@ -78,11 +79,11 @@ def rows_table(numbers: list[str], seed: int) -> pa.Table:
             "class_name": [f"{g}{rng.choice('ABC')}" for g in grades],
             **{
                 name: pa.nulls(len(numbers), pa.string())
-                for name in journal.VALID_ROWS_SCHEMA.names
+                for name in report.VALID_ROWS_SCHEMA.names
                 if name in ("email", "phone", "street", "postcode", "city")
             },
         },
-        schema=journal.VALID_ROWS_SCHEMA,
+        schema=report.VALID_ROWS_SCHEMA,
     )
 
 
@@ -126,10 +127,10 @@ async def seed_unit(conn: asyncpg.Connection) -> tuple[UUID, UUID]:
 
 async def apply(conn: asyncpg.Connection, org: UUID, unit: UUID, table: pa.Table) -> object:
     async with conn.transaction():
-        await journal.create_staging(conn)
+        await staging.create_staging(conn)
         for batch in table.to_batches(max_chunksize=50_000):
-            await journal.stage_rows(conn, batch)
-        return await journal.apply_staged(conn, org, unit, SCHOOL_YEAR)
+            await staging.stage_rows(conn, batch)
+        return await merge.apply_staged(conn, org, unit, SCHOOL_YEAR)
 
 
 TYPICAL = """
@@ -283,10 +284,10 @@ async def main(rows: int, typical_rows: int) -> None:
         in_file = remaining[: len(remaining) - len(remaining) // 10]
         start = time.perf_counter()
         async with conn.transaction():
-            await journal.create_staging(conn)
-            await journal.stage_file_identities(conn, [pa.array(in_file, pa.string())])
-            plan = await journal.archive_plan(conn, org, unit, 1.0)
-            archived = await journal.archive(conn, unit, plan.patient_ids, uuid4())
+            await staging.create_staging(conn)
+            await staging.stage_file_identities(conn, [pa.array(in_file, pa.string())])
+            plan = await archive.archive_plan(conn, org, unit, 1.0)
+            archived = await archive.archive(conn, unit, plan.patient_ids, uuid4())
         seconds = time.perf_counter() - start
         label = f"archive {archived:,} of {plan.active:,} (set + UPDATE)"
         results.append((label, archived, seconds))

@@ -47,8 +47,9 @@ from aiokafka import AIOKafkaConsumer
 
 from bench import proc_cpu
 from bench.bench_validator import generate
-from rosterflow import db, events, journal
+from rosterflow import db, events
 from rosterflow.events import ImportRequest
+from rosterflow.journal import merge, staging
 from rosterflow.kafka import Publisher, create_broker, topic_name
 from rosterflow.launcher import Services, free_port, service_processes
 from rosterflow.settings import (
@@ -357,11 +358,9 @@ async def baseline(workdir: Path, data: bytes) -> tuple[float, float, float]:
         conn = await db.connect(ph.dsn)
         try:
             async with conn.transaction():
-                await journal.create_staging(conn)
-                await journal.stage_row_groups(conn, parquet.num_row_groups, parquet.read_row_group)
-                await journal.apply_staged(
-                    conn, school.organisation_id, school.unit_id, SCHOOL_YEAR
-                )
+                await staging.create_staging(conn)
+                await staging.stage_row_groups(conn, parquet.num_row_groups, parquet.read_row_group)
+                await merge.apply_staged(conn, school.organisation_id, school.unit_id, SCHOOL_YEAR)
         finally:
             await conn.close()
         done = time.perf_counter()

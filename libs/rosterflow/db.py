@@ -105,7 +105,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     RESET ALL``, a round trip on every release (about 26 per job in a burst).
     The code leaves no other session state behind: advisory locks are
     transaction locks, nothing SETs, LISTENs or keeps a cursor outside a
-    transaction. The one state kept on purpose is ``journal.staging``'s
+    transaction. The one state kept on purpose is ``journal.staging.staging``'s
     temporary tables, created once per connection and emptied by every commit
     (``RESET ALL`` would keep them too; ``DISCARD ALL`` would not).
     """

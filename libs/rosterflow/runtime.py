@@ -14,10 +14,11 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import TracerProvider
 
-from rosterflow import db, events, failures, jobs, journal
+from rosterflow import db, events, failures, jobs
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.journal import job_tables
 from rosterflow.kafka import (
     TRANSIENT,
     Consumer,
@@ -109,7 +110,7 @@ class Runtime:
             if ended is not None and "staged_rows" in (ended.check_result or {}):
                 # The rows its plan staged for the importer are no one's now.
                 try:
-                    await journal.drop_job_table(conn, job_id)
+                    await job_tables.drop_job_table(conn, job_id)
                 except _NOT_DROPPED as exc:  # the next large plan's sweep drops it
                     log.warning(
                         "job's staging table not dropped",

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from rosterflow import events, jobs, journal
+from rosterflow import events, jobs
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.journal import archive, merge, staging
 from rosterflow.kafka import PermanentError
 from rosterflow.runtime import Runtime
 from rosterflow.storage import ObjectStore, StorageError
@@ -79,7 +80,7 @@ async def finish(rt: Runtime, job: Job) -> None:
             error_message="The import was applied; archiving was rolled back.",
         )
         return
-    if isinstance(done, journal.ArchivePlan):
+    if isinstance(done, archive.ArchivePlan):
         await rt.publisher.publish(
             events.ArchiveHeld.for_job(
                 job.id,
@@ -99,7 +100,7 @@ UPDATE jobs SET archive_held_at = coalesce(archive_held_at, now()), updated_at =
 """
 
 
-async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | Job:
+async def archive_and_complete(rt: Runtime, job: Job) -> archive.ArchivePlan | Job:
     """Archive and complete the job in one transaction: the completed job, or the plan when held."""
     error_code = error_message = None
     archived = 0
@@ -108,14 +109,14 @@ async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | J
     # round trips a job).
     async with (
         rt.pool.acquire() as conn,
-        journal.staging(conn) if job.archive_missing else contextlib.nullcontext(),
+        staging.staging(conn) if job.archive_missing else contextlib.nullcontext(),
         conn.transaction() if job.archive_missing else contextlib.nullcontext(),
     ):
         if job.archive_missing:
             identities = await asyncio.to_thread(file_identities, rt.store, job)
-            await journal.lock_organisation(conn, job.organisation_id)
-            await journal.stage_file_identities(conn, identities)
-            plan = await journal.archive_plan(
+            await merge.lock_organisation(conn, job.organisation_id)
+            await staging.stage_file_identities(conn, identities)
+            plan = await archive.archive_plan(
                 conn,
                 job.organisation_id,
                 job.unit_id,
@@ -131,7 +132,7 @@ async def archive_and_complete(rt: Runtime, job: Job) -> journal.ArchivePlan | J
                     "was not approved; nobody was archived."
                 )
             else:
-                archived = await journal.archive(conn, job.unit_id, plan.patient_ids, job.id)
+                archived = await archive.archive(conn, job.unit_id, plan.patient_ids, job.id)
         now = datetime.now(UTC)
         completed = await jobs.transition(
             conn,

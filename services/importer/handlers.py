@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 
-from rosterflow import events, jobs, journal
+from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.db import Connection
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.journal import arrays, job_tables, merge, staging
 from rosterflow.kafka import PermanentError
+from rosterflow.report import STAGED_COLUMNS
 from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError
 
@@ -68,22 +70,22 @@ def _report(rt: Runtime, job: Job) -> pq.ParquetFile:
 
 
 def _small(parquet: pq.ParquetFile | None) -> bool:
-    """The report's rows are applied from arrays (``journal.RowArrays``), not staged."""
-    return parquet is not None and journal.as_arrays(parquet.metadata.num_rows)
+    """The report's rows are applied from arrays (``arrays.RowArrays``), not staged."""
+    return parquet is not None and arrays.as_arrays(parquet.metadata.num_rows)
 
 
 async def _stage(
     rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFile | None
-) -> journal.Staged:
+) -> arrays.Staged:
     """The staged rows to apply: the plan's own table when it still holds them
     all, else the report's rows, as arrays when they are few (``_small``), else
     in the session's table."""
     planned = (job.check_result or {}).get("staged_rows")
     if planned is not None:
-        found = await journal.job_table_rows(conn, job.id)
+        found = await job_tables.job_table_rows(conn, job.id)
         if found is not None and found == planned:
             await record_progress(rt, job, JobState.IMPORTING, found, found)
-            return journal.job_table(job.id)
+            return job_tables.job_table(job.id)
         # PostgreSQL restarted from a crash (which empties UNLOGGED tables), or
         # the plan waited longer than its table is kept.
         log.info(
@@ -95,7 +97,7 @@ async def _stage(
         # Applied by one statement in a few milliseconds: no progress to show
         # (it was two more writes, on a connection of their own, every job).
         rows = await asyncio.to_thread(
-            lambda: journal.RowArrays.of(report.read(columns=list(journal.STAGED_COLUMNS)))
+            lambda: arrays.RowArrays.of(report.read(columns=list(STAGED_COLUMNS)))
         )
         rt.cancellations.check(job.id)
         return rows
@@ -106,14 +108,14 @@ async def _stage(
     async def progress(rows: int) -> None:
         await record_progress(rt, job, JobState.IMPORTING, rows, total)
 
-    await journal.stage_row_groups(
+    await staging.stage_row_groups(
         conn,
         report.num_row_groups,
         report.read_row_group,
         before=lambda: rt.cancellations.check(job.id),
         after=progress,
     )
-    return journal.STAGED
+    return staging.STAGED
 
 
 async def apply(rt: Runtime, job: Job) -> Job:
@@ -130,17 +132,17 @@ async def apply(rt: Runtime, job: Job) -> Job:
         try:
             # A small set touches no temporary table: no staging() around it.
             async with (
-                contextlib.nullcontext() if _small(parquet) else journal.staging(conn),
+                contextlib.nullcontext() if _small(parquet) else staging.staging(conn),
                 conn.transaction(),
             ):
                 staged = await _stage(rt, conn, job, parquet)
                 rt.cancellations.check(job.id)
-                counts = await journal.apply_staged(
+                counts = await merge.apply_staged(
                     conn, job.organisation_id, job.unit_id, job.school_year, staged
                 )
                 if planned:
                     # Dropped with the commit, whichever rows were applied.
-                    await journal.drop_job_table(conn, job.id)
+                    await job_tables.drop_job_table(conn, job.id)
                 # The state change takes the job row's lock and re-checks the
                 # cancel request: a cancel and this commit resolve one way.
                 moved = await jobs.transition(

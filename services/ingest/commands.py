@@ -13,9 +13,10 @@ from uuid import UUID
 from aiokafka.errors import KafkaError
 from faststream.exceptions import FastStreamException
 
-from rosterflow import events, jobs, journal
+from rosterflow import events, jobs
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.journal import archive
 from rosterflow.runtime import Runtime
 from rosterflow.storage import StorageError
 from services.ingest import store
@@ -224,7 +225,7 @@ async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job 
     async with rt.pool.acquire() as conn, conn.transaction():
         claimed = await conn.fetchval(store.CLAIM_UNDO, job_id)
         if claimed:
-            reactivated = await journal.unarchive(conn, job_id)
+            reactivated = await archive.unarchive(conn, job_id)
             await conn.execute(store.RECORD_UNDO, job_id, reactivated)
             await conn.execute(
                 jobs.INSERT_TRANSITION,

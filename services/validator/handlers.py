@@ -9,10 +9,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from rosterflow import events, jobs, journal
+from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.journal import job_tables
 from rosterflow.ops import metrics
 from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError, report_keys
@@ -132,7 +133,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 check_result=check_result,
             )
             if moved is None and planned.staged_rows is not None:
-                await journal.drop_job_table(conn, job.id)  # cancelled meanwhile
+                await job_tables.drop_job_table(conn, job.id)  # cancelled meanwhile
         if moved is not None:
             metrics.skipped_row_counts(result.skipped)
             return moved

@@ -26,10 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rosterflow import events, journal
+from rosterflow import events
 from rosterflow.db import Connection
 from rosterflow.events import ImportCounts
 from rosterflow.jobs import Job
+from rosterflow.journal import arrays, encoding, job_tables, merge, staging
+from rosterflow.journal.archive import archive_plan
+from rosterflow.report import STAGED_COLUMNS
 from rosterflow.runtime import Runtime
 from rosterflow.storage import ObjectStore
 from services.validator import store
@@ -86,14 +89,14 @@ class JobRowsFeed:
 
     def rows(self, valid: pa.Table) -> None:
         if self._started:
-            self._send(journal.staged_csv(valid))
+            self._send(encoding.staged_csv(valid))
             return
         self._held.append(valid)
         self._held_rows += valid.num_rows
         if self._held_rows >= self._threshold:
             self._started = True
             held, self._held = pa.concat_tables(self._held), []
-            self._send(journal.staged_csv(held))
+            self._send(encoding.staged_csv(held))
 
     def restart(self) -> None:
         if self._started:
@@ -126,22 +129,22 @@ class JobRowsFeed:
             conn = await self._stack.enter_async_context(self._rt.pool.acquire())
             # Before adding one, drop the tables nobody will read any more.
             kept = self._rt.settings.imports.staged_rows_kept_hours * 3600
-            await journal.sweep_job_tables(conn, kept)
-            await self._stack.enter_async_context(journal.staging(conn))
+            await job_tables.sweep_job_tables(conn, kept)
+            await self._stack.enter_async_context(staging.staging(conn))
             await self._stack.enter_async_context(conn.transaction())
-            await journal.create_job_table(conn, job.id)
+            await job_tables.create_job_table(conn, job.id)
             self._conn = conn
             while (item := await self._queue.get()) is not _DONE:
                 if self._aborted or self._rt.cancellations.is_cancelled(job.id):
                     continue  # the check stops too, at its next chunk
                 if item is _RESTART:
-                    await journal.empty_job_table(conn, job.id)
+                    await job_tables.empty_job_table(conn, job.id)
                     self.staged = 0
                 elif isinstance(item, io.BytesIO):
-                    self.staged += await journal.copy_job_rows(conn, job.id, item)
+                    self.staged += await job_tables.copy_job_rows(conn, job.id, item)
                 elif isinstance(item, tuple):
                     conflicting, copied = item
-                    self.staged -= await journal.drop_job_duplicates(
+                    self.staged -= await job_tables.drop_job_duplicates(
                         conn, job.id, conflicting, copied
                     )
         finally:
@@ -228,16 +231,16 @@ async def compute(
                 "the rows staged during the check differ from the report; staging it again",
                 extra={"job_id": str(job.id), "staged": rows, "report": parquet.metadata.num_rows},
             )
-            await journal.empty_job_table(conn, job.id)
+            await job_tables.empty_job_table(conn, job.id)
             rows = await _stage(rt, conn, job, parquet, job_table=True)
         rt.cancellations.check(job.id)
         counts, archive, held, people = await _plan(
-            rt, conn, job, journal.job_table(job.id), (valid_key, invalid_key)
+            rt, conn, job, job_tables.job_table(job.id), (valid_key, invalid_key)
         )
         await feed.commit()
         return await _result(rt, job, counts, archive, held, people, rows)
     keep = parquet.metadata.num_rows >= imports.stage_once_rows
-    if not keep and journal.as_arrays(parquet.metadata.num_rows):
+    if not keep and arrays.as_arrays(parquet.metadata.num_rows):
         return await _small(rt, job, parquet, (valid_key, invalid_key))
     # Committed, not rolled back: the plan writes nothing but the session's
     # staging tables, which the commit empties (``staging`` empties them when
@@ -246,11 +249,11 @@ async def compute(
     async with rt.pool.acquire() as conn:
         if keep:
             # Before adding one, drop the tables nobody will read any more.
-            await journal.sweep_job_tables(conn, imports.staged_rows_kept_hours * 3600)
-        async with journal.staging(conn), conn.transaction():
-            staged = journal.STAGED
+            await job_tables.sweep_job_tables(conn, imports.staged_rows_kept_hours * 3600)
+        async with staging.staging(conn), conn.transaction():
+            staged = staging.STAGED
             if keep:
-                staged = await journal.create_job_table(conn, job.id)
+                staged = await job_tables.create_job_table(conn, job.id)
             rows = await _stage(rt, conn, job, parquet, job_table=keep)
             counts, archive, held, people = await _plan(
                 rt, conn, job, staged, (valid_key, invalid_key)
@@ -267,14 +270,14 @@ async def _small(
     transaction; with it, the file's identity numbers still go through the
     session's ``file_identities``, in a transaction of the staging tables."""
     rows = await asyncio.to_thread(
-        lambda: journal.RowArrays.of(parquet.read(columns=list(journal.STAGED_COLUMNS)))
+        lambda: arrays.RowArrays.of(parquet.read(columns=list(STAGED_COLUMNS)))
     )
     rt.cancellations.check(job.id)
     async with rt.pool.acquire() as conn:
         if not job.archive_missing:
             counts, archive, held, people = await _plan(rt, conn, job, rows, keys)
         else:
-            async with journal.staging(conn), conn.transaction():
+            async with staging.staging(conn), conn.transaction():
                 counts, archive, held, people = await _plan(rt, conn, job, rows, keys)
     return await _result(rt, job, counts, archive, held, people, None)
 
@@ -282,7 +285,7 @@ async def _small(
 async def _stage(
     rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFile, *, job_table: bool
 ) -> int:
-    return await journal.stage_row_groups(
+    return await staging.stage_row_groups(
         conn,
         parquet.num_row_groups,
         parquet.read_row_group,
@@ -292,20 +295,20 @@ async def _stage(
 
 
 async def _plan(
-    rt: Runtime, conn: Connection, job: Job, staged: journal.Staged, keys: tuple[str, str]
+    rt: Runtime, conn: Connection, job: Job, staged: arrays.Staged, keys: tuple[str, str]
 ) -> tuple[ImportCounts, int, bool, pa.Table | None]:
     """Inside the staging transaction (a small set: see ``_small``): the counts, the
     archive set's size, whether it is held, and who it takes (for the list next
     to the report)."""
     # Read-only: the plan is the importer's own classification, nothing is written.
-    counts = await journal.classify_staged(
+    counts = await merge.classify_staged(
         conn, job.organisation_id, job.unit_id, job.school_year, staged
     )
     if not job.archive_missing:
         return counts, 0, False, None
     identities = await asyncio.to_thread(_read_identities, rt.store, keys)
-    await journal.stage_file_identities(conn, identities)
-    archive_set = await journal.archive_plan(
+    await staging.stage_file_identities(conn, identities)
+    archive_set = await archive_plan(
         conn,
         job.organisation_id,
         job.unit_id,

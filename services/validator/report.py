@@ -1,6 +1,6 @@
 """The check report as Parquet, written a batch at a time as the file is checked.
 
-``valid.parquet`` holds the rows to import (journal.VALID_ROWS_SCHEMA), one
+``valid.parquet`` holds the rows to import (rosterflow.report.VALID_ROWS_SCHEMA), one
 row group per batch, which is how the importer stages them; ``invalid.parquet``
 every issue (REPORT_SCHEMA) in line order. Duplicates across batches are known
 only at the end: then the valid rows are rewritten without them and their
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rosterflow.journal import VALID_ROWS_SCHEMA
+from rosterflow.report import VALID_ROWS_SCHEMA
 from rosterflow.storage import ObjectStore, report_keys
 from services.validator.duplicates import Resolution
 from services.validator.messages import messages

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rosterflow.journal import VALID_ROWS_SCHEMA
+from rosterflow.report import VALID_ROWS_SCHEMA
 from services.validator import grades
 from services.validator.contact import CHECKS
 from services.validator.grades import SchoolLevel
@@ -78,7 +78,7 @@ class RowIssue:
 @dataclass(frozen=True)
 class BatchResult:
     valid: pa.Table
-    """journal.VALID_ROWS_SCHEMA: normalised, ready to stage."""
+    """VALID_ROWS_SCHEMA: normalised, ready to stage."""
     issues: pa.Table
     """ISSUE_SCHEMA, ordered by line."""
     empty_rows: int

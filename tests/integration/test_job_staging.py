@@ -20,8 +20,9 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from rosterflow import db, events, journal
+from rosterflow import db, events
 from rosterflow.jobs import Job, JobState
+from rosterflow.journal import job_tables, staging
 from rosterflow.settings import Settings
 from rosterflow.storage import report_keys
 from rosterflow.testing import (
@@ -75,7 +76,7 @@ async def test_the_importer_applies_the_plans_rows_to_the_journal_as_it_is_at_ap
         assert job.check_result is not None
         assert job.check_result["staged_rows"] == ROWS
         assert job.check_result["plan"]["create"] == ROWS
-        assert await journal.job_table_rows(conn, job_id) == ROWS
+        assert await job_tables.job_table_rows(conn, job_id) == ROWS
         # The importer cannot stage from the report: it is gone.
         p.any.store.delete(job.check_result["report"]["valid_rows_key"])
         # Between plan and confirmation, 5 of the students joined the unit.
@@ -86,7 +87,7 @@ async def test_the_importer_applies_the_plans_rows_to_the_journal_as_it_is_at_ap
     # Against the journal at apply time, not the plan's: 25 new, 5 changed.
     assert (finished.imported.created, finished.imported.updated) == (ROWS - 5, 5)
     assert await conn.fetchval("SELECT count(*) FROM patients") == ROWS
-    assert await journal.job_table_rows(conn, job_id) is None
+    assert await job_tables.job_table_rows(conn, job_id) is None
 
 
 @pytest.mark.parametrize("loss", ["TRUNCATE", "DROP TABLE"])
@@ -97,13 +98,13 @@ async def test_without_the_plans_rows_the_importer_stages_the_report_again(
     async with pipeline(large) as p:
         job_id = await validated(p, school)
         # A crash of PostgreSQL leaves an UNLOGGED table empty; a sweep drops it.
-        await conn.execute(f"{loss} {journal.job_table(job_id)}")
+        await conn.execute(f"{loss} {job_tables.job_table(job_id)}")
         finished = await confirm(p, job_id)
     assert finished.outcome is events.Outcome.COMPLETED
     assert finished.imported is not None
     assert finished.imported.created == ROWS
     assert await conn.fetchval("SELECT count(*) FROM enrolments") == ROWS
-    assert await journal.job_table_rows(conn, job_id) is None
+    assert await job_tables.job_table_rows(conn, job_id) is None
 
 
 async def _cancel(p: Pipeline, job_id: UUID, school: School) -> None:
@@ -136,11 +137,11 @@ async def test_a_job_that_ends_unimported_drops_its_table(
     school = await seed(conn)
     async with pipeline(large) as p:
         job_id = await validated(p, school)
-        assert await journal.job_table_rows(conn, job_id) == ROWS
+        assert await job_tables.job_table_rows(conn, job_id) == ROWS
         await end(p, job_id, school)
         finished = await p.tap.next(events.JobFinished, job_id)
     assert finished.outcome is outcome
-    assert await journal.job_table_rows(conn, job_id) is None
+    assert await job_tables.job_table_rows(conn, job_id) is None
 
 
 async def test_the_sweep_drops_ended_and_overdue_plans_only(
@@ -156,16 +157,16 @@ async def test_the_sweep_drops_ended_and_overdue_plans_only(
         await commands.cancel(p.any, ended, ADMIN, broadcast=True)
         await p.tap.next(events.JobFinished, ended)
         # A table an ending left behind (say, its drop failed).
-        await conn.execute(f"CREATE UNLOGGED TABLE {journal.job_table(ended)} (n int)")
+        await conn.execute(f"CREATE UNLOGGED TABLE {job_tables.job_table(ended)} (n int)")
 
-        assert await journal.sweep_job_tables(conn, kept_seconds=3600) == 1
-        assert await journal.job_table_rows(conn, ended) is None
-        assert await journal.job_table_rows(conn, waiting) == ROWS
+        assert await job_tables.sweep_job_tables(conn, kept_seconds=3600) == 1
+        assert await job_tables.job_table_rows(conn, ended) is None
+        assert await job_tables.job_table_rows(conn, waiting) == ROWS
         # Kept for no time at all: the plan awaiting confirmation loses its table,
         # the job being imported keeps it.
-        assert await journal.sweep_job_tables(conn, kept_seconds=0) == 1
-        assert await journal.job_table_rows(conn, waiting) is None
-        assert await journal.job_table_rows(conn, importing) == ROWS
+        assert await job_tables.sweep_job_tables(conn, kept_seconds=0) == 1
+        assert await job_tables.job_table_rows(conn, waiting) is None
+        assert await job_tables.job_table_rows(conn, importing) == ROWS
         assert (await final_job(conn, importing)).state is JobState.IMPORTING
 
     # Confirmed after the sweep: staged from the report, imported all the same.
@@ -183,7 +184,7 @@ async def test_a_small_plan_leaves_no_table(settings: Settings, conn: asyncpg.Co
         job = await final_job(conn, job_id)
         assert job.check_result is not None
         assert "staged_rows" not in job.check_result
-        assert await journal.job_table_rows(conn, job_id) is None
+        assert await job_tables.job_table_rows(conn, job_id) is None
         finished = await confirm(p, job_id)
     assert finished.outcome is events.Outcome.COMPLETED
 
@@ -205,16 +206,16 @@ async def test_two_plans_of_one_job_at_once_leave_the_second_ones_table(
     job_id = uuid4()
     first, second = await db.connect(database_dsn), await db.connect(database_dsn)
     try:
-        async with journal.staging(first), first.transaction():
-            await journal.create_job_table(first, job_id)
-            await journal.stage_rows(first, staged_rows(3))
-            await first.execute(f"INSERT INTO {journal.job_table(job_id)} SELECT * FROM staged")
+        async with staging.staging(first), first.transaction():
+            await job_tables.create_job_table(first, job_id)
+            await staging.stage_rows(first, staged_rows(3))
+            await first.execute(f"INSERT INTO {job_tables.job_table(job_id)} SELECT * FROM staged")
 
             async def plan_again() -> None:
-                async with journal.staging(second), second.transaction():
-                    await journal.create_job_table(second, job_id)
+                async with staging.staging(second), second.transaction():
+                    await job_tables.create_job_table(second, job_id)
                     await second.execute(
-                        f"INSERT INTO {journal.job_table(job_id)} SELECT * FROM staged"
+                        f"INSERT INTO {job_tables.job_table(job_id)} SELECT * FROM staged"
                     )
 
             waiting = asyncio.create_task(plan_again())
@@ -225,7 +226,7 @@ async def test_two_plans_of_one_job_at_once_leave_the_second_ones_table(
             )
             assert not waiting.done()
         await waiting
-        assert await journal.job_table_rows(first, job_id) == 0  # the second's (empty) table
+        assert await job_tables.job_table_rows(first, job_id) == 0  # the second's (empty) table
     finally:
         await first.close()
         await second.close()
@@ -252,21 +253,21 @@ def roster_file(rows: list[str]) -> bytes:
 
 
 class Spy:
-    """Counts the calls of a journal function, which still runs."""
+    """Counts the calls of a job_tables function, which still runs."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         self.calls = 0
-        real = getattr(journal, name)
+        real = getattr(job_tables, name)
 
         async def spied(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
             return await real(*args, **kwargs)
 
-        monkeypatch.setattr(journal, name, spied)
+        monkeypatch.setattr(job_tables, name, spied)
 
 
 async def table_identities(conn: asyncpg.Connection, job_id: UUID) -> list[str]:
-    rows = await conn.fetch(f"SELECT identity_number FROM {journal.job_table(job_id)}")
+    rows = await conn.fetch(f"SELECT identity_number FROM {job_tables.job_table(job_id)}")
     return sorted(r["identity_number"] for r in rows)
 
 
@@ -292,12 +293,12 @@ async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
 
                 await wait_for(copied, what="the rows copied")
                 # Copied, but uncommitted: nobody else sees the table.
-                assert await journal.job_table_rows(conn, job.id) is None
+                assert await job_tables.job_table_rows(conn, job.id) is None
                 raise RuntimeError("the check failed")
 
         with pytest.raises(RuntimeError, match="the check failed"):
             await failing_check()
-        assert await journal.job_table_rows(conn, job.id) is None
+        assert await job_tables.job_table_rows(conn, job.id) is None
 
         async with plan.JobRowsFeed(rt, job) as feed:
             await asyncio.to_thread(feed.rows, staged_rows(5))  # under the threshold: only kept
@@ -305,12 +306,13 @@ async def test_rows_staged_during_the_check_are_seen_only_once_the_plan_commits(
             await asyncio.to_thread(feed.rows, staged_rows(20))
             assert await feed.finish() is not None
             assert feed.staged == 25
-            assert await journal.job_table_rows(conn, job.id) is None
+            assert await job_tables.job_table_rows(conn, job.id) is None
             await feed.commit()
-        assert await journal.job_table_rows(conn, job.id) == 25
+        assert await job_tables.job_table_rows(conn, job.id) == 25
         # Read once and dropped: no autovacuum worker spends itself on it.
         options = await conn.fetchval(
-            "SELECT reloptions FROM pg_class WHERE oid = to_regclass($1)", journal.job_table(job.id)
+            "SELECT reloptions FROM pg_class WHERE oid = to_regclass($1)",
+            job_tables.job_table(job.id),
         )
         assert "autovacuum_enabled=false" in options
 
@@ -339,7 +341,7 @@ async def test_a_validator_that_dies_mid_check_leaves_no_table(
             " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
         )
         assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", copying["pid"])
-        assert await journal.job_table_rows(conn, job.id) is None
+        assert await job_tables.job_table_rows(conn, job.id) is None
         # Were its process alive, leaving the feed would raise a transient
         # error (the handler retries the job), not the staging's own.
         with pytest.raises(asyncpg.InterfaceError, match="connection is closed"):
@@ -350,7 +352,7 @@ async def test_a_validator_that_dies_mid_check_leaves_no_table(
             await asyncio.to_thread(again.rows, staged_rows(20))
             assert await again.finish() is not None
             await again.commit()
-        assert await journal.job_table_rows(conn, job.id) == 20
+        assert await job_tables.job_table_rows(conn, job.id) == 20
 
 
 async def test_a_check_that_starts_over_starts_the_table_over(
@@ -409,7 +411,7 @@ async def test_duplicates_found_at_the_end_leave_the_table_as_the_report(
     assert not [r for r in caplog.records if "differ from the report" in r.getMessage()]
     assert finished.imported is not None
     assert finished.imported.created == 29
-    assert await journal.job_table_rows(conn, upload.job_id) is None
+    assert await job_tables.job_table_rows(conn, upload.job_id) is None
 
 
 async def test_a_file_rejected_mid_check_leaves_no_table(
@@ -427,7 +429,7 @@ async def test_a_file_rejected_mid_check_leaves_no_table(
     assert finished.outcome is events.Outcome.FAILED
     assert (await final_job(conn, upload.job_id)).error_code == "file_too_many_rows"
     assert created.calls == 1  # the table was begun before the check gave up
-    assert await journal.job_table_rows(conn, upload.job_id) is None
+    assert await job_tables.job_table_rows(conn, upload.job_id) is None
 
 
 async def test_a_cancel_mid_check_leaves_no_table(
@@ -450,7 +452,7 @@ async def test_a_cancel_mid_check_leaves_no_table(
         finished = await p.tap.next(events.JobFinished, upload.job_id, within=60)
     assert finished.outcome is events.Outcome.CANCELLED
     assert (await final_job(conn, upload.job_id)).validation_finished_at is None
-    assert await journal.job_table_rows(conn, upload.job_id) is None
+    assert await job_tables.job_table_rows(conn, upload.job_id) is None
 
 
 async def test_two_checks_of_one_job_at_once_leave_the_second_ones_rows(
@@ -478,4 +480,4 @@ async def test_two_checks_of_one_job_at_once_leave_the_second_ones_rows(
             assert await finishing is not None
             assert second.staged == 30
             await second.commit()
-        assert await journal.job_table_rows(conn, job.id) == 30
+        assert await job_tables.job_table_rows(conn, job.id) == 30

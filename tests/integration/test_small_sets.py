@@ -1,4 +1,4 @@
-"""Small sets (below ``journal.ARRAY_ROWS``) are classified and applied from
+"""Small sets (below ``arrays.ARRAY_ROWS``) are classified and applied from
 arrays, without the session's staging tables, with the same results as staged sets."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import asyncpg
 import pyarrow as pa
 import pytest
 
-from rosterflow import db, events, journal
+from rosterflow import db, events
+from rosterflow.journal import arrays, merge, staging
+from rosterflow.report import STAGED_COLUMNS
 from rosterflow.settings import Settings
 from rosterflow.testing import School, sample_roster, school_age_numbers, seed_school
 from services.ingest import commands
@@ -25,7 +27,7 @@ def _rows(rows: list[tuple[str, str, int, str]]) -> pa.Table:
     """(identity number, given name, grade, class) → the staged columns."""
     count = len(rows)
     nulls = pa.array([None] * count, type=pa.string())
-    columns = dict.fromkeys(journal.STAGED_COLUMNS, nulls)
+    columns = dict.fromkeys(STAGED_COLUMNS, nulls)
     columns.update(
         identity_number=pa.array([r[0] for r in rows]),
         identity_kind=pa.array(["personnummer"] * count),
@@ -36,20 +38,20 @@ def _rows(rows: list[tuple[str, str, int, str]]) -> pa.Table:
         class_name=pa.array([r[3] for r in rows]),
         email=pa.array([f"{r[0]}@example.org" for r in rows]),
     )
-    return pa.table({name: columns[name] for name in journal.STAGED_COLUMNS})
+    return pa.table({name: columns[name] for name in STAGED_COLUMNS})
 
 
 async def _staged(
     conn: db.Connection, school: School, year: str, table: pa.Table
 ) -> tuple[events.ImportCounts, events.ImportCounts]:
     """Plan and apply through the session's staging table: (plan, applied)."""
-    assert not journal.as_arrays(table.num_rows)  # the test lowered the threshold
-    async with journal.staging(conn), conn.transaction():
-        await journal.stage_rows(conn, table)
-        plan = await journal.classify_staged(conn, school.organisation_id, school.unit_id, year)
-    async with journal.staging(conn), conn.transaction():
-        await journal.stage_rows(conn, table)
-        applied = await journal.apply_staged(conn, school.organisation_id, school.unit_id, year)
+    assert not arrays.as_arrays(table.num_rows)  # the test lowered the threshold
+    async with staging.staging(conn), conn.transaction():
+        await staging.stage_rows(conn, table)
+        plan = await merge.classify_staged(conn, school.organisation_id, school.unit_id, year)
+    async with staging.staging(conn), conn.transaction():
+        await staging.stage_rows(conn, table)
+        applied = await merge.apply_staged(conn, school.organisation_id, school.unit_id, year)
     return plan, applied
 
 
@@ -57,13 +59,11 @@ async def _arrays(
     conn: db.Connection, school: School, year: str, table: pa.Table
 ) -> tuple[events.ImportCounts, events.ImportCounts]:
     """Plan and apply from arrays, in transactions of their own: (plan, applied)."""
-    assert journal.as_arrays(table.num_rows)
-    rows = journal.RowArrays.of(table)
-    plan = await journal.classify_staged(conn, school.organisation_id, school.unit_id, year, rows)
+    assert arrays.as_arrays(table.num_rows)
+    rows = arrays.RowArrays.of(table)
+    plan = await merge.classify_staged(conn, school.organisation_id, school.unit_id, year, rows)
     async with conn.transaction():
-        applied = await journal.apply_staged(
-            conn, school.organisation_id, school.unit_id, year, rows
-        )
+        applied = await merge.apply_staged(conn, school.organisation_id, school.unit_id, year, rows)
     return plan, applied
 
 
@@ -105,7 +105,7 @@ async def _versions(conn: db.Connection, school: School) -> dict[tuple[str, str]
 async def _prepare(conn: db.Connection, school: School) -> None:
     """The journal before the import: A–D this year, E only in another year, C archived."""
     async with conn.transaction():
-        this_year = journal.RowArrays.of(
+        this_year = arrays.RowArrays.of(
             _rows(
                 [
                     (A, "Alva", 3, "3A"),
@@ -115,9 +115,9 @@ async def _prepare(conn: db.Connection, school: School) -> None:
                 ]
             )
         )
-        await journal.apply_staged(conn, school.organisation_id, school.unit_id, YEAR, this_year)
-        other_year = journal.RowArrays.of(_rows([(E, "Ebba", 2, "2A")]))
-        await journal.apply_staged(
+        await merge.apply_staged(conn, school.organisation_id, school.unit_id, YEAR, this_year)
+        other_year = arrays.RowArrays.of(_rows([(E, "Ebba", 2, "2A")]))
+        await merge.apply_staged(
             conn, school.organisation_id, school.unit_id, OTHER_YEAR, other_year
         )
     await conn.execute(
@@ -154,7 +154,7 @@ async def test_both_sides_of_the_threshold_plan_and_apply_the_same(
         table = _rows(IMPORT)
 
         plan_a, applied_a = await _arrays(conn, by_arrays, YEAR, table)
-        monkeypatch.setattr(journal, "ARRAY_ROWS", 0)
+        monkeypatch.setattr(arrays, "ARRAY_ROWS", 0)
         plan_t, applied_t = await _staged(conn, by_table, YEAR, table)
 
         expected = events.ImportCounts(created=1, updated=3, reactivated=1, unchanged=1)
@@ -210,18 +210,18 @@ async def test_a_small_set_touches_no_temporary_table(database_dsn: str) -> None
         school = await seed_school(conn)
         table = _rows(IMPORT)
         # The session has the staging tables, as a pooled connection does.
-        async with journal.staging(conn), conn.transaction():
+        async with staging.staging(conn), conn.transaction():
             before = await _temporary_use(conn)
-            await journal.stage_rows(conn, table)
+            await staging.stage_rows(conn, table)
             assert await _temporary_use(conn) > before  # the check sees staging
-        rows = journal.RowArrays.of(table)
+        rows = arrays.RowArrays.of(table)
         for _ in range(2):  # new patients, then unchanged ones
             async with conn.transaction():
                 before = await _temporary_use(conn)
-                await journal.classify_staged(
+                await merge.classify_staged(
                     conn, school.organisation_id, school.unit_id, YEAR, rows
                 )
-                await journal.apply_staged(conn, school.organisation_id, school.unit_id, YEAR, rows)
+                await merge.apply_staged(conn, school.organisation_id, school.unit_id, YEAR, rows)
                 assert await _temporary_use(conn) == before
             assert await conn.fetchval(
                 "SELECT count(*) FROM patients WHERE organisation_id = $1", school.organisation_id
@@ -234,17 +234,17 @@ async def test_a_failure_mid_apply_leaves_nothing_applied(database_dsn: str) -> 
     conn = await db.connect(database_dsn)
     try:
         school = await seed_school(conn)
-        rows = journal.RowArrays.of(_rows(IMPORT))
+        rows = arrays.RowArrays.of(_rows(IMPORT))
         # The enrolments' unit does not exist: the statement fails at its end, in
         # the foreign key checks, after its patients were inserted.
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             async with conn.transaction():
-                await journal.apply_staged(conn, school.organisation_id, uuid4(), YEAR, rows)
+                await merge.apply_staged(conn, school.organisation_id, uuid4(), YEAR, rows)
 
         # A failure after the apply, inside its transaction (as the importer's state change).
         async def apply_then_fail() -> None:
             async with conn.transaction():
-                applied = await journal.apply_staged(
+                applied = await merge.apply_staged(
                     conn, school.organisation_id, school.unit_id, YEAR, rows
                 )
                 assert applied.created == len(IMPORT)
@@ -272,7 +272,7 @@ async def test_the_services_plan_and_import_a_small_file_without_staging_tables(
     async with pipeline(settings, "ingest", "validator", "importer", "archiver") as p:
         for school in (small, staged):
             if school is staged:
-                monkeypatch.setattr(journal, "ARRAY_ROWS", 30)
+                monkeypatch.setattr(arrays, "ARRAY_ROWS", 30)
             upload = await p.upload(school, roster.to_csv().encode())
             validated = await p.tap.next(events.JobValidated, upload.job_id)
             await commands.confirm(p.any, upload.job_id, admin)

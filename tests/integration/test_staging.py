@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from rosterflow import db, journal
+from rosterflow import db
+from rosterflow.journal import merge, staging
 from rosterflow.settings import DatabaseSettings
 from rosterflow.testing import seed_school
 from tests.support.staging import staged_rows
@@ -26,14 +27,14 @@ async def test_staging_tables_outlive_the_transaction_and_are_empty_after_a_comm
     conn = await db.connect(database_dsn)
     try:
         for _ in range(2):
-            async with journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, staged_rows(5))
-                await journal.stage_file_identities(conn, [pa.array(["201001010000"])])
+            async with staging.staging(conn), conn.transaction():
+                await staging.stage_rows(conn, staged_rows(5))
+                await staging.stage_file_identities(conn, [pa.array(["201001010000"])])
                 assert await _counts(conn) == (5, 1, 0)
             assert await _counts(conn) == (0, 0, 0)
         # Created once: the same table, not a new one per transaction.
         oid = await conn.fetchval("SELECT 'pg_temp.staged'::regclass::oid")
-        async with journal.staging(conn), conn.transaction():
+        async with staging.staging(conn), conn.transaction():
             assert await conn.fetchval("SELECT 'pg_temp.staged'::regclass::oid") == oid
     finally:
         await conn.close()
@@ -44,15 +45,15 @@ async def test_a_failed_transaction_leaves_no_rows_live_or_dead(database_dsn: st
     try:
 
         async def stage_then_fail() -> None:
-            async with journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, staged_rows(50))
+            async with staging.staging(conn), conn.transaction():
+                await staging.stage_rows(conn, staged_rows(50))
                 raise ZeroDivisionError
 
         with pytest.raises(ZeroDivisionError):
             await stage_then_fail()
         assert await _counts(conn) == (0, 0, 0)
-        async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, staged_rows(3))
+        async with staging.staging(conn), conn.transaction():
+            await staging.stage_rows(conn, staged_rows(3))
             assert await _counts(conn) == (3, 0, 0)
     finally:
         await conn.close()
@@ -63,7 +64,7 @@ async def test_staging_refuses_to_start_inside_a_transaction(database_dsn: str) 
     try:
         async with conn.transaction():
             with pytest.raises(RuntimeError):
-                async with journal.staging(conn):
+                async with staging.staging(conn):
                     pass
     finally:
         await conn.close()
@@ -83,8 +84,8 @@ async def test_row_groups_are_staged_in_order_with_progress_and_a_stop(database_
         progress.append(rows)
 
     try:
-        async with journal.staging(conn), conn.transaction():
-            staged = await journal.stage_row_groups(conn, 3, read_group, after=after)
+        async with staging.staging(conn), conn.transaction():
+            staged = await staging.stage_row_groups(conn, 3, read_group, after=after)
             assert staged == 9
             assert await _counts(conn) == (9, 0, 0)
         assert read == [0, 1, 2]
@@ -99,8 +100,8 @@ async def test_row_groups_are_staged_in_order_with_progress_and_a_stop(database_
                 raise LookupError("cancelled")
 
         async def stage_then_stop() -> None:
-            async with journal.staging(conn), conn.transaction():
-                await journal.stage_row_groups(conn, 3, read_group, before=stop_after_one)
+            async with staging.staging(conn), conn.transaction():
+                await staging.stage_row_groups(conn, 3, read_group, before=stop_after_one)
 
         with pytest.raises(LookupError):
             await stage_then_stop()
@@ -124,30 +125,30 @@ async def test_a_pooled_connection_creates_the_tables_once_and_a_new_one_again(
         for expected in (5, 0):  # the second use finds the first one's rows gone
             async with pool.acquire() as conn:
                 conn.add_query_logger(lambda record: queries.append(record.query))
-                async with journal.staging(conn), conn.transaction():
+                async with staging.staging(conn), conn.transaction():
                     assert await _counts(conn) == (0, 0, 0)
-                    await journal.stage_rows(conn, staged_rows(5 if expected else 2))
+                    await staging.stage_rows(conn, staged_rows(5 if expected else 2))
                     assert (await _counts(conn))[0] == (5 if expected else 2)
         assert _creates(queries) == 1
         # A failed transaction keeps the tables (they were created outside it).
 
         async def stage_then_fail() -> None:
-            async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, staged_rows(4))
+            async with pool.acquire() as conn, staging.staging(conn), conn.transaction():
+                await staging.stage_rows(conn, staged_rows(4))
                 raise ZeroDivisionError
 
         with pytest.raises(ZeroDivisionError):
             await stage_then_fail()
-        async with pool.acquire() as conn, journal.staging(conn), conn.transaction():
+        async with pool.acquire() as conn, staging.staging(conn), conn.transaction():
             assert await _counts(conn) == (0, 0, 0)
-            await journal.stage_rows(conn, staged_rows(1))
+            await staging.stage_rows(conn, staged_rows(1))
         assert _creates(queries) == 1
         # The pool replaces its connection: the new session has no tables yet.
         await pool.expire_connections()
         async with pool.acquire() as conn:
             conn.add_query_logger(lambda record: queries.append(record.query))
-            async with journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, staged_rows(3))
+            async with staging.staging(conn), conn.transaction():
+                await staging.stage_rows(conn, staged_rows(3))
                 assert await _counts(conn) == (3, 0, 0)
         assert _creates(queries) == 2
     finally:
@@ -159,12 +160,12 @@ async def test_the_tables_survive_a_full_connection_reset(
 ) -> None:
     conn = await db.connect(database_dsn)
     try:
-        async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, staged_rows(2))
+        async with staging.staging(conn), conn.transaction():
+            await staging.stage_rows(conn, staged_rows(2))
         # asyncpg's full reset (what a pool does by default): RESET ALL, UNLISTEN, …
         await conn.reset()
-        async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, staged_rows(2))
+        async with staging.staging(conn), conn.transaction():
+            await staging.stage_rows(conn, staged_rows(2))
             assert await _counts(conn) == (2, 0, 0)
     finally:
         await conn.close()
@@ -180,7 +181,7 @@ def _patients(count: int) -> pa.Table:
 async def test_small_staged_sets_are_joined_without_analyze_and_large_ones_with_it(
     database_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(journal, "ANALYZE_FROM_ROWS", 20)
+    monkeypatch.setattr(staging, "ANALYZE_FROM_ROWS", 20)
     conn = await db.connect(database_dsn)
     queries: list[str] = []
     conn.add_query_logger(lambda record: queries.append(record.query))
@@ -195,36 +196,36 @@ async def test_small_staged_sets_are_joined_without_analyze_and_large_ones_with_
     try:
         # Below the threshold: the plan and the import, no statistics taken.
         for _ in range(2):
-            async with journal.staging(conn), conn.transaction():
-                await journal.stage_rows(conn, _patients(19))
-                plan = await journal.classify_staged(
+            async with staging.staging(conn), conn.transaction():
+                await staging.stage_rows(conn, _patients(19))
+                plan = await merge.classify_staged(
                     conn, school.organisation_id, school.unit_id, year
                 )
-            async with journal.staging(conn), conn.transaction():
-                await journal.stage_row_groups(conn, 1, lambda _: _patients(19))
-                applied = await journal.apply_staged(
+            async with staging.staging(conn), conn.transaction():
+                await staging.stage_row_groups(conn, 1, lambda _: _patients(19))
+                applied = await merge.apply_staged(
                     conn, school.organisation_id, school.unit_id, year
                 )
             assert plan == applied
             assert analyzed() == []
         assert applied.unchanged == 19
         # From the threshold on, both tables are analysed before they are joined.
-        async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, _patients(12))
-            await journal.stage_rows(conn, _patients(20).slice(12))
-            plan = await journal.classify_staged(conn, school.organisation_id, school.unit_id, year)
+        async with staging.staging(conn), conn.transaction():
+            await staging.stage_rows(conn, _patients(12))
+            await staging.stage_rows(conn, _patients(20).slice(12))
+            plan = await merge.classify_staged(conn, school.organisation_id, school.unit_id, year)
         assert analyzed() == ["ANALYZE staged"]
-        async with journal.staging(conn), conn.transaction():
-            await journal.stage_rows(conn, _patients(20))
-            applied = await journal.apply_staged(conn, school.organisation_id, school.unit_id, year)
+        async with staging.staging(conn), conn.transaction():
+            await staging.stage_rows(conn, _patients(20))
+            applied = await merge.apply_staged(conn, school.organisation_id, school.unit_id, year)
         assert analyzed() == ["ANALYZE staged", "ANALYZE resolved"]
         assert plan == applied
         assert (applied.created, applied.unchanged) == (1, 19)
         # Rows staged outside a staging() block are not counted: analysed, as before.
-        await journal.create_staging(conn)
+        await staging.create_staging(conn)
         async with conn.transaction():
-            await journal.stage_rows(conn, _patients(3))
-            await journal.classify_staged(conn, school.organisation_id, school.unit_id, year)
+            await staging.stage_rows(conn, _patients(3))
+            await merge.classify_staged(conn, school.organisation_id, school.unit_id, year)
         assert analyzed() == ["ANALYZE staged"]
     finally:
         await conn.close()

@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from rosterflow import db, journal
+from rosterflow import db
+from rosterflow.journal import merge
 from rosterflow.settings import Settings
 from rosterflow.testing import School, wait_for
 
@@ -32,7 +33,7 @@ async def organisation_locked(
             await transaction.commit()
 
     try:
-        await journal.lock_organisation(blocker, school.organisation_id)
+        await merge.lock_organisation(blocker, school.organisation_id)
         yield release
     finally:
         await release()

@@ -5,7 +5,7 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from rosterflow.journal import VALID_ROWS_SCHEMA
+from rosterflow.report import VALID_ROWS_SCHEMA
 from services.validator.duplicates import (
     duplicate_issues,
     find_duplicates,

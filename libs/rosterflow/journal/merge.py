@@ -1,0 +1,280 @@
+"""Classify the staged rows against the journal (the plan) and apply them."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from rosterflow.db import Connection
+from rosterflow.events import ImportCounts
+from rosterflow.journal import staging
+from rosterflow.journal.arrays import RowArrays, Staged, rows_from_arrays
+from rosterflow.journal.staging import STAGED
+
+# From this many new or re-activated patients on, an import refreshes statistics.
+BULK_ROWS = 10_000
+
+# What applying the staged rows would do, read in one pass before any write.
+# A patient counts once: created, else re-activated, else updated when any of
+# their data, their enrolment or this year's placement differs.
+CLASSIFY = """
+SELECT count(*) AS staged,
+       count(*) FILTER (WHERE p.id IS NULL) AS created,
+       count(*) FILTER (WHERE e.status = 'archived') AS reactivated,
+       count(*) FILTER (
+           WHERE p.id IS NOT NULL AND e.status IS DISTINCT FROM 'archived' AND (
+                 e.patient_id IS NULL
+              OR (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
+                  p.street, p.postcode, p.city)
+                 IS DISTINCT FROM
+                 (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
+                  s.street, s.postcode, s.city)
+              OR (pl.school_form, pl.grade_year, pl.class_name)
+                 IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name)
+              OR pl.patient_id IS NULL)) AS updated
+  FROM {staged} s
+  LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
+  LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
+"""
+
+# One import or archive at a time per organisation: the counts read before
+# the writes stay true, and the inserts below cannot race another import's
+# insert of the same patient.
+LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7202611))"
+
+# Applying joins the staged rows with the journal once (the same join as
+# CLASSIFY) and keeps, per row, the patient's id (a new one for a new
+# patient) and what differs. The writes then read this table alone: no
+# second join with patients per target table, and nothing written for what
+# is already so.
+#
+# The rows are kept in patient id order, so every write below goes through
+# them in the order of the indexes they insert into (patients, enrolments and
+# placements all have the patient id in their primary key) and of the foreign
+# key checks' look-ups in patients' primary key: neighbouring pages, instead
+# of a random page per row for ids drawn at random. A million new patients:
+# the three inserts took 56 s instead of 77 s (EXPLAIN ANALYZE, one run each;
+# the runs vary by ±10 %), the sort ~0.9 s.
+RESOLVED_ROWS = """
+SELECT s.*,
+       coalesce(p.id, gen_random_uuid()) AS patient_id,
+       p.id IS NULL AS new_patient,
+       p.id IS NOT NULL
+         AND (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
+              p.street, p.postcode, p.city)
+             IS DISTINCT FROM
+             (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
+              s.street, s.postcode, s.city) AS patient_changed,
+       e.status AS enrolment_status,
+       pl.patient_id IS NULL AS new_placement,
+       pl.patient_id IS NOT NULL
+         AND (pl.school_form, pl.grade_year, pl.class_name)
+             IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name) AS placement_changed
+  FROM {staged} s
+  LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
+  LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
+ ORDER BY patient_id
+"""
+RESOLVE = "INSERT INTO resolved" + RESOLVED_ROWS
+# The same classification as CLASSIFY, read off the resolved rows.
+COUNT_RESOLVED = """
+SELECT count(*) AS staged,
+       count(*) FILTER (WHERE new_patient) AS created,
+       count(*) FILTER (WHERE enrolment_status = 'archived') AS reactivated,
+       count(*) FILTER (
+           WHERE NOT new_patient AND enrolment_status IS DISTINCT FROM 'archived'
+             AND (enrolment_status IS NULL OR patient_changed
+                  OR new_placement OR placement_changed)) AS updated,
+       count(*) FILTER (WHERE patient_changed) AS patients_changed,
+       count(*) FILTER (WHERE enrolment_status IS NULL) AS enrolments_new,
+       count(*) FILTER (WHERE new_placement) AS placements_new,
+       count(*) FILTER (WHERE placement_changed) AS placements_changed
+  FROM resolved
+"""
+# The writes, each reading the resolved rows alone. Their parameters are named
+# here ({organisation}, {unit}, {year}) and numbered for each use: as statements
+# of their own after RESOLVE, or as the parts of APPLY_ROWS.
+WRITES = (
+    # (name, the resolved rows' count that says it has something to do, the
+    # parameters it uses, statement)
+    (
+        "patients_new",
+        "created",
+        ("organisation",),
+        """INSERT INTO patients (id, organisation_id, identity_number, identity_kind, given_name,
+                      family_name, email, phone, street, postcode, city)
+SELECT patient_id, {organisation}, identity_number, identity_kind, given_name, family_name,
+       email, phone, street, postcode, city
+  FROM resolved WHERE new_patient""",
+    ),
+    (
+        "patients_changed",
+        "patients_changed",
+        (),
+        """UPDATE patients p
+   SET given_name = r.given_name, family_name = r.family_name,
+       identity_kind = r.identity_kind, email = r.email, phone = r.phone,
+       street = r.street, postcode = r.postcode, city = r.city, updated_at = now()
+  FROM resolved r
+ WHERE r.patient_changed AND p.id = r.patient_id""",
+    ),
+    (
+        "enrolments_new",
+        "enrolments_new",
+        ("unit",),
+        """INSERT INTO enrolments (patient_id, unit_id)
+SELECT patient_id, {unit} FROM resolved WHERE enrolment_status IS NULL""",
+    ),
+    (
+        "enrolments_reactivated",
+        "reactivated",
+        ("unit",),
+        """UPDATE enrolments e
+   SET status = 'active', archived_at = NULL, archived_by_job = NULL, activated_at = now()
+  FROM resolved r
+ WHERE r.enrolment_status = 'archived' AND e.unit_id = {unit} AND e.patient_id = r.patient_id""",
+    ),
+    (
+        "placements_new",
+        "placements_new",
+        ("unit", "year"),
+        """INSERT INTO placements (patient_id, unit_id, school_year, school_form, grade_year,
+                        class_name)
+SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
+  FROM resolved WHERE new_placement""",
+    ),
+    (
+        "placements_changed",
+        "placements_changed",
+        ("unit", "year"),
+        """UPDATE placements pl
+   SET school_form = r.school_form, grade_year = r.grade_year,
+       class_name = r.class_name, updated_at = now()
+  FROM resolved r
+ WHERE r.placement_changed
+   AND pl.unit_id = {unit} AND pl.school_year = {year} AND pl.patient_id = r.patient_id""",
+    ),
+)
+# As statements of their own, after RESOLVE filled the session's ``resolved``:
+# each numbers the parameters it uses in their order.
+WRITE_STATEMENTS = {
+    name: sql.format(**{p: f"${i}" for i, p in enumerate(params, 1)})
+    for name, _, params, sql in WRITES
+}
+
+# A small set's statements: the same text as the staged ones, reading the rows
+# from arrays. The apply is one statement: RESOLVE's rows as a CTE, the writes
+# as data-modifying CTEs reading it, and COUNT_RESOLVED's counts as its result.
+# A write with nothing to do scans the resolved rows and stops there (EXPLAIN:
+# its join is never executed). The foreign keys are checked at the end of the
+# statement, so an enrolment finds the patient a sibling CTE inserted.
+CLASSIFY_ROWS = CLASSIFY.format(staged=rows_from_arrays(4))
+APPLY_ROWS = (
+    "WITH resolved AS MATERIALIZED ("
+    + RESOLVED_ROWS.format(staged=rows_from_arrays(4))
+    + "),\n"
+    + ",\n".join(
+        f"{name} AS (\n{sql.format(organisation='$1', unit='$2', year='$3')}\n)"
+        for name, _, _, sql in WRITES
+    )
+    + COUNT_RESOLVED
+)
+
+
+async def lock_organisation(conn: Connection, organisation_id: UUID) -> None:
+    """Held until the transaction ends; call inside it."""
+    await conn.execute(LOCK_ORGANISATION, str(organisation_id))
+
+
+async def classify_staged(
+    conn: Connection,
+    organisation_id: UUID,
+    unit_id: UUID,
+    school_year: str,
+    staged: Staged = STAGED,
+) -> ImportCounts:
+    """What applying would do (the plan); nothing is written but statistics.
+
+    ``staged``: the relation of the staged rows, or the rows themselves (``RowArrays``)."""
+    if isinstance(staged, RowArrays):
+        row = await conn.fetchrow(
+            CLASSIFY_ROWS, organisation_id, unit_id, school_year, *staged.columns
+        )
+        assert row is not None
+        return _counts(row)
+    # A new table has no statistics until analysed; without them the planner
+    # joins a million rows by nested loops. A job's own table keeps them for
+    # the importer. Of a job's table only the join key is analysed: the
+    # planner needs the row count and the identity numbers' distinctness, and
+    # statistics of every column cost a million-row plan ~0.5 s.
+    if staged != STAGED:
+        await conn.execute(f"ANALYZE {staged} (identity_number)")
+    elif not staging.few_staged(conn):
+        await conn.execute(f"ANALYZE {staged}")
+    row = await conn.fetchrow(CLASSIFY.format(staged=staged), organisation_id, unit_id, school_year)
+    assert row is not None
+    return _counts(row)
+
+
+def _counts(row: asyncpg.Record) -> ImportCounts:
+    """CLASSIFY's or COUNT_RESOLVED's counts: a patient counts once."""
+    created, updated, reactivated = row["created"], row["updated"], row["reactivated"]
+    return ImportCounts(
+        created=created,
+        updated=updated,
+        reactivated=reactivated,
+        unchanged=row["staged"] - created - updated - reactivated,
+    )
+
+
+async def apply_staged(
+    conn: Connection,
+    organisation_id: UUID,
+    unit_id: UUID,
+    school_year: str,
+    staged: Staged = STAGED,
+) -> ImportCounts:
+    """Apply the staged rows (``staged``: a job's own table, analysed by the plan, or
+    the rows themselves, ``RowArrays``); a row that changes nothing writes nothing."""
+    await lock_organisation(conn, organisation_id)
+    if isinstance(staged, RowArrays):
+        # One statement, no temporary table: RESOLVE, the writes and the counts.
+        row = await conn.fetchrow(
+            APPLY_ROWS, organisation_id, unit_id, school_year, *staged.columns
+        )
+        assert row is not None
+        counts = _counts(row)
+        await _refresh_statistics(conn, counts)
+        return counts
+    # Statistics for the temporary tables, or the planner joins a million
+    # rows by nested loops.
+    if staged == STAGED and not staging.few_staged(conn):
+        await conn.execute("ANALYZE staged")
+    status: str = await conn.execute(
+        RESOLVE.format(staged=staged), organisation_id, unit_id, school_year
+    )
+    if int(status.split()[-1]) >= staging.ANALYZE_FROM_ROWS:
+        await conn.execute("ANALYZE resolved")
+    row = await conn.fetchrow(COUNT_RESOLVED)
+    assert row is not None
+    counts = _counts(row)
+    # Each write runs only when the resolved rows hold something for it: a
+    # statement with nothing to do still costs its join (an UPDATE of no rows
+    # probed the unit's placements once per resolved row, ~5 ms for 200 rows).
+    values = {"organisation": organisation_id, "unit": unit_id, "year": school_year}
+    for name, count, params, _ in WRITES:
+        if row[count]:
+            await conn.execute(WRITE_STATEMENTS[name], *(values[p] for p in params))
+    await _refresh_statistics(conn, counts)
+    return counts
+
+
+async def _refresh_statistics(conn: Connection, counts: ImportCounts) -> None:
+    if counts.created + counts.reactivated >= BULK_ROWS:
+        # Statistics that predate this many new rows make the next readers (the
+        # archive set right after this, the next import's join) loop row by
+        # row; autovacuum would refresh them, but only some time after commit.
+        await conn.execute("ANALYZE patients, enrolments, placements")
