@@ -96,6 +96,15 @@ async def _run_jobs(services: Services, settings: Settings, conn: asyncpg.Connec
     school = await seed_school(conn)
     await seed_active_patients(conn, school, numbers[100:104])  # 4 of 64 leave: archived
     held_school = await seed_school(conn, name="Norrskogens skola")
+    # The failed job's own unit: an upload for a unit supersedes the job awaiting there.
+    failing_unit = School(school.organisation_id, uuid4())
+    await conn.execute(
+        "INSERT INTO units (id, organisation_id, name, school_level) VALUES ($1, $2, $3, $4)",
+        failing_unit.unit_id,
+        school.organisation_id,
+        "Ängskolan",
+        "compulsory",
+    )
     await seed_active_patients(conn, held_school, numbers[300:310])  # 10 of 30: held
 
     def headers(s: School) -> dict[str, str]:
@@ -143,7 +152,7 @@ async def _run_jobs(services: Services, settings: Settings, conn: asyncpg.Connec
         # and a scrape sees them before the next messages (rate() counts from there).
         await after_a_scrape()
         cancelled = await upload(a, school, small, archive=False)
-        failed = await upload(a, school, small, archive=False)
+        failed = await upload(a, failing_unit, small, archive=False)
         held = await upload(
             b, held_school, sample_roster(20, numbers[200:]).to_csv().encode(), True
         )
