@@ -90,7 +90,7 @@ STAGED = "staged"
 
 
 async def create_staging(conn: Connection) -> None:
-    """The staging tables, if this session lacks them (inside a transaction, they
+    """The staging tables, if this connection lacks them (inside a transaction, they
     last only if it commits: prefer ``staging`` around the transaction)."""
     await conn.execute(CREATE_STAGING)
 

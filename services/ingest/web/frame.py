@@ -58,7 +58,7 @@ class Ui:
         return page(self.request, template, self.session, status, **context)
 
     async def form(self) -> FormData:
-        """The posted form, refused without this session's CSRF token."""
+        """The posted form, refused without the signed-in user's CSRF token."""
         form = await self.request.form()
         offered = form.get(CSRF_FIELD)
         check_csrf(self.session, offered if isinstance(offered, str) else None)

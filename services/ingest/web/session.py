@@ -29,7 +29,7 @@ class NotSignedIn(Exception):
 
 
 class CsrfRefused(Exception):
-    """A form or request without this session's CSRF token."""
+    """A form or request without the signed-in user's CSRF token."""
 
 
 @dataclass(frozen=True)
