@@ -77,6 +77,7 @@ class FileFormat(StrEnum):
     ROSTERFLOW_CSV = "rosterflow_csv"
     ROSTERFLOW_XLSX = "rosterflow_xlsx"
     SCHOOLSOFT = "schoolsoft"
+    SCHOOLSOFT_DAT = "schoolsoft_dat"
 
 
 class Language(StrEnum):

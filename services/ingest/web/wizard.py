@@ -24,11 +24,13 @@ ACCEPT = {
     events.FileFormat.ROSTERFLOW_CSV: ".csv,.txt",
     events.FileFormat.ROSTERFLOW_XLSX: ".xlsx",
     events.FileFormat.SCHOOLSOFT: ".csv,.txt,.xlsx",
+    events.FileFormat.SCHOOLSOFT_DAT: ".dat,.txt,.csv",
 }
 FORMAT_NAMES = {
     events.FileFormat.ROSTERFLOW_CSV: "rosterflow CSV",
     events.FileFormat.ROSTERFLOW_XLSX: "rosterflow Excel (XLSX)",
     events.FileFormat.SCHOOLSOFT: "SchoolSoft (CSV/XLSX)",
+    events.FileFormat.SCHOOLSOFT_DAT: "SchoolSoft .dat (IST-format)",
 }
 SchoolYear = Annotated[str | None, Query(pattern=events.SCHOOL_YEAR_PATTERN)]
 

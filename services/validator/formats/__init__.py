@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from rosterflow.events import FileFormat
 from services.validator import errors
 from services.validator.errors import Label
-from services.validator.formats import lookalikes, rosterflow_csv, rosterflow_xlsx, schoolsoft
+from services.validator.formats import (
+    lookalikes,
+    rosterflow_csv,
+    rosterflow_xlsx,
+    schoolsoft,
+    schoolsoft_dat,
+)
 from services.validator.formats.base import Lookalike, RosterFormat
 from services.validator.header import LABELS, Layout, fold, missing_required
 from services.validator.sniff import LABELS as CONTAINER_LABELS
@@ -19,7 +25,13 @@ from services.validator.sniff import Container, sniff
 from services.validator.source import Reader, Upload
 
 FORMATS: Mapping[FileFormat, RosterFormat] = {
-    f.id: f for f in (rosterflow_csv.FORMAT, rosterflow_xlsx.FORMAT, schoolsoft.FORMAT)
+    f.id: f
+    for f in (
+        rosterflow_csv.FORMAT,
+        rosterflow_xlsx.FORMAT,
+        schoolsoft.FORMAT,
+        schoolsoft_dat.FORMAT,
+    )
 }
 LOOKALIKES: tuple[Lookalike, ...] = (schoolsoft.GUARDIANS, lookalikes.ONEROSTER_USERS)
 
