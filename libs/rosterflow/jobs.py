@@ -318,6 +318,14 @@ async def finish(
     )
 
 
+MARK_SUPERSEDED = "UPDATE jobs SET superseded_by = $2 WHERE id = $1 AND superseded_by IS NULL"
+
+
+async def mark_superseded(conn: Connection, job_id: UUID, by: UUID) -> None:
+    """Name the job that replaced this one (once; the first replacement stays named)."""
+    await conn.execute(MARK_SUPERSEDED, job_id, by)
+
+
 RECORD_PROGRESS = """
 UPDATE jobs SET progress_stage = $2, progress_done = $3, progress_total = $4
  WHERE id = $1 AND state = $2

@@ -7,6 +7,7 @@ applies migrations and creates topics when the service starts.
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -92,8 +93,12 @@ class Runtime:
         *,
         error_code: str | None = None,
         error_message: str | None = None,
+        **columns: Any,
     ) -> bool:
         """End an active job and announce it; False (and silence) if it had ended already.
+
+        ``columns``: more of the job's columns the ending sets (a failed check's
+        ``check_result`` keeps what the administrator needs to map the file's columns).
 
         Handlers that find a job ended re-publish its JobFinished themselves; that
         covers a crash between this commit and the publish.
@@ -106,6 +111,7 @@ class Runtime:
                 cause,
                 error_code=error_code,
                 error_message=error_message,
+                **columns,
             )
             if ended is not None and "staged_rows" in (ended.check_result or {}):
                 # The rows its plan staged for the importer are no one's now.

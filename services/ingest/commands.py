@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from aiokafka.errors import KafkaError
 from faststream.exceptions import FastStreamException
@@ -242,3 +242,55 @@ async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job 
             )
         )
     return job
+
+
+# A job whose file can be checked again under a new column mapping: one whose
+# header did not name the format's columns, or one awaiting confirmation.
+REMAPPABLE_ERRORS = frozenset({"file_missing_column", "file_no_header", "file_wrong_format"})
+
+
+class NotRemappable(Exception):
+    """The job has no header to map, or has moved past its check."""
+
+
+async def remap(
+    rt: Runtime,
+    job: Job,
+    columns: dict[str, str | None],
+    org_sourced_id: str | None,
+    who: events.Requester,
+) -> Job:
+    """Remember the administrator's column mapping and check the same file again.
+
+    The mapping is saved for the unit, the format and the file's header, so the
+    next file with that header is read with it. The check runs as a new job on
+    the stored file, superseding this one (see docs/validation.md, *Column
+    mapping*): the state machine stays forward-only, and this job's report and
+    plan stay what they were.
+    """
+    found = (job.check_result or {}).get("column_mapping") or {}
+    shown, key = found.get("header"), found.get("header_key")
+    remappable = job.state is JobState.AWAITING_CONFIRMATION or (
+        job.state is JobState.FAILED and job.error_code in REMAPPABLE_ERRORS
+    )
+    if not shown or not key or not remappable or job.superseded_by is not None:
+        raise NotRemappable(job.state.value)
+    async with rt.pool.acquire() as conn:
+        await conn.execute(
+            store.SAVE_COLUMN_MAPPING,
+            job.unit_id,
+            job.format,
+            key,
+            shown,
+            columns,
+            org_sourced_id,
+            who.user_id,
+        )
+    event = events.UploadRequested(
+        job_id=uuid4(), request=job.request, file=job.file, requested_by=who
+    )
+    again = await accept_upload(rt, event, unreachable_fails=True)
+    if job.state is JobState.FAILED:
+        async with rt.pool.acquire() as conn:
+            await jobs.mark_superseded(conn, job.id, again.id)
+    return again

@@ -15,6 +15,16 @@ async def get_unit(conn: Connection, unit_id: UUID) -> Unit | None:
     return None if row is None else Unit(**dict(row))
 
 
+# The administrator's mapping for a header, merged over what was remembered for it.
+SAVE_COLUMN_MAPPING = """
+INSERT INTO column_mappings (unit_id, format, header_key, header, columns, org_sourced_id, set_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (unit_id, format, header_key) DO UPDATE
+   SET columns = column_mappings.columns || EXCLUDED.columns,
+       org_sourced_id = coalesce(EXCLUDED.org_sourced_id, column_mappings.org_sourced_id),
+       header = EXCLUDED.header, set_by = EXCLUDED.set_by, set_at = now()
+"""
+
 # A decision is taken once, on a held job nobody has cancelled.
 DECIDE_ARCHIVE = """
 UPDATE jobs SET archive_decision = $2, archive_decided_by = $3, archive_decided_at = now(),

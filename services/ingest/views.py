@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -191,4 +191,24 @@ class UnitOptions(BaseModel):
     archive_missing_allowed: bool
     treat_as_upper_secondary_allowed: bool = Field(
         description="Offered only for units whose school level is unspecified"
+    )
+
+
+CanonicalColumn = Literal[
+    "identity", "given_name", "family_name", "grade", "class", "email", "phone", "street",
+    "postcode", "city",
+]  # fmt: skip
+
+
+class ColumnMappingRequest(BaseModel):
+    """The administrator's mapping of a file's columns, remembered for its header."""
+
+    columns: dict[str, CanonicalColumn | None] = Field(
+        description="Header name as the check result's column_mapping.header shows it → the "
+        "column it holds, or null for a column not to read"
+    )
+    org_sourced_id: str | None = Field(
+        default=None,
+        max_length=255,
+        description="OneRoster: the sourcedId of the org whose students the unit takes",
     )

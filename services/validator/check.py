@@ -18,6 +18,7 @@ from services.validator import errors, formats
 from services.validator.duplicates import DuplicateTracker, partition_keys, resolve
 from services.validator.header import Layout
 from services.validator.identity import parse_identity_column
+from services.validator.mapping import ColumnReport, Mappings
 from services.validator.messages import MESSAGES, RowCode
 from services.validator.reading import SAMPLE_BYTES
 from services.validator.report import ReportWriter
@@ -119,6 +120,8 @@ class CheckResult:
     """Every error code found, commonest first (ties by code)."""
     skipped: dict[str, int]
     """Invalid rows by their first error code."""
+    columns: ColumnReport | None = None
+    """The file's columns the format did not recognise, with suggestions."""
 
 
 @dataclass
@@ -178,6 +181,7 @@ def check_file(
     report: ReportWriter,
     stop: Callable[[], bool],
     progress: Callable[[int], None] = lambda rows: None,
+    mappings: Mappings | None = None,
 ) -> CheckResult:
     """Check a whole file into ``report``; ``progress`` hears the rows read so far,
     from the second chunk on (a file read in one chunk is checked before anyone
@@ -187,7 +191,7 @@ def check_file(
     so between chunks; either way nothing of the report is left behind.
     """
     try:
-        result = _check(upload, request, rules, limits, report, stop, progress)
+        result = _check(upload, request, rules, limits, report, stop, progress, mappings)
     except BaseException:
         report.discard()
         raise
@@ -202,12 +206,16 @@ def _check(
     report: ReportWriter,
     stop: Callable[[], bool],
     progress: Callable[[int], None],
+    mappings: Mappings | None,
 ) -> CheckResult:
     if upload.size > limits.max_bytes:
         raise errors.too_large(upload.size, limits.max_bytes)
     with upload.open() as source:
         sample = source.read(SAMPLE_BYTES)
-    reader, layout = formats.open_roster(request.format, upload, sample, limits.max_rows)
+    opened = formats.open_roster(
+        request.format, upload, sample, limits.max_rows, mappings, today=rules.today
+    )
+    reader, layout = opened.reader, opened.layout
     try:
         tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
     except ReadAgain:
@@ -243,7 +251,9 @@ def _check(
         format=request.format,
         columns=layout.columns,
     )
-    return CheckResult(tally.counts(), detected, tally.ranked(), dict(tally.skipped))
+    return CheckResult(
+        tally.counts(), detected, tally.ranked(), dict(tally.skipped), opened.columns
+    )
 
 
 def _read(

@@ -7,7 +7,7 @@ administrator in Swedish and English; the job keeps the requester's language.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 Lang = Literal["sv", "en"]
 
@@ -52,6 +52,9 @@ class FileError(Exception):
         self.code = code.value
         self.message = en
         self.message_sv = sv
+        self.columns: dict[str, Any] | None = None
+        """The file's columns and suggestions for the unmatched ones, when the header was
+        read but not matched (mapping.ColumnReport as JSON)."""
 
     def text(self, lang: Lang) -> str:
         return self.message_sv if lang == "sv" else self.message

@@ -22,6 +22,7 @@ from services.validator.check import CheckResult, Limits, Stopped, check_file
 from services.validator.errors import FileError
 from services.validator.grades import SchoolLevel
 from services.validator.identity import IdentityError
+from services.validator.mapping import Mappings
 from services.validator.messages import RowCode
 from services.validator.report import ReportWriter, ValidRowsMirror, archive_key
 from services.validator.rows import Rules
@@ -76,6 +77,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
             raise JobCancelled(job.id)
         async with rt.pool.acquire() as conn:
             level = await store.unit_level(conn, job.unit_id)
+            mappings = await store.column_mappings(conn, job.unit_id, job.format)
         if level is None:
             await rt.end_job(
                 job.id,
@@ -100,7 +102,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
         # table exists (committed) only once the plan is.
         async with plan.JobRowsFeed(rt, job) as feed:
             try:
-                result = await asyncio.to_thread(_check, rt, job, level, progress, feed)
+                result = await asyncio.to_thread(_check, rt, job, level, progress, feed, mappings)
             finally:
                 await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
             planned = await plan.compute(rt, job, valid_key, invalid_key, feed)
@@ -117,6 +119,10 @@ async def validate(rt: Runtime, job: Job) -> Job:
         # Not published: the notifier's commonest reasons, counted during the
         # check so that nobody reads the report again for them.
         check_result["reasons"] = [dataclasses.asdict(r) for r in result.reasons[:REASONS_KEPT]]
+        if result.columns is not None:
+            # Not published: the file's columns the format did not recognise,
+            # with suggestions, for the administrator's mapping (ingest's API).
+            check_result["column_mapping"] = result.columns.as_json()
         if planned.staged_rows is not None:
             # Not published: tells the importer (and whoever ends the job) that
             # the rows wait in the job's own table.
@@ -138,12 +144,16 @@ async def validate(rt: Runtime, job: Job) -> Job:
             metrics.skipped_row_counts(result.skipped)
             return moved
     except FileError as exc:
+        # A header the format did not match: what the administrator maps the
+        # columns from, to check the same file again.
+        mapping = {} if exc.columns is None else {"check_result": {"column_mapping": exc.columns}}
         await rt.end_job(
             job.id,
             Outcome.FAILED,
             f"validator:{exc.code}",
             error_code=exc.code,
             error_message=exc.text("en" if job.requested_by_language == "en" else "sv"),
+            **mapping,
         )
     except (JobCancelled, Stopped):
         for key in (valid_key, invalid_key, archive_key(job.organisation_id, job.id)):
@@ -163,6 +173,7 @@ def _check(
     level: SchoolLevel,
     progress: Callable[[int], None],
     mirror: ValidRowsMirror,
+    mappings: Mappings,
 ) -> CheckResult:
     valid_key, invalid_key = report_keys(job.organisation_id, job.id)
     try:
@@ -180,4 +191,5 @@ def _check(
         report=ReportWriter(rt.store, valid_key, invalid_key, mirror),
         stop=lambda: rt.cancellations.is_cancelled(job.id),
         progress=progress,
+        mappings=mappings,
     )

@@ -63,7 +63,7 @@ def map_header(fields: Sequence[str], aliases: Mapping[str, str]) -> Layout:
     for position, raw in enumerate(fields):
         header = clean_header(raw)
         canonical = aliases.get(fold(header))
-        if canonical is None:
+        if not canonical:  # unknown, or mapped to nothing by the administrator
             continue
         if canonical in columns:
             raise errors.repeated_column(header)

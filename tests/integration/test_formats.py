@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from uuid import UUID, uuid4
+
 import asyncpg
 
 from rosterflow import events
 from rosterflow.settings import Settings
 from rosterflow.testing import school_age_numbers, seed_school
 from tests.support.formats import import_file, placed
-from tests.support.pipeline import pipeline
+from tests.support.http import Api, ingest_api
+from tests.support.pipeline import final_job, new_admin, pipeline
 
 NUMBERS = school_age_numbers()
 
@@ -44,3 +47,97 @@ async def test_a_schoolsoft_dat_export_is_imported_with_grades_from_the_class_na
     assert await placed(conn, school) == [
         {"identity_number": n, **expected[n]} for n in sorted(expected)
     ]
+
+
+TERSUS_HEADER = "Elevens personnr,Förnamn,Efternamn,Grupp,Telefon mobil"
+
+
+def tersus(*rows: str) -> bytes:
+    """A Tersus Adela export: comma-separated, names the template does not use."""
+    return ("\r\n".join([TERSUS_HEADER, *rows]) + "\r\n").encode("cp1252")
+
+
+async def test_a_column_mapping_rechecks_the_file_and_is_applied_to_the_next_upload(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    school = await seed_school(conn)
+    first = tersus(f"{NUMBERS[0]},Märta,Åberg,7A,070-123 45 67", f"{NUMBERS[1]},Bo,Öst,8B,")
+    second = tersus(f"{NUMBERS[2]},Siv,Ek,9C,")
+    admin = Api.admin_of(school.organisation_id)
+    async with pipeline(settings) as p, ingest_api(settings) as api:
+        sent = await p.upload(school, first)
+        failed = await p.tap.next(events.JobFinished, sent.job_id)
+        view = (await api.client.get(f"/v1/imports/{sent.job_id}", headers=admin)).json()
+        found = view["check_result"]["column_mapping"]
+        suggested = {c["name"]: c["suggestion"] for c in found["unmatched"]}
+
+        answer = await api.client.post(
+            f"/v1/imports/{sent.job_id}/column-mapping",
+            json={"columns": suggested},
+            headers=admin,
+        )
+        assert answer.status_code == 202, answer.text
+        again = UUID(answer.json()["id"])
+        validated = await p.tap.next(events.JobValidated, again)
+        twice = await api.client.post(
+            f"/v1/imports/{sent.job_id}/column-mapping",
+            json={"columns": suggested},
+            headers=admin,
+        )
+        await p.any.publisher.publish(
+            events.ConfirmationRequested(job_id=again, requested_by=new_admin())
+        )
+        assert (await p.tap.next(events.JobFinished, again)).outcome is events.Outcome.COMPLETED
+
+        # The next file with the same header is read with the remembered mapping.
+        _, finished = await import_file(p, school, second, events.FileFormat.ROSTERFLOW_CSV)
+        latest = await final_job(conn, finished.job_id)
+
+    assert failed.error_code == "file_missing_column"
+    assert found["missing"] == ["identity"]
+    assert found["unmatched"] == [
+        {"name": "Elevens personnr", "position": 0, "suggestion": "identity",
+         "reason": "preset:tersus_adela"},
+        {"name": "Grupp", "position": 3, "suggestion": "class", "reason": "preset:tersus_adela"},
+        {"name": "Telefon mobil", "position": 4, "suggestion": "phone",
+         "reason": "preset:tersus_adela"},
+    ]  # fmt: skip
+    assert (validated.counts.valid, validated.counts.invalid) == (2, 0)
+    assert validated.detected.columns["identity"] == "Elevens personnr"
+    assert (await final_job(conn, sent.job_id)).superseded_by == again
+    assert twice.status_code == 409  # the failed job was checked again already
+    assert finished.outcome is events.Outcome.COMPLETED
+    assert latest.check_result is not None
+    assert latest.check_result["column_mapping"]["applied"] is True
+    assert [(r["identity_number"], r["class_name"]) for r in await placed(conn, school)] == sorted(
+        [(NUMBERS[0], "7A"), (NUMBERS[1], "8B"), (NUMBERS[2], "9C")]
+    )
+    phone = await conn.fetchval("SELECT phone FROM patients WHERE identity_number = $1", NUMBERS[0])
+    assert phone is not None
+
+
+async def test_a_mapping_names_only_the_files_columns_each_once(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    school = await seed_school(conn)
+    admin = Api.admin_of(school.organisation_id)
+    async with pipeline(settings, "ingest", "validator") as p, ingest_api(settings) as api:
+        sent = await p.upload(school, tersus(f"{NUMBERS[0]},Märta,Åberg,7A,"))
+        await p.tap.next(events.JobFinished, sent.job_id)
+        path = f"/v1/imports/{sent.job_id}/column-mapping"
+        foreign = await api.client.post(
+            path, json={"columns": {"Födelsedag": "identity"}}, headers=admin
+        )
+        twice = await api.client.post(
+            path,
+            json={"columns": {"Elevens personnr": "identity", "Grupp": "identity"}},
+            headers=admin,
+        )
+        other = await api.client.post(
+            path,
+            json={"columns": {"Elevens personnr": "identity"}},
+            headers=Api.admin_of(uuid4()),
+        )
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (422, "column_not_in_header")
+    assert (twice.status_code, twice.json()["error"]["code"]) == (422, "column_mapped_twice")
+    assert other.status_code == 404

@@ -18,6 +18,7 @@ from rosterflow.storage import ObjectStore
 from rosterflow.testing import school_age_numbers
 from services.validator.check import Limits, check_file
 from services.validator.grades import SchoolLevel
+from services.validator.mapping import Mappings
 from services.validator.report import ReportWriter
 from services.validator.rows import Rules
 from services.validator.source import Upload
@@ -62,6 +63,7 @@ def run_check(
     stop: Callable[[], bool] = lambda: False,
     store_dir: Path | None = None,
     progress: Callable[[int], None] = lambda rows: None,
+    mappings: Mappings | None = None,
 ) -> Checked:
     """check_file on in-memory bytes, the report written to a local object store."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +76,7 @@ def run_check(
             report=ReportWriter(store, VALID_KEY, INVALID_KEY),
             stop=stop,
             progress=progress,
+            mappings=mappings,
         )
         valid = store.parquet_file(VALID_KEY)
         return Checked(

@@ -17,7 +17,7 @@ from services.ingest.access import RuntimeDep
 from services.ingest.auth import CallerDep
 from services.ingest.errors import ApiError, import_not_found, responses
 from services.ingest.logic import check_request
-from services.ingest.views import JobView, NotificationView
+from services.ingest.views import ColumnMappingRequest, JobView, NotificationView
 
 router = APIRouter(prefix="/v1", tags=["imports"])
 
@@ -148,6 +148,56 @@ async def confirm(job_id: UUID, rt: RuntimeDep, caller: CallerDep) -> JobView:
             {"state": job.state.value},
         )
     return JobView.of(job)
+
+
+@router.post(
+    "/imports/{job_id}/column-mapping", status_code=202, responses=responses(404, 409, 503)
+)
+async def map_columns(
+    job_id: UUID, body: ColumnMappingRequest, rt: RuntimeDep, caller: CallerDep
+) -> JobView:
+    """Map the file's columns and check the same file again, without uploading it again.
+
+    For a job whose header did not name the format's columns (failed with
+    ``file_missing_column``, ``file_no_header`` or ``file_wrong_format``, with
+    ``check_result.column_mapping``) or one awaiting confirmation.
+    The mapping is remembered for the unit, the format and this header: the
+    next file with the same header is read with it. The check runs as a new
+    job on the stored file (the answer); this one is superseded by it.
+    """
+    job = await access.job_of(rt, caller, job_id)
+    header = ((job.check_result or {}).get("column_mapping") or {}).get("header") or []
+    unknown = sorted(set(body.columns) - set(header))
+    if unknown:
+        raise ApiError(
+            422,
+            "column_not_in_header",
+            "Map only columns the file's header has.",
+            {"columns": unknown[:20]},
+        )
+    chosen = [c for c in body.columns.values() if c is not None]
+    if len(chosen) != len(set(chosen)):
+        raise ApiError(422, "column_mapped_twice", "Map each column of the roster once.")
+    try:
+        again = await commands.remap(
+            rt, job, dict(body.columns), body.org_sourced_id, caller.requester
+        )
+    except commands.NotRemappable as exc:
+        raise ApiError(
+            409,
+            "not_remappable",
+            f"The import is {job.state.value}; only a file whose columns were not recognised, "
+            "or one awaiting confirmation, is checked again with a mapping.",
+            {"state": job.state.value},
+        ) from exc
+    except commands.PipelineUnavailable as exc:
+        raise ApiError(
+            503,
+            "pipeline_unavailable",
+            "The import pipeline cannot be reached; the check was not started. Try again.",
+            **{"Retry-After": "30"},
+        ) from exc
+    return JobView.of(again)
 
 
 @router.post("/imports/{job_id}/cancel", responses=responses(404, 503))

@@ -7,6 +7,8 @@ Adding a format (OneRoster, IST, Procapita) is a module with a RosterFormat
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
 
 from rosterflow.events import FileFormat
 from services.validator import errors
@@ -19,7 +21,15 @@ from services.validator.formats import (
     schoolsoft_dat,
 )
 from services.validator.formats.base import Lookalike, RosterFormat
-from services.validator.header import LABELS, Layout, fold, missing_required
+from services.validator.header import LABELS, Layout, clean_header, fold, missing_required
+from services.validator.mapping import (
+    ColumnReport,
+    Mappings,
+    header_key,
+    mapped_aliases,
+    presets,
+    report,
+)
 from services.validator.sniff import LABELS as CONTAINER_LABELS
 from services.validator.sniff import Container, sniff
 from services.validator.source import Reader, Upload
@@ -50,11 +60,30 @@ def _a_file_in(fmt: RosterFormat) -> Label:
     return Label(f"en fil i formatet ”{fmt.label.sv}”", f"a file in the format “{fmt.label.en}”")
 
 
+@dataclass(frozen=True)
+class Opened:
+    reader: Reader
+    layout: Layout
+    columns: ColumnReport
+    """The file's columns the format did not recognise, with suggestions."""
+
+
 def open_roster(
-    chosen: FileFormat, upload: Upload, sample: bytes, max_rows: int
-) -> tuple[Reader, Layout]:
-    """The reader for this file and where its columns are, or why the file is rejected."""
+    chosen: FileFormat,
+    upload: Upload,
+    sample: bytes,
+    max_rows: int,
+    mappings: Mappings | None = None,
+    today: date | None = None,
+) -> Opened:
+    """The reader for this file and where its columns are, or why the file is rejected.
+
+    A missing-column or no-header error carries the column report
+    (``FileError.columns``), so that the administrator can map the columns and
+    check the same file again.
+    """
     fmt = FORMATS[chosen]
+    today = today or date.today()
     container = sniff(sample)
     if container not in fmt.containers:
         raise errors.wrong_format(
@@ -62,23 +91,61 @@ def open_roster(
         )
     reader = fmt.reader(container, upload, sample, max_rows)
     # A title or blank rows may stand above the header: the first row that
-    # names the required columns is it; else the first row is judged.
+    # names the required columns (by the format's names or the unit's
+    # remembered mapping for that header) is it; else the row naming most of
+    # the columns any known system names, else the first row, is judged.
     candidates = reader.header_rows()
-    line = next((line for line, fields in candidates if fmt.names_required(fields)), None)
-    reader.use_header(candidates[0][0] if line is None else line)
+    remembered = {
+        line: mapped_aliases((mappings or {}).get(header_key(fields)))
+        for line, fields in candidates
+    }
+    line = next(
+        (line for line, fields in candidates if fmt.names_required(fields, remembered[line])),
+        None,
+    )
+    if line is None:
+        line = max(candidates, key=lambda c: _known(c[1], fmt.aliases))[0]
+    reader.use_header(line)
     header = reader.header()
+    mapped = remembered[line]
     folded = {fold(h) for h in header}
     # Before the columns: a guardian export has the student columns too.
     for lookalike in LOOKALIKES:
-        if lookalike.matches(folded):
+        if not mapped and lookalike.matches(folded):
             raise errors.wrong_format(lookalike.label, _quoted(fmt.label))
-    layout = fmt.layout(header)
+    layout = fmt.layout(header, mapped)
+    samples = [fields for at, fields in candidates if at > line]
+    columns = report(
+        header,
+        layout.positions,
+        {**fmt.aliases, **mapped},
+        samples,
+        applied=bool(mapped),
+        today=today,
+    )
     missing = missing_required(layout)
     if not missing:
-        return reader, layout
-    for other in FORMATS.values():
-        if other is not fmt and container in other.containers and other.fits(header):
-            raise errors.wrong_format(_a_file_in(other), _quoted(fmt.label))
-    if not any(name in f.aliases for f in FORMATS.values() for name in folded):
-        raise errors.no_header()
-    raise errors.missing_columns([(LABELS[m], fmt.template[m]) for m in missing])
+        return Opened(reader, layout, columns)
+    fitting = (
+        other
+        for other in FORMATS.values()
+        if other is not fmt and container in other.containers and other.fits(header)
+    )
+    if (other := next(fitting, None)) is not None:
+        error = errors.wrong_format(_a_file_in(other), _quoted(fmt.label))
+    elif _known(header, fmt.aliases):
+        error = errors.missing_columns([(LABELS[m], fmt.template[m]) for m in missing])
+    else:
+        error = errors.no_header()
+    # Choosing the other format is one way on; mapping the columns is another.
+    error.columns = columns.as_json()
+    raise error
+
+
+def _known(header: list[str], aliases: Mapping[str, str]) -> int:
+    """How many of a row's names a format or a system's preset knows."""
+    names = [fold(clean_header(cell)) for cell in header]
+    known = {name for f in FORMATS.values() for name in f.aliases}
+    known |= aliases.keys()
+    known |= {name for preset in presets() for name in preset.aliases}
+    return sum(name in known for name in names)

@@ -61,12 +61,15 @@ class RosterFormat:
             return WorkbookReader(upload, max_rows)
         raise ValueError(f"{self.id} has no reader for {container}")
 
-    def layout(self, header: list[str]) -> Layout:
-        return map_header(header, self.aliases)
+    def layout(self, header: list[str], mapped: Mapping[str, str] | None = None) -> Layout:
+        """Where the columns are; ``mapped`` (folded name → canonical column, or "" for none)
+        is the administrator's remembered mapping, over the format's own names."""
+        return map_header(header, {**self.aliases, **mapped} if mapped else self.aliases)
 
-    def names_required(self, header: list[str]) -> bool:
+    def names_required(self, header: list[str], mapped: Mapping[str, str] | None = None) -> bool:
         """The row names every required column (perhaps more than once)."""
-        named = {self.aliases.get(fold(clean_header(cell))) for cell in header}
+        aliases = {**self.aliases, **mapped} if mapped else self.aliases
+        named = {aliases.get(fold(clean_header(cell))) for cell in header}
         return all(column in named for column in REQUIRED)
 
     def fits(self, header: list[str]) -> bool:
