@@ -78,6 +78,7 @@ class FileFormat(StrEnum):
     ROSTERFLOW_XLSX = "rosterflow_xlsx"
     SCHOOLSOFT = "schoolsoft"
     SCHOOLSOFT_DAT = "schoolsoft_dat"
+    ONEROSTER = "oneroster"
 
 
 class Language(StrEnum):

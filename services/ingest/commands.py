@@ -246,7 +246,9 @@ async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job 
 
 # A job whose file can be checked again under a new column mapping: one whose
 # header did not name the format's columns, or one awaiting confirmation.
-REMAPPABLE_ERRORS = frozenset({"file_missing_column", "file_no_header", "file_wrong_format"})
+REMAPPABLE_ERRORS = frozenset(
+    {"file_missing_column", "file_no_header", "file_wrong_format", "file_org_not_mapped"}
+)
 
 
 class NotRemappable(Exception):

@@ -216,6 +216,9 @@ def _check(
         request.format, upload, sample, limits.max_rows, mappings, today=rules.today
     )
     reader, layout = opened.reader, opened.layout
+    refused = formats.FORMATS[request.format].refuses(reader, request.options.archive_missing)
+    if refused is not None:
+        raise refused
     try:
         tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
     except ReadAgain:

@@ -26,6 +26,7 @@ class FileCode(StrEnum):
     MISSING = "file_missing"
     SHEET_TOO_LARGE = "file_sheet_too_large"
     FIELD_TOO_LONG = "file_field_too_long"
+    ORG_NOT_MAPPED = "file_org_not_mapped"
 
 
 # Text from the file quoted in a message or an event: a header name is short,

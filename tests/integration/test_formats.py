@@ -11,6 +11,7 @@ from rosterflow.settings import Settings
 from rosterflow.testing import school_age_numbers, seed_school
 from tests.support.formats import import_file, placed
 from tests.support.http import Api, ingest_api
+from tests.support.oneroster import Roster, Student
 from tests.support.pipeline import final_job, new_admin, pipeline
 
 NUMBERS = school_age_numbers()
@@ -141,3 +142,40 @@ async def test_a_mapping_names_only_the_files_columns_each_once(
     assert (foreign.status_code, foreign.json()["error"]["code"]) == (422, "column_not_in_header")
     assert (twice.status_code, twice.json()["error"]["code"]) == (422, "column_mapped_twice")
     assert other.status_code == 404
+
+
+async def test_a_oneroster_zip_is_imported_once_its_org_and_identity_column_are_mapped(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    roster = Roster(
+        version="1.2",
+        students=[
+            Student("s1", "Märta", "Åberg", NUMBERS[0], grade="07"),
+            Student("s2", "Siv", "Ek", NUMBERS[2], grade="08", org="school-2"),
+        ],
+        enrolments=[("s1", "class-7a"), ("s2", "class-8b")],
+    )
+    school = await seed_school(conn)
+    admin = Api.admin_of(school.organisation_id)
+    async with pipeline(settings) as p, ingest_api(settings) as api:
+        sent = await p.upload(school, roster.to_zip(), fmt=events.FileFormat.ONEROSTER)
+        failed = await p.tap.next(events.JobFinished, sent.job_id)
+        view = (await api.client.get(f"/v1/imports/{sent.job_id}", headers=admin)).json()
+        answer = await api.client.post(
+            f"/v1/imports/{sent.job_id}/column-mapping",
+            json={"columns": {"identifier": "identity"}, "org_sourced_id": "school-1"},
+            headers=admin,
+        )
+        assert answer.status_code == 202, answer.text
+        again = UUID(answer.json()["id"])
+        validated = await p.tap.next(events.JobValidated, again)
+        await p.any.publisher.publish(
+            events.ConfirmationRequested(job_id=again, requested_by=new_admin())
+        )
+        finished = await p.tap.next(events.JobFinished, again)
+    assert failed.error_code == "file_missing_column"
+    assert "school-1" in {o["sourcedId"] for o in view["check_result"]["column_mapping"]["orgs"]}
+    assert (validated.counts.valid, validated.counts.invalid) == (1, 0)
+    assert finished.outcome is events.Outcome.COMPLETED
+    assert [(r["identity_number"], r["grade_year"], r["class_name"])
+            for r in await placed(conn, school)] == [(NUMBERS[0], 7, "7A")]  # fmt: skip

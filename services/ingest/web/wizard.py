@@ -25,12 +25,14 @@ ACCEPT = {
     events.FileFormat.ROSTERFLOW_XLSX: ".xlsx",
     events.FileFormat.SCHOOLSOFT: ".csv,.txt,.xlsx",
     events.FileFormat.SCHOOLSOFT_DAT: ".dat,.txt,.csv",
+    events.FileFormat.ONEROSTER: ".zip",
 }
 FORMAT_NAMES = {
     events.FileFormat.ROSTERFLOW_CSV: "rosterflow CSV",
     events.FileFormat.ROSTERFLOW_XLSX: "rosterflow Excel (XLSX)",
     events.FileFormat.SCHOOLSOFT: "SchoolSoft (CSV/XLSX)",
     events.FileFormat.SCHOOLSOFT_DAT: "SchoolSoft .dat (IST-format)",
+    events.FileFormat.ONEROSTER: "OneRoster 1.1/1.2 (zip)",
 }
 SchoolYear = Annotated[str | None, Query(pattern=events.SCHOOL_YEAR_PATTERN)]
 

@@ -1,7 +1,10 @@
 """The format registry: every roster format the validator reads, by the id chosen in the upload.
 
-Adding a format (OneRoster, IST, Procapita) is a module with a RosterFormat
-(its kinds of file and its column names, or its own reader) and a line here.
+Adding a format is a module with a RosterFormat (its kinds of file and its
+column names, or its own reader, as OneRoster's zip has) and a line here. An
+export without a published layout (IST Extens, Tersus Adela, Procapita) needs
+no module: its column names are presets (presets.toml) the column mapping
+suggests from, and the administrator's mapping is remembered (mapping.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from services.validator import errors
 from services.validator.errors import Label
 from services.validator.formats import (
     lookalikes,
+    oneroster,
     rosterflow_csv,
     rosterflow_xlsx,
     schoolsoft,
@@ -41,6 +45,7 @@ FORMATS: Mapping[FileFormat, RosterFormat] = {
         rosterflow_xlsx.FORMAT,
         schoolsoft.FORMAT,
         schoolsoft_dat.FORMAT,
+        oneroster.FORMAT,
     )
 }
 LOOKALIKES: tuple[Lookalike, ...] = (schoolsoft.GUARDIANS, lookalikes.ONEROSTER_USERS)
@@ -111,7 +116,8 @@ def open_roster(
     folded = {fold(h) for h in header}
     # Before the columns: a guardian export has the student columns too.
     for lookalike in LOOKALIKES:
-        if not mapped and lookalike.matches(folded):
+        # A zip is read by its own format; the lookalikes are single files.
+        if not mapped and container is not Container.ZIP and lookalike.matches(folded):
             raise errors.wrong_format(lookalike.label, _quoted(fmt.label))
     layout = fmt.layout(header, mapped)
     samples = [fields for at, fields in candidates if at > line]
@@ -125,6 +131,11 @@ def open_roster(
     )
     missing = missing_required(layout)
     if not missing:
+        try:
+            fmt.prepare(reader, (mappings or {}).get(columns.key))
+        except errors.FileError as unprepared:
+            unprepared.columns = {**columns.as_json(), **fmt.extra(reader)}
+            raise
         return Opened(reader, layout, columns)
     fitting = (
         other
@@ -138,7 +149,7 @@ def open_roster(
     else:
         error = errors.no_header()
     # Choosing the other format is one way on; mapping the columns is another.
-    error.columns = columns.as_json()
+    error.columns = {**columns.as_json(), **fmt.extra(reader)}
     raise error
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from rosterflow.events import FileFormat
 from services.validator.errors import FileError, Label
@@ -15,6 +16,7 @@ from services.validator.header import (
     map_header,
     missing_required,
 )
+from services.validator.mapping import Remembered
 from services.validator.reading import CsvReader
 from services.validator.sniff import Container
 from services.validator.source import Reader, Upload
@@ -71,6 +73,18 @@ class RosterFormat:
         aliases = {**self.aliases, **mapped} if mapped else self.aliases
         named = {aliases.get(fold(clean_header(cell))) for cell in header}
         return all(column in named for column in REQUIRED)
+
+    def prepare(self, reader: Reader, remembered: Remembered | None) -> None:
+        """What the remembered mapping tells the reader besides the columns (OneRoster's org);
+        raises FileError when the file cannot be read without more of it."""
+
+    def extra(self, reader: Reader) -> Mapping[str, Any]:
+        """More for the check result's column report (OneRoster: the file's orgs)."""
+        return {}
+
+    def refuses(self, reader: Reader, archive_missing: bool) -> FileError | None:
+        """Why this file cannot be imported with these options, if it cannot."""
+        return None
 
     def fits(self, header: list[str]) -> bool:
         """Every required column is named the way this format names it."""
