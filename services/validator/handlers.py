@@ -76,9 +76,8 @@ async def validate(rt: Runtime, job: Job) -> Job:
         if job.cancel_requested_at is not None:
             raise JobCancelled(job.id)
         async with rt.pool.acquire() as conn:
-            level = await store.unit_level(conn, job.unit_id)
-            mappings = await store.column_mappings(conn, job.unit_id, job.format)
-        if level is None:
+            unit = await store.unit_of(conn, job.unit_id, job.format)
+        if unit is None:
             await rt.end_job(
                 job.id,
                 Outcome.FAILED,
@@ -87,6 +86,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 error_message="The unit no longer exists.",
             )
             return await rt.job(job.id)
+        level, mappings = unit
         loop = asyncio.get_running_loop()
         recorded: list[concurrent.futures.Future[None]] = []
 

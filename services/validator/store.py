@@ -13,10 +13,14 @@ from services.validator.grades import SchoolLevel
 from services.validator.mapping import Mappings, Remembered
 from services.validator.report import ARCHIVE_SCHEMA
 
-UNIT_LEVEL = "SELECT school_level FROM units WHERE id = $1"
-
-COLUMN_MAPPINGS = """
-SELECT header_key, columns, org_sourced_id FROM column_mappings WHERE unit_id = $1 AND format = $2
+# The unit's level and its remembered column mappings in the job's format, in one round
+# trip (every job, however small, asks).
+UNIT = """
+SELECT u.school_level,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(m.header_key, m.columns, m.org_sourced_id)),
+                        '[]'::jsonb)
+          FROM column_mappings m WHERE m.unit_id = u.id AND m.format = $2) AS mappings
+  FROM units u WHERE u.id = $1
 """
 
 ARCHIVE_PEOPLE = """
@@ -26,20 +30,19 @@ SELECT identity_number, given_name, family_name FROM patients
 """
 
 
-async def unit_level(conn: Connection, unit_id: UUID) -> SchoolLevel | None:
-    """The unit's school level; None when the unit no longer exists."""
-    level = await conn.fetchval(UNIT_LEVEL, unit_id)
-    if level is None:
+async def unit_of(
+    conn: Connection, unit_id: UUID, format: str
+) -> tuple[SchoolLevel, Mappings] | None:
+    """The unit's school level and remembered column mappings in this format (by header
+    key); None when the unit no longer exists."""
+    row = await conn.fetchrow(UNIT, unit_id, format)
+    if row is None:
         return None
+    level = row["school_level"]
     if level not in get_args(SchoolLevel):
         raise ValueError(f"unknown school level {level!r}")
-    return cast(SchoolLevel, level)
-
-
-async def column_mappings(conn: Connection, unit_id: UUID, format: str) -> Mappings:
-    """The unit's remembered column mappings in this format, by header key."""
-    rows = await conn.fetch(COLUMN_MAPPINGS, unit_id, format)
-    return {r["header_key"]: Remembered(r["columns"], r["org_sourced_id"]) for r in rows}
+    mappings = {key: Remembered(columns, org) for key, columns, org in row["mappings"]}
+    return cast(SchoolLevel, level), mappings
 
 
 async def archive_people(conn: Connection, patient_ids: Sequence[UUID]) -> pa.Table:
