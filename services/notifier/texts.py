@@ -141,6 +141,8 @@ ERRORS: Final = {
         "elevlista, ofta ett citattecken som inte avslutas.",
         "file_sheet_too_large": "Arbetsbokens första blad är större än en import läser; ta bort "
         "tomma rader och kolumner efter elevlistan, eller spara den som CSV.",
+        "file_org_not_mapped": "OneRoster-filen har flera organisationer: välj vilken som är "
+        "enheten, och kontrollera filen igen utan att ladda upp den.",
         "unit_not_found": "Enheten finns inte i organisationen.",
         "option_not_allowed": "Ett valt alternativ är inte tillåtet för enheten.",
         "format_not_supported": "Filformatet stöds inte ännu.",
@@ -177,6 +179,8 @@ ERRORS: Final = {
         "often a quote that is never closed.",
         "file_sheet_too_large": "The workbook's first sheet is larger than an import reads; "
         "delete the empty rows and columns after the roster, or save it as CSV.",
+        "file_org_not_mapped": "The OneRoster file has several orgs: choose which one is the "
+        "unit, and check the file again without uploading it.",
         "unit_not_found": "The unit does not exist in this organisation.",
         "option_not_allowed": "An option chosen is not allowed for this unit.",
         "format_not_supported": "The file format is not supported yet.",
