@@ -45,7 +45,8 @@ from rich.progress import (
 
 from rosterflow import db, events, jobs
 from rosterflow.jobs import Job, JobState
-from rosterflow.kafka import ensure_topics, group_name, topic_name
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import group_name, topic_name
 from rosterflow.settings import Settings
 from rosterflow.topics import (
     ARCHIVE_DECIDED,
