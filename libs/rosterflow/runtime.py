@@ -18,17 +18,15 @@ from opentelemetry.trace import TracerProvider
 from rosterflow import db, events, failures, jobs
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
+from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import job_tables
-from rosterflow.kafka import (
-    TRANSIENT,
-    Consumer,
-    Handled,
-    PermanentError,
-    Publisher,
-    create_broker,
-    ensure_topics,
-)
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import create_broker
+from rosterflow.kafka.consuming import Consumer
+from rosterflow.kafka.ledger import Handled
+from rosterflow.kafka.publishing import Publisher
+from rosterflow.kafka.retry import TRANSIENT
 from rosterflow.ops import tracing
 from rosterflow.ops.metrics import KafkaProbe
 from rosterflow.settings import Settings
@@ -98,7 +96,7 @@ class Runtime:
         """End an active job and announce it; False (and silence) if it had ended already.
 
         ``columns``: more of the job's columns the ending sets (a failed check's
-        ``check_result`` keeps what the administrator needs to map the file's columns).
+        ``column_mapping`` keeps what the administrator needs to map the file's columns).
 
         Handlers that find a job ended re-publish its JobFinished themselves; that
         covers a crash between this commit and the publish.
@@ -113,7 +111,7 @@ class Runtime:
                 error_message=error_message,
                 **columns,
             )
-            if ended is not None and "staged_rows" in (ended.check_result or {}):
+            if ended is not None and ended.has_job_table:
                 # The rows its plan staged for the importer are no one's now.
                 try:
                     await job_tables.drop_job_table(conn, job_id)

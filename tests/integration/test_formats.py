@@ -69,7 +69,7 @@ async def test_a_column_mapping_rechecks_the_file_and_is_applied_to_the_next_upl
         sent = await p.upload(school, first)
         failed = await p.tap.next(events.JobFinished, sent.job_id)
         view = (await api.client.get(f"/v1/imports/{sent.job_id}", headers=admin)).json()
-        found = view["check_result"]["column_mapping"]
+        found = view["column_mapping"]
         suggested = {c["name"]: c["suggestion"] for c in found["unmatched"]}
 
         answer = await api.client.post(
@@ -108,8 +108,8 @@ async def test_a_column_mapping_rechecks_the_file_and_is_applied_to_the_next_upl
     assert (await final_job(conn, sent.job_id)).superseded_by == again
     assert twice.status_code == 409  # the failed job was checked again already
     assert finished.outcome is events.Outcome.COMPLETED
-    assert latest.check_result is not None
-    assert latest.check_result["column_mapping"]["applied"] is True
+    assert latest.column_mapping is not None
+    assert latest.column_mapping["applied"] is True
     assert [(r["identity_number"], r["class_name"]) for r in await placed(conn, school)] == sorted(
         [(NUMBERS[0], "7A"), (NUMBERS[1], "8B"), (NUMBERS[2], "9C")]
     )
@@ -174,7 +174,7 @@ async def test_a_oneroster_zip_is_imported_once_its_org_and_identity_column_are_
         )
         finished = await p.tap.next(events.JobFinished, again)
     assert failed.error_code == "file_missing_column"
-    assert "school-1" in {o["sourcedId"] for o in view["check_result"]["column_mapping"]["orgs"]}
+    assert "school-1" in {o["sourcedId"] for o in view["column_mapping"]["orgs"]}
     assert (validated.counts.valid, validated.counts.invalid) == (1, 0)
     assert finished.outcome is events.Outcome.COMPLETED
     assert [(r["identity_number"], r["grade_year"], r["class_name"])

@@ -15,3 +15,7 @@ CREATE TABLE column_mappings (
     set_at         timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (unit_id, format, header_key)
 );
+
+-- What the check found of a job's columns, for the mapping: kept apart from
+-- check_result, which only a passed check has.
+ALTER TABLE jobs ADD COLUMN column_mapping jsonb;

@@ -159,14 +159,15 @@ async def map_columns(
     """Map the file's columns and check the same file again, without uploading it again.
 
     For a job whose header did not name the format's columns (failed with
-    ``file_missing_column``, ``file_no_header`` or ``file_wrong_format``, with
-    ``check_result.column_mapping``) or one awaiting confirmation.
+    ``file_missing_column``, ``file_no_header``, ``file_wrong_format`` or
+    ``file_org_not_mapped``, with the job's ``column_mapping``) or one
+    awaiting confirmation.
     The mapping is remembered for the unit, the format and this header: the
     next file with the same header is read with it. The check runs as a new
     job on the stored file (the answer); this one is superseded by it.
     """
     job = await access.job_of(rt, caller, job_id)
-    header = ((job.check_result or {}).get("column_mapping") or {}).get("header") or []
+    header = (job.column_mapping or {}).get("header") or []
     unknown = sorted(set(body.columns) - set(header))
     if unknown:
         raise ApiError(
