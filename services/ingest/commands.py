@@ -235,6 +235,15 @@ REMAPPABLE_ERRORS = frozenset(
 )
 
 
+def remappable(state: JobState, error_code: str | None, superseded_by: UUID | None) -> bool:
+    """A job whose file can be checked again under a new column mapping."""
+    if superseded_by is not None:
+        return False
+    return state is JobState.AWAITING_CONFIRMATION or (
+        state is JobState.FAILED and error_code in REMAPPABLE_ERRORS
+    )
+
+
 class NotRemappable(Exception):
     """The job has no header to map, or has moved past its check."""
 
@@ -256,10 +265,7 @@ async def remap(
     """
     found = job.column_mapping or {}
     shown, key = found.get("header"), found.get("header_key")
-    remappable = job.state is JobState.AWAITING_CONFIRMATION or (
-        job.state is JobState.FAILED and job.error_code in REMAPPABLE_ERRORS
-    )
-    if not shown or not key or not remappable or job.superseded_by is not None:
+    if not shown or not key or not remappable(job.state, job.error_code, job.superseded_by):
         raise NotRemappable(job.state.value)
     async with rt.pool.acquire() as conn:
         await conn.execute(

@@ -277,6 +277,32 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "signing_in": ("Loggar in …", "Signing in …"),
     "continue": ("Fortsätt", "Continue"),
     "to_overview": ("Till importerna", "To the imports"),
+    "mapping_title": ("Koppla filens kolumner", "Map the file's columns"),
+    "mapping_help": (
+        "Kolumnerna nedan kände importen inte igen. Välj vad varje kolumn innehåller; förslagen "
+        "är förvalda. Kopplingen sparas för enheten och filformatet, och filen kontrolleras "
+        "igen utan att laddas upp på nytt. Nästa fil med samma rubrikrad läses på samma sätt.",
+        "The import did not recognise the columns below. Choose what each column holds; the "
+        "suggestions are preselected. The mapping is saved for the unit and the file format, "
+        "and the file is checked again without uploading it. The next file with the same "
+        "header row is read the same way.",
+    ),
+    "mapping_org": (
+        "Organisation (org) i filen som är enheten",
+        "The org in the file that is the unit",
+    ),
+    "mapping_submit": ("Spara kopplingen och kontrollera igen", "Save the mapping and check again"),
+    "column_not_read": ("Läs inte kolumnen", "Do not read the column"),
+    "column_identity": ("Personnummer", "Identity number"),
+    "column_given_name": ("Förnamn", "Given name"),
+    "column_family_name": ("Efternamn", "Family name"),
+    "column_grade": ("Årskurs", "Grade"),
+    "column_class": ("Klass", "Class"),
+    "column_email": ("E-post", "Email"),
+    "column_phone": ("Telefon", "Phone"),
+    "column_street": ("Gatuadress", "Street"),
+    "column_postcode": ("Postnummer", "Postcode"),
+    "column_city": ("Postort", "City"),
     "report_gone": (
         "Kontrollrapporten sparas inte längre (lagringstiden har gått ut).",
         "The check report is no longer kept (the retention period has passed).",

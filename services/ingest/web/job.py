@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import ValidationError
 
 from rosterflow.jobs import TERMINAL
 from rosterflow.runtime import Runtime
-from services.ingest import access
+from services.ingest import access, commands
 from services.ingest.auth import Caller
 from services.ingest.errors import ApiError
 from services.ingest.routes import imports as api_imports
 from services.ingest.routes import results as api_results
-from services.ingest.views import JobView, Page
+from services.ingest.views import CanonicalColumn, ColumnMappingRequest, JobView, Page
 from services.ingest.web import i18n
 from services.ingest.web.frame import PREFIX, Ui, UiDep
 
@@ -78,6 +79,8 @@ async def job_page(
         code=code or "",
         reasons=i18n.reasons(ui.language),
         terminal=job.state in TERMINAL,
+        mappable=commands.remappable(job.state, job.error_code, job.superseded_by),
+        canonical_columns=get_args(CanonicalColumn),
         page_rows=PAGE_ROWS,
         **await _pages(ui, job, tab, offset, code, aoffset),
     )
@@ -110,6 +113,34 @@ ACTIONS: dict[str, Action] = {
     "decline": api_imports.decline_archive,
     "undo": api_imports.undo_archive,
 }
+
+
+@router.post("/column-mapping")
+async def map_columns(ui: UiDep, job_id: UUID) -> RedirectResponse:
+    """The mapping form: each unmatched column's choice (by its position in the header) and,
+    for OneRoster, the org; then the new job's page (or this one, when it came too late)."""
+    form = await ui.form()
+    job = await access.job_of(ui.rt, ui.caller, job_id)
+    found = job.column_mapping or {}
+    header = found.get("header") or []
+    columns: dict[str, Any] = {}
+    for entry in found.get("unmatched") or []:
+        chosen = form.get(f"col-{entry['position']}")
+        if isinstance(chosen, str) and entry["position"] < len(header):
+            columns[header[entry["position"]]] = chosen or None
+    org = form.get("org")
+    try:
+        body = ColumnMappingRequest(
+            columns=columns, org_sourced_id=org if isinstance(org, str) and org else None
+        )
+        again = await api_imports.map_columns(job_id, body, ui.rt, ui.caller)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", "The mapping names an unknown column.") from exc
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        return RedirectResponse(f"{PREFIX}/imports/{job_id}", status_code=303)
+    return RedirectResponse(f"{PREFIX}/imports/{again.id}", status_code=303)
 
 
 @router.post("/{action}")

@@ -1,0 +1,43 @@
+"""A file whose columns the import does not know: mapped on the job page, checked again."""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+from playwright.async_api import Page, expect
+
+from rosterflow.testing import school_age_numbers, seed_school
+from tests.browser.conftest import Stack, accessible, sign_in
+from tests.support.browser import csv_file
+
+
+async def test_the_columns_are_mapped_on_the_job_page_and_the_file_checked_again(
+    page: Page, stack: Stack, conn: asyncpg.Connection
+) -> None:
+    numbers = school_age_numbers()
+    content = "\r\n".join(
+        ["Elevens personnr,Förnamn,Efternamn,Grupp", f"{numbers[0]},Märta,Åberg,7A",
+         f"{numbers[1]},Bo,Öst,8B", ""]
+    )  # fmt: skip
+    school = await seed_school(conn, name="Solbackens skola")
+    await sign_in(page, stack, school.organisation_id)
+    await page.get_by_role("link", name="Ny elevimport/Ny patientimport").first.click()
+    await page.get_by_role("button", name="Ladda upp fil").click()
+    await page.get_by_label("Fil", exact=True).set_input_files(csv_file(content, "tersus.csv"))
+    await page.get_by_role("button", name="Kontrollera filen").click()
+    await page.wait_for_url(re.compile(r"/ui/imports/[0-9a-f-]{36}$"))
+    first = page.url
+
+    mapping = page.locator("#mapping")
+    await expect(mapping).to_be_visible(timeout=60_000)
+    await expect(page.get_by_label("Elevens personnr")).to_have_value("identity")
+    await expect(page.get_by_label("Grupp")).to_have_value("class")
+    await accessible(page)
+    await page.get_by_role("button", name="Spara kopplingen och kontrollera igen").click()
+
+    await page.wait_for_url(lambda url: url != first and "/ui/imports/" in url)
+    await expect(page.locator("#state-text")).to_have_text("Väntar på bekräftelse", timeout=60_000)
+    await expect(page.locator("#plan")).to_contain_text("2 skapas")
+    await page.goto(first)
+    await expect(page.locator("#mapping")).to_be_hidden()
