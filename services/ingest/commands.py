@@ -37,14 +37,19 @@ class PipelineUnavailable(Exception):
 
 
 async def accept_upload(
-    rt: Runtime, event: events.UploadRequested, *, unreachable_fails: bool = False
+    rt: Runtime,
+    event: events.UploadRequested,
+    *,
+    unreachable_fails: bool = False,
+    keep_file: bool = False,
 ) -> Job:
     """Register the job, check the request, announce the outcome, supersede earlier jobs.
 
     ``unreachable_fails`` (HTTP): when the broker cannot be reached the job ends
-    *failed* with ``pipeline_unavailable`` and its file is removed, rather than
-    waiting in *received* for an event nobody published. An event delivered by
-    Kafka instead retries (the broker is evidently there).
+    *failed* with ``pipeline_unavailable`` and its file is removed (unless
+    ``keep_file``: an earlier job's file checked again is still that job's),
+    rather than waiting in *received* for an event nobody published. An event
+    delivered by Kafka instead retries (the broker is evidently there).
     """
     # An upload over HTTP was stored and hashed here; the platform's own event
     # names a file this service has to check before it trusts it.
@@ -56,14 +61,14 @@ async def accept_upload(
         try:
             await asyncio.wait_for(announce(rt, job), PUBLISH_TIMEOUT_SECONDS)
         except _UNREACHABLE as exc:
-            await _abandon(rt, job)
+            await _abandon(rt, job, keep_file=keep_file)
             raise PipelineUnavailable(type(exc).__name__) from exc
     if job.state is not JobState.REJECTED:
         await supersede(rt, job)
     return job
 
 
-async def _abandon(rt: Runtime, job: Job) -> None:
+async def _abandon(rt: Runtime, job: Job, *, keep_file: bool) -> None:
     async with rt.pool.acquire() as conn:
         await jobs.finish(
             conn,
@@ -73,7 +78,8 @@ async def _abandon(rt: Runtime, job: Job) -> None:
             error_code="pipeline_unavailable",
             error_message="The import pipeline could not be reached; upload the file again.",
         )
-    await asyncio.to_thread(rt.store.delete, job.file_key)
+    if not keep_file:
+        await asyncio.to_thread(rt.store.delete, job.file_key)
 
 
 async def supersede(rt: Runtime, job: Job) -> None:
@@ -281,7 +287,7 @@ async def remap(
     event = events.UploadRequested(
         job_id=uuid4(), request=job.request, file=job.file, requested_by=who
     )
-    again = await accept_upload(rt, event, unreachable_fails=True)
+    again = await accept_upload(rt, event, unreachable_fails=True, keep_file=True)
     if job.state is JobState.FAILED:
         async with rt.pool.acquire() as conn:
             await jobs.supersede(conn, job.id, again.id)
