@@ -34,7 +34,7 @@ class Call:
     ok_code: str | None = None  # the error code of that answer, when it is a 4xx
     organisation_scoped: bool = False  # names the organisation itself: 403, not 404
     params: dict[str, str] | None = None
-    json: dict[str, str] | None = None
+    json: dict[str, object] | None = None
     content: bytes | None = None
 
 
@@ -56,6 +56,13 @@ def calls(org: UUID, unit: UUID, job: UUID, patient: UUID) -> list[Call]:
         Call("GET", f"/v1/imports/{job}/rows/valid", 409, "check_not_ready"),
         Call("GET", f"/v1/imports/{job}/rows/invalid", 409, "check_not_ready"),
         Call("GET", f"/v1/imports/{job}/plan", 409, "check_not_ready"),
+        Call(
+            "POST",
+            f"/v1/imports/{job}/column-mapping",
+            409,
+            "not_remappable",
+            json={"columns": {}},
+        ),
         Call("GET", f"/v1/organisations/{org}/imports", 200, organisation_scoped=True),
         Call("GET", f"/v1/units/{unit}/options", 200),
         Call("GET", f"/v1/units/{unit}/archive-exclusions", 200),
