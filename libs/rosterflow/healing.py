@@ -33,7 +33,7 @@ import asyncpg
 from rosterflow import holds, jobs
 from rosterflow.db import Connection
 from rosterflow.jobs import JobState
-from rosterflow.kafka import TRANSIENT
+from rosterflow.kafka.retry import TRANSIENT
 from rosterflow.ops import metrics
 from rosterflow.redrive import Redriven, consumer_of, next_event, redrive
 from rosterflow.runtime import Runtime

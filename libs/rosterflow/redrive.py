@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from rosterflow import events
 from rosterflow.db import Connection
 from rosterflow.jobs import Job, JobState
-from rosterflow.kafka import group_name
+from rosterflow.kafka.broker import group_name
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import (
     ARCHIVE_DECIDED,

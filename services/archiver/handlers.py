@@ -10,9 +10,9 @@ import pyarrow as pa
 
 from rosterflow import events, holds, jobs
 from rosterflow.events import Outcome
+from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import archive, merge, staging
-from rosterflow.kafka import PermanentError
 from rosterflow.runtime import Runtime
 from rosterflow.storage import ObjectStore, StorageError
 

@@ -13,9 +13,9 @@ from rosterflow import events, holds, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.db import Connection
 from rosterflow.events import Outcome
+from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import arrays, job_tables, merge, staging
-from rosterflow.kafka import PermanentError
 from rosterflow.report import STAGED_COLUMNS
 from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError

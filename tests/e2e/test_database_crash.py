@@ -33,7 +33,8 @@ import asyncpg
 
 from rosterflow import db, events
 from rosterflow.journal import merge
-from rosterflow.kafka import Publisher, create_broker
+from rosterflow.kafka.broker import create_broker
+from rosterflow.kafka.publishing import Publisher
 from rosterflow.launcher import Service, service_processes
 from rosterflow.settings import HealingSettings, Settings
 from rosterflow.storage import ObjectStore

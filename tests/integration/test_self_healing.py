@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY
 from rosterflow import events, healing, holds, jobs
 from rosterflow.jobs import JobState
 from rosterflow.journal import job_tables
-from rosterflow.kafka import STAGE_ATTEMPTS_EXHAUSTED, group_name
+from rosterflow.kafka.broker import group_name
+from rosterflow.kafka.consuming import STAGE_ATTEMPTS_EXHAUSTED
 from rosterflow.settings import HealingSettings, Settings
 from rosterflow.testing import (
     School,

@@ -45,7 +45,8 @@ from rich.progress import (
 
 from rosterflow import db, events, jobs
 from rosterflow.jobs import Job, JobState
-from rosterflow.kafka import ensure_topics, topic_name
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import topic_name
 from rosterflow.redrive import OPERATOR, next_event
 from rosterflow.redrive import redrive as redrive_job
 from rosterflow.settings import Settings
