@@ -9,6 +9,7 @@ and does not fsync (the machine does not crash in a test).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -116,6 +117,8 @@ def postgres_server() -> Iterator[PostgresServer]:
             server.psql(f"CREATE DATABASE {APP} OWNER {APP}")
             yield server
         finally:
-            server.stop()
+            # Stopped already when the test failed in the middle of a crash.
+            with contextlib.suppress(RuntimeError):
+                server.stop()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
