@@ -154,6 +154,27 @@ async def test_a_job_stuck_past_its_deadline_is_re_driven_and_completes(
     assert await conn.fetchval("SELECT count(*) FROM patients") == ROWS
 
 
+async def test_the_ingest_service_sweeps_by_itself(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    settings = quick(settings)
+    settings = settings.model_copy(
+        update={"healing": settings.healing.model_copy(update={"sweep_seconds": 0.2})}
+    )
+    school = await seed_school(conn)
+    # The ingest service as it runs, its loop sweeping every 0.2 s.
+    async with (
+        ingest_api(settings),
+        pipeline(settings, "validator", "importer", "archiver") as p,
+    ):
+        upload = await p.upload(school, roster())
+        await p.tap.next(events.JobValidated, upload.job_id)
+        await lose_the_confirmation(conn, upload.job_id)
+        finished = await p.tap.next(events.JobFinished, upload.job_id, within=60)
+    assert finished.outcome is events.Outcome.COMPLETED
+    assert p.tap.of(events.ImportConfirmed, upload.job_id)[0].confirmed_by.user_id == "operator"
+
+
 async def test_a_job_a_stage_holds_or_a_person_must_move_is_not_re_driven(
     settings: Settings, conn: asyncpg.Connection
 ) -> None:
