@@ -105,7 +105,7 @@ class Runtime:
                 error_code=error_code,
                 error_message=error_message,
             )
-            if ended is not None and "staged_rows" in (ended.check_result or {}):
+            if ended is not None and ended.has_job_table:
                 # The rows its plan staged for the importer are no one's now.
                 try:
                     await job_tables.drop_job_table(conn, job_id)
