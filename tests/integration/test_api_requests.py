@@ -28,7 +28,7 @@ def objects(settings: Settings) -> list[Path]:
     [
         ({"unit_id": "unknown"}, 422, "unit_not_found"),
         ({"unit_id": "theirs"}, 422, "unit_not_found"),
-        ({"format": "oneroster"}, 422, "format_not_supported"),
+        ({"format": "procapita_xml"}, 422, "format_not_supported"),
         ({"school_year": "2026-2027"}, 422, "school_year_malformed"),
         ({"school_year": "2026/2028"}, 422, "school_year_malformed"),
         ({"treat_as_upper_secondary": "true"}, 422, "option_not_allowed"),
