@@ -50,7 +50,8 @@ from bench.bench_validator import generate
 from rosterflow import db, events
 from rosterflow.events import ImportRequest
 from rosterflow.journal import merge, staging
-from rosterflow.kafka import Publisher, create_broker, topic_name
+from rosterflow.kafka.broker import create_broker, topic_name
+from rosterflow.kafka.publishing import Publisher
 from rosterflow.launcher import Services, free_port, service_processes
 from rosterflow.settings import (
     LOCAL_DIR,

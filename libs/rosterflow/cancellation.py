@@ -16,7 +16,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from rosterflow.events import CancelRequested
-from rosterflow.kafka import the_message, topic_name
+from rosterflow.kafka.broker import the_message, topic_name
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import CANCELLATIONS
 

@@ -23,7 +23,9 @@ from uuid import UUID, uuid4
 
 from rosterflow import db, events, jobs
 from rosterflow.jobs import TERMINAL, Job, JobState
-from rosterflow.kafka import Publisher, create_broker, ensure_topics
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import create_broker
+from rosterflow.kafka.publishing import Publisher
 from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore, upload_key
 from rosterflow.testing import School, seed_active_patients, seed_school

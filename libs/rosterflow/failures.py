@@ -7,7 +7,8 @@ own text is none of theirs: a database error quotes the row it failed on
 a name), a storage error the key and the server's answer, a validation error
 the value. So every failure is written as a code and a message of our own,
 built from the exception's *type* (and, for the database, its SQLSTATE),
-never from ``str(exc)``; and every message is bounded.
+never from ``str(exc)``; and every message is bounded. A handler that
+knows why a job cannot go on says so the same way: ``PermanentError``.
 """
 
 from __future__ import annotations
@@ -53,3 +54,12 @@ def describe(exc: BaseException) -> Failure:
     if isinstance(exc, TimeoutError):
         return Failure("timed_out", f"A step of the job did not finish in time ({name}).")
     return Failure("internal_error", f"An internal error ({name}) stopped the job.")
+
+
+class PermanentError(Exception):
+    """The job cannot go on, whatever the retries; it ends *failed* with this code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rosterflow import events
 from rosterflow.db import Connection
@@ -75,6 +75,76 @@ class IllegalTransition(Exception):
     pass
 
 
+class Staging(StrEnum):
+    """How the importer gets a job's valid rows into PostgreSQL, decided once by the plan."""
+
+    SMALL = "small"
+    """Few rows: passed as one array per column to a single statement (``journal.arrays``)."""
+    NORMAL = "normal"
+    """The report's rows COPYed into the session's staging table at import time."""
+    LARGE = "large"
+    """The plan left the rows in an UNLOGGED table of the job's own (``journal.job_tables``)."""
+
+
+class StagingPlan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    size: Staging
+    rows: int = Field(ge=0, description="Valid rows to apply; for LARGE, the rows its table holds")
+
+
+class Reason(BaseModel):
+    """An error code and how many rows it stopped, with its message in both languages."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    rows: int = Field(ge=0)
+    message_sv: str = ""
+    message_en: str = ""
+
+
+class CheckResult(BaseModel):
+    """What the validator found and planned, kept with the job.
+
+    The published part is exactly ``JobValidated``'s; the commonest reasons
+    (for the email) and the staging decision (for the importer and whoever
+    ends the job) stay with the job.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    counts: events.CheckCounts
+    plan: events.Plan
+    detected: events.Detected
+    report: events.Report
+    reasons: list[Reason] = Field(default_factory=list, description="Commonest first")
+    staging: StagingPlan
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_before_staging_was_typed(cls, data: Any) -> Any:
+        # Jobs checked before the decision had a field of its own carry an
+        # optional ``staged_rows`` (the plan's own table) instead: still
+        # importable, and by the same route.
+        if isinstance(data, dict) and "staging" not in data:
+            data = dict(data)
+            staged = data.pop("staged_rows", None)
+            if staged is not None:
+                data["staging"] = {"size": Staging.LARGE, "rows": staged}
+            else:
+                valid = (data.get("counts") or {}).get("valid", 0)
+                data["staging"] = {"size": Staging.NORMAL, "rows": valid}
+        return data
+
+    def validated(self, job_id: UUID) -> events.JobValidated:
+        event = events.JobValidated.for_job(
+            job_id, counts=self.counts, plan=self.plan, detected=self.detected, report=self.report
+        )
+        assert isinstance(event, events.JobValidated)
+        return event
+
+
 class Job(BaseModel):
     id: UUID
     organisation_id: UUID
@@ -101,7 +171,7 @@ class Job(BaseModel):
     import_finished_at: datetime | None
     archived_at: datetime | None
     finished_at: datetime | None
-    check_result: dict[str, Any] | None
+    check_result: CheckResult | None
     import_counts: dict[str, int] | None
     archived_count: int | None
     archive_held_at: datetime | None = None
@@ -138,6 +208,11 @@ class Job(BaseModel):
             sha256=self.file_sha256,
             size_bytes=self.file_size_bytes,
         )
+
+    @property
+    def has_job_table(self) -> bool:
+        """Its plan left the valid rows in a table of the job's own (``Staging.LARGE``)."""
+        return self.check_result is not None and self.check_result.staging.size is Staging.LARGE
 
     @property
     def terminal(self) -> bool:
@@ -189,6 +264,54 @@ SELECT * FROM job
 
 INSERT_TRANSITION = """
 INSERT INTO job_transitions (job_id, from_state, to_state, cause) VALUES ($1, $2, $3, $4)
+"""
+
+# The typed fields of a state that change without leaving it. Each is a
+# compare-and-set too: it changes once, in the state it belongs to.
+START_IMPORT = """
+UPDATE jobs SET import_started_at = coalesce(import_started_at, now()), updated_at = now()
+ WHERE id = $1 AND state = 'importing'
+"""
+
+HOLD_ARCHIVE = """
+UPDATE jobs SET archive_held_at = now(), updated_at = now()
+ WHERE id = $1 AND state = 'archiving' AND archive_held_at IS NULL
+RETURNING *
+"""
+
+# A decision is taken once, on a held job nobody has cancelled.
+DECIDE_ARCHIVE = """
+UPDATE jobs SET archive_decision = $2, archive_decided_by = $3, archive_decided_at = now(),
+                updated_at = now()
+ WHERE id = $1 AND state = 'archiving' AND archive_held_at IS NOT NULL
+   AND archive_decision IS NULL AND cancel_requested_at IS NULL
+RETURNING *
+"""
+
+# Undo is for a completed job that archived someone, once; the row lock makes
+# two undo requests at once resolve to one.
+CLAIM_UNDO = """
+SELECT true FROM jobs
+ WHERE id = $1 AND state = 'completed' AND archived_count > 0 AND archive_undone_at IS NULL
+ FOR UPDATE
+"""
+
+RECORD_UNDO = """
+UPDATE jobs SET archive_undone_at = now(), archive_undone_count = $2, updated_at = now()
+ WHERE id = $1 AND state = 'completed' AND archive_undone_at IS NULL
+RETURNING *
+"""
+
+SUPERSEDE = """
+UPDATE jobs SET superseded_by = $2, updated_at = now()
+ WHERE id = $1 AND superseded_by IS NULL
+"""
+
+# An earlier job of the same unit and school year that still awaits confirmation.
+SUPERSEDED_BY = """
+SELECT id FROM jobs
+ WHERE unit_id = $1 AND school_year = $2 AND state = 'awaiting_confirmation' AND id <> $3
+   AND received_at <= (SELECT received_at FROM jobs WHERE id = $3)
 """
 
 GET_JOB = "SELECT * FROM jobs WHERE id = $1"
@@ -257,6 +380,10 @@ async def transition(
         raise ValueError(f"a transition cannot set {sorted(unknown)}")
     assignments = ["state = $3", "updated_at = clock_timestamp()"]
     args: list[Any] = [job_id, [s.value for s in sources], to.value]
+    columns = {
+        name: value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        for name, value in columns.items()
+    }
     for name, value in columns.items():
         args.append(value)
         assignments.append(f"{name} = ${len(args)}")
@@ -337,3 +464,62 @@ async def request_cancel(conn: Connection, job_id: UUID) -> JobState | None:
     if state is None:
         state = await conn.fetchval(STATE_OF, job_id)
     return None if state is None else JobState(state)
+
+
+async def start_import(conn: Connection, job_id: UUID) -> None:
+    """Note when the import started, the first time it did."""
+    await conn.execute(START_IMPORT, job_id)
+
+
+async def _audited(conn: Connection, row: Any, cause: str) -> Job | None:
+    """The job a field change returned, with its audit row (the state stays)."""
+    if row is None:
+        return None
+    job = Job.model_validate(dict(row))
+    await conn.execute(INSERT_TRANSITION, job.id, job.state.value, job.state.value, cause)
+    return job
+
+
+async def hold_archive(conn: Connection, job_id: UUID) -> Job | None:
+    """The archive set is too large: the job waits in *archiving* for a decision.
+
+    None when it was held already (or is no longer archiving). Call inside a
+    transaction: the change and its audit row commit together.
+    """
+    return await _audited(conn, await conn.fetchrow(HOLD_ARCHIVE, job_id), "archive held")
+
+
+async def decide_archive(conn: Connection, job_id: UUID, approve: bool, by: str) -> Job | None:
+    """Record the decision on a held archive, once: the job, None when nothing was decided.
+
+    Call inside a transaction: the change and its audit row commit together.
+    """
+    decision = "approved" if approve else "declined"
+    row = await conn.fetchrow(DECIDE_ARCHIVE, job_id, decision, by)
+    return await _audited(conn, row, f"archive {decision} by {by}")
+
+
+async def claim_undo(conn: Connection, job_id: UUID) -> bool:
+    """Lock a completed job whose archiving may be undone; False when it may not.
+
+    Call inside the transaction that undoes it and then calls ``record_undo``.
+    """
+    return bool(await conn.fetchval(CLAIM_UNDO, job_id))
+
+
+async def record_undo(conn: Connection, job_id: UUID, reactivated: int, by: str) -> Job | None:
+    """The claimed job's archiving was undone: ``reactivated`` patients are active again."""
+    row = await conn.fetchrow(RECORD_UNDO, job_id, reactivated)
+    return await _audited(conn, row, f"archiving undone by {by}: {reactivated} re-activated")
+
+
+async def superseded_jobs(conn: Connection, job: Job) -> list[UUID]:
+    """Earlier jobs of the same unit and school year that still await confirmation."""
+    rows = await conn.fetch(SUPERSEDED_BY, job.unit_id, job.school_year, job.id)
+    return [row["id"] for row in rows]
+
+
+async def supersede(conn: Connection, job_id: UUID, by: UUID) -> None:
+    """Name the newer job that replaces this one: before it ends, so whoever sees it ended
+    sees why."""
+    await conn.execute(SUPERSEDE, job_id, by)

@@ -17,17 +17,15 @@ from opentelemetry.trace import TracerProvider
 from rosterflow import db, events, failures, jobs
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
+from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import job_tables
-from rosterflow.kafka import (
-    TRANSIENT,
-    Consumer,
-    Handled,
-    PermanentError,
-    Publisher,
-    create_broker,
-    ensure_topics,
-)
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import create_broker
+from rosterflow.kafka.consuming import Consumer
+from rosterflow.kafka.ledger import Handled
+from rosterflow.kafka.publishing import Publisher
+from rosterflow.kafka.retry import TRANSIENT
 from rosterflow.ops import tracing
 from rosterflow.ops.metrics import KafkaProbe
 from rosterflow.settings import Settings
@@ -107,7 +105,7 @@ class Runtime:
                 error_code=error_code,
                 error_message=error_message,
             )
-            if ended is not None and "staged_rows" in (ended.check_result or {}):
+            if ended is not None and ended.has_job_table:
                 # The rows its plan staged for the importer are no one's now.
                 try:
                     await job_tables.drop_job_table(conn, job_id)

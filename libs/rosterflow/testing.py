@@ -25,7 +25,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from rosterflow.db import Connection
 from rosterflow.events import Message
-from rosterflow.kafka import ensure_topics, topic_name
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import topic_name
 from rosterflow.runtime import Runtime
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import ALL_TOPICS

@@ -10,9 +10,9 @@ import pyarrow as pa
 
 from rosterflow import events, jobs
 from rosterflow.events import Outcome
+from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import archive, merge, staging
-from rosterflow.kafka import PermanentError
 from rosterflow.runtime import Runtime
 from rosterflow.storage import ObjectStore, StorageError
 
@@ -43,11 +43,11 @@ def file_identities(store: ObjectStore, job: Job) -> list[pa.Array]:
 
     A patient whose row merely had a typo must not be archived.
     """
-    keys = (job.check_result or {}).get("report", {})
+    if job.check_result is None:
+        raise PermanentError("report_missing", "the job has no check report")
+    report = job.check_result.report
     found: list[pa.Array] = []
-    for key in (keys.get("valid_rows_key"), keys.get("invalid_rows_key")):
-        if not key:
-            raise PermanentError("report_missing", "the job's check report is incomplete")
+    for key in (report.valid_rows_key, report.invalid_rows_key):
         try:
             table = store.parquet_file(key).read(columns=["identity_number"])
         except StorageError as exc:
@@ -94,12 +94,6 @@ async def finish(rt: Runtime, job: Job) -> None:
     await rt.publisher.publish(done.finished_event())
 
 
-MARK_HELD = """
-UPDATE jobs SET archive_held_at = coalesce(archive_held_at, now()), updated_at = now()
- WHERE id = $1 AND state = 'archiving'
-"""
-
-
 async def archive_and_complete(rt: Runtime, job: Job) -> archive.ArchivePlan | Job:
     """Archive and complete the job in one transaction: the completed job, or the plan when held."""
     error_code = error_message = None
@@ -123,7 +117,7 @@ async def archive_and_complete(rt: Runtime, job: Job) -> archive.ArchivePlan | J
                 rt.settings.imports.default_archive_hold_ratio,
             )
             if plan.held and job.archive_decision is None:
-                await conn.execute(MARK_HELD, job.id)
+                await jobs.hold_archive(conn, job.id)  # None when held already: said again
                 return plan
             if plan.held and job.archive_decision == "declined":
                 error_code = "archive_not_approved"

@@ -13,9 +13,9 @@ from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.db import Connection
 from rosterflow.events import Outcome
-from rosterflow.jobs import Job, JobState
+from rosterflow.failures import PermanentError
+from rosterflow.jobs import Job, JobState, Staging
 from rosterflow.journal import arrays, job_tables, merge, staging
-from rosterflow.kafka import PermanentError
 from rosterflow.report import STAGED_COLUMNS
 from rosterflow.runtime import Runtime, record_progress
 from rosterflow.storage import StorageError
@@ -56,44 +56,43 @@ async def announce(rt: Runtime, job: Job) -> None:
         await rt.publisher.publish(job.finished_event())
 
 
+def _check(job: Job) -> jobs.CheckResult:
+    if job.check_result is None:
+        raise PermanentError("report_missing", "the job has no check report to import")
+    return job.check_result
+
+
 def _report(rt: Runtime, job: Job) -> pq.ParquetFile:
     """The check report's valid rows (opened: its footer read)."""
-    valid_key = (job.check_result or {}).get("report", {}).get("valid_rows_key")
-    if not valid_key:
-        raise PermanentError("report_missing", "the job has no check report to import")
     try:
-        return rt.store.parquet_file(valid_key)
+        return rt.store.parquet_file(_check(job).report.valid_rows_key)
     except StorageError as exc:
         raise PermanentError(
             "report_missing", f"The job's check report could not be read ({type(exc).__name__})."
         ) from exc
 
 
-def _small(parquet: pq.ParquetFile | None) -> bool:
-    """The report's rows are applied from arrays (``arrays.RowArrays``), not staged."""
-    return parquet is not None and arrays.as_arrays(parquet.metadata.num_rows)
-
-
 async def _stage(
     rt: Runtime, conn: Connection, job: Job, parquet: pq.ParquetFile | None
 ) -> arrays.Staged:
-    """The staged rows to apply: the plan's own table when it still holds them
-    all, else the report's rows, as arrays when they are few (``_small``), else
-    in the session's table."""
-    planned = (job.check_result or {}).get("staged_rows")
-    if planned is not None:
+    """The staged rows to apply, as the plan decided: its own table when it still
+    holds them all, the report's rows as arrays for a small set, else the
+    report's rows in the session's table."""
+    planned = _check(job).staging
+    if planned.size is Staging.LARGE:
         found = await job_tables.job_table_rows(conn, job.id)
-        if found is not None and found == planned:
+        if found is not None and found == planned.rows:
             await record_progress(rt, job, JobState.IMPORTING, found, found)
             return job_tables.job_table(job.id)
         # PostgreSQL restarted from a crash (which empties UNLOGGED tables), or
-        # the plan waited longer than its table is kept.
+        # the plan waited longer than its table is kept: the session's table
+        # takes any number of rows.
         log.info(
             "the plan's staged rows are gone; staging the report again",
-            extra={"job_id": str(job.id), "planned": planned, "found": found},
+            extra={"job_id": str(job.id), "planned": planned.rows, "found": found},
         )
     report = parquet if parquet is not None else await asyncio.to_thread(_report, rt, job)
-    if _small(report):
+    if planned.size is Staging.SMALL:
         # Applied by one statement in a few milliseconds: no progress to show
         # (it was two more writes, on a connection of their own, every job).
         rows = await asyncio.to_thread(
@@ -119,20 +118,16 @@ async def _stage(
 
 
 async def apply(rt: Runtime, job: Job) -> Job:
-    planned = "staged_rows" in (job.check_result or {})
+    size = _check(job).staging.size
     # Without the plan's table the report is needed: fail before anything starts.
-    parquet = None if planned else await asyncio.to_thread(_report, rt, job)
+    parquet = None if size is Staging.LARGE else await asyncio.to_thread(_report, rt, job)
 
     async with rt.pool.acquire() as conn:
-        await conn.execute(
-            "UPDATE jobs SET import_started_at = coalesce(import_started_at, $2) WHERE id = $1",
-            job.id,
-            datetime.now(UTC),
-        )
+        await jobs.start_import(conn, job.id)
         try:
             # A small set touches no temporary table: no staging() around it.
             async with (
-                contextlib.nullcontext() if _small(parquet) else staging.staging(conn),
+                contextlib.nullcontext() if size is Staging.SMALL else staging.staging(conn),
                 conn.transaction(),
             ):
                 staged = await _stage(rt, conn, job, parquet)
@@ -140,7 +135,7 @@ async def apply(rt: Runtime, job: Job) -> Job:
                 counts = await merge.apply_staged(
                     conn, job.organisation_id, job.unit_id, job.school_year, staged
                 )
-                if planned:
+                if size is Staging.LARGE:
                     # Dropped with the commit, whichever rows were applied.
                     await job_tables.drop_job_table(conn, job.id)
                 # The state change takes the job row's lock and re-checks the

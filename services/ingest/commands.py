@@ -79,13 +79,13 @@ async def _abandon(rt: Runtime, job: Job) -> None:
 async def supersede(rt: Runtime, job: Job) -> None:
     """A newer upload of the same unit and school year replaces a job awaiting confirmation."""
     async with rt.pool.acquire() as conn:
-        earlier = await conn.fetch(store.SUPERSEDED, job.unit_id, job.school_year, job.id)
-    for row in earlier:
+        earlier = await jobs.superseded_jobs(conn, job)
+    for earlier_id in earlier:
         async with rt.pool.acquire() as conn:
             # Named before it ends, so whoever sees it cancelled sees why.
-            await conn.execute(store.MARK_SUPERSEDED, row["id"], job.id)
+            await jobs.supersede(conn, earlier_id, job.id)
         await rt.end_job(
-            row["id"],
+            earlier_id,
             Outcome.CANCELLED,
             f"superseded by job {job.id}",
             error_code="superseded",
@@ -199,18 +199,9 @@ async def decide_archive(
 ) -> Job | None:
     """Record the administrator's decision on a held archive, once; the archiver acts on it."""
     async with rt.pool.acquire() as conn, conn.transaction():
-        decided = await conn.fetchval(
-            store.DECIDE_ARCHIVE, job_id, "approved" if approve else "declined", who.user_id
+        job = await jobs.decide_archive(conn, job_id, approve, who.user_id) or await jobs.get(
+            conn, job_id
         )
-        if decided:
-            await conn.execute(
-                jobs.INSERT_TRANSITION,
-                job_id,
-                "archiving",
-                "archiving",
-                f"archive {'approved' if approve else 'declined'} by {who.user_id}",
-            )
-        job = await jobs.get(conn, job_id)
     if job is not None and job.archive_decision is not None:
         await rt.publisher.publish(
             events.ArchiveDecided.for_job(
@@ -223,18 +214,11 @@ async def decide_archive(
 async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | None:
     """Re-activate exactly the patients this job archived (and nobody archived since)."""
     async with rt.pool.acquire() as conn, conn.transaction():
-        claimed = await conn.fetchval(store.CLAIM_UNDO, job_id)
-        if claimed:
+        job = None
+        if await jobs.claim_undo(conn, job_id):
             reactivated = await archive.unarchive(conn, job_id)
-            await conn.execute(store.RECORD_UNDO, job_id, reactivated)
-            await conn.execute(
-                jobs.INSERT_TRANSITION,
-                job_id,
-                "completed",
-                "completed",
-                f"archiving undone by {who.user_id}: {reactivated} re-activated",
-            )
-        job = await jobs.get(conn, job_id)
+            job = await jobs.record_undo(conn, job_id, reactivated, who.user_id)
+        job = job or await jobs.get(conn, job_id)
     if job is not None and job.archive_undone_count is not None:
         await rt.publisher.publish(
             events.ArchiveUndone.for_job(

@@ -15,29 +15,6 @@ async def get_unit(conn: Connection, unit_id: UUID) -> Unit | None:
     return None if row is None else Unit(**dict(row))
 
 
-# A decision is taken once, on a held job nobody has cancelled.
-DECIDE_ARCHIVE = """
-UPDATE jobs SET archive_decision = $2, archive_decided_by = $3, archive_decided_at = now(),
-                updated_at = now()
- WHERE id = $1 AND state = 'archiving' AND archive_held_at IS NOT NULL
-   AND archive_decision IS NULL AND cancel_requested_at IS NULL
-RETURNING true
-"""
-
-# Undo is for a completed job that archived someone, once; the row lock makes
-# two undo requests at once resolve to one.
-CLAIM_UNDO = """
-SELECT true FROM jobs
- WHERE id = $1 AND state = 'completed' AND archived_count > 0 AND archive_undone_at IS NULL
- FOR UPDATE
-"""
-
-RECORD_UNDO = """
-UPDATE jobs SET archive_undone_at = now(), archive_undone_count = $2, updated_at = now()
- WHERE id = $1
-"""
-
-
 # --- the front door's reads ---------------------------------------
 
 # The overview: filters are optional (NULL means any); newest first.
@@ -56,15 +33,6 @@ SELECT j.*, u.name AS unit_name
  OFFSET $6 LIMIT $7
 """
 OVERVIEW_COUNT = f"SELECT count(*) FROM jobs j {_OVERVIEW_FILTER}"
-
-# An earlier job of the same unit and school year that still awaits confirmation.
-SUPERSEDED = """
-SELECT id FROM jobs
- WHERE unit_id = $1 AND school_year = $2 AND state = 'awaiting_confirmation' AND id <> $3
-   AND received_at <= (SELECT received_at FROM jobs WHERE id = $3)
-"""
-
-MARK_SUPERSEDED = "UPDATE jobs SET superseded_by = $2 WHERE id = $1 AND superseded_by IS NULL"
 
 EXCLUSIONS = """
 SELECT x.patient_id, p.identity_number, p.given_name, p.family_name, x.created_at, x.created_by,

@@ -75,7 +75,11 @@ class JobView(BaseModel):
     @classmethod
     def of(cls, job: Job, notification: NotificationView | None = None) -> JobView:
         return cls(
-            **job.model_dump(include=set(cls.model_fields) & set(Job.model_fields)),
+            **job.model_dump(include=set(cls.model_fields) & set(Job.model_fields) - {_CHECK}),
+            # How the importer stages the rows is the pipeline's business, not the API's.
+            check_result=None
+            if job.check_result is None
+            else job.check_result.model_dump(mode="json", exclude={"staging"}),
             requested_by=RequesterView(user_id=job.requested_by_id, name=job.requested_by_name),
             cancel_requested=job.cancel_requested_at is not None,
             progress=progress_of(job),
@@ -83,6 +87,9 @@ class JobView(BaseModel):
             timestamps={name: getattr(job, name) for name in STAGE_STAMPS},
             notification=notification,
         )
+
+
+_CHECK = "check_result"
 
 
 def progress_of(job: Job) -> Progress | None:

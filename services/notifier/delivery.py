@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from rosterflow.kafka import retry_transient
+from rosterflow.kafka.retry import retry_transient
 from rosterflow.ops import metrics
 from rosterflow.runtime import Runtime
 from services.notifier import smtp, store

@@ -177,8 +177,8 @@ def compose(
                 (words[name], str(getattr(event.imported, name))) for name in _GUARDIAN_COUNTS
             ]
         lines.append((words["archived"], str(event.archived)))
-    invalid = (job.check_result or {}).get("counts", {}).get("invalid")
-    if isinstance(invalid, int):
+    if job.check_result is not None:
+        invalid = job.check_result.counts.invalid
         label = "skipped" if event.imported is not None else "rows_with_errors"
         lines.append((words[label], str(invalid)))
     if job.finished_at is not None:

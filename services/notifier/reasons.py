@@ -33,7 +33,6 @@ def commonest(counted: Sequence[Mapping[str, Any]], lang: Language, top: int = T
 
 def job_reasons(job: Job, lang: Language) -> list[Reason]:
     """The job's commonest reasons; none when it was not checked or no row had an error."""
-    counted = (job.check_result or {}).get("reasons")
-    if not isinstance(counted, list):
+    if job.check_result is None:
         return []
-    return commonest(counted, lang)
+    return commonest([r.model_dump() for r in job.check_result.reasons], lang)

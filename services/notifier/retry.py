@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from rosterflow.kafka import TRANSIENT
+from rosterflow.kafka.retry import TRANSIENT
 from rosterflow.runtime import Runtime
 from services.notifier import smtp, store
 from services.notifier.delivery import Result, deliver

@@ -58,15 +58,9 @@ def register(rt: Runtime) -> None:
 async def announce(rt: Runtime, job: Job) -> None:
     """(Re-)publish what the validator said about this job."""
     if job.validation_finished_at is not None and job.check_result is not None:
-        await rt.publisher.publish(
-            events.JobValidated.for_job(job.id, **_published_part(job.check_result))
-        )
+        await rt.publisher.publish(job.check_result.validated(job.id))
     if job.terminal:
         await rt.publisher.publish(job.finished_event())
-
-
-def _published_part(check_result: dict[str, object]) -> dict[str, object]:
-    return {k: check_result[k] for k in ("counts", "plan", "detected", "report")}
 
 
 async def validate(rt: Runtime, job: Job) -> Job:
@@ -104,23 +98,22 @@ async def validate(rt: Runtime, job: Job) -> Job:
             finally:
                 await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
             planned = await plan.compute(rt, job, valid_key, invalid_key, feed)
-        check_result: dict[str, object] = {
-            "counts": result.counts.model_dump(),
-            "plan": planned.plan.model_dump(),
-            "detected": result.detected.model_dump(mode="json"),
-            "report": events.Report(
+        check_result = jobs.CheckResult(
+            counts=result.counts,
+            plan=planned.plan,
+            detected=result.detected,
+            report=events.Report(
                 valid_rows_key=valid_key,
                 invalid_rows_key=invalid_key,
                 archive_candidates_key=planned.archive_candidates_key,
-            ).model_dump(),
-        }
-        # Not published: the notifier's commonest reasons, counted during the
-        # check so that nobody reads the report again for them.
-        check_result["reasons"] = [dataclasses.asdict(r) for r in result.reasons[:REASONS_KEPT]]
-        if planned.staged_rows is not None:
-            # Not published: tells the importer (and whoever ends the job) that
-            # the rows wait in the job's own table.
-            check_result["staged_rows"] = planned.staged_rows
+            ),
+            # Counted during the check, so that nobody reads the report again for them.
+            reasons=[
+                jobs.Reason.model_validate(dataclasses.asdict(r))
+                for r in result.reasons[:REASONS_KEPT]
+            ],
+            staging=planned.staging,
+        )
         async with rt.pool.acquire() as conn:
             moved = await jobs.transition(
                 conn,
@@ -132,7 +125,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 validation_finished_at=datetime.now(UTC),
                 check_result=check_result,
             )
-            if moved is None and planned.staged_rows is not None:
+            if moved is None and planned.staging.size is jobs.Staging.LARGE:
                 await job_tables.drop_job_table(conn, job.id)  # cancelled meanwhile
         if moved is not None:
             metrics.skipped_row_counts(result.skipped)

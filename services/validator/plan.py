@@ -6,9 +6,12 @@ against the same journal state. With
 *archive missing* the list of who would be archived is written next to the
 report, for the administrator to see before anything happens.
 
-A plan of many rows stages them into a table of the job's own, which it
-leaves for the importer (``PlanResult.staged_rows``): the importer then
-applies from it instead of staging the report's rows a second time. Those
+The plan also decides, once, how the importer stages the rows
+(``PlanResult.staging``, kept in the job's check result): a few are passed
+as arrays, more are COPYed into the session's staging table at import time,
+and many are staged here into a table of the job's own, which the plan
+leaves for the importer: it then applies from it instead of staging the
+report's rows a second time. Those
 rows are COPYed while the file is still being checked (``JobRowsFeed``), so
 PostgreSQL parses them on one core while the check runs on the other.
 """
@@ -29,7 +32,7 @@ import pyarrow.parquet as pq
 from rosterflow import events
 from rosterflow.db import Connection
 from rosterflow.events import ImportCounts
-from rosterflow.jobs import Job
+from rosterflow.jobs import Job, Staging, StagingPlan
 from rosterflow.journal import arrays, encoding, job_tables, merge, staging
 from rosterflow.journal.archive import archive_plan
 from rosterflow.report import STAGED_COLUMNS
@@ -199,8 +202,7 @@ class _NotCommitted(Exception):
 class PlanResult:
     plan: events.Plan
     archive_candidates_key: str | None
-    # The rows left in the job's own staging table; None when none was made.
-    staged_rows: int | None = None
+    staging: StagingPlan
 
 
 def _read_identities(objects: ObjectStore, keys: tuple[str, str]) -> list[pa.Array]:
@@ -238,7 +240,7 @@ async def compute(
             rt, conn, job, job_tables.job_table(job.id), (valid_key, invalid_key)
         )
         await feed.commit()
-        return await _result(rt, job, counts, archive, held, people, rows)
+        return await _result(rt, job, counts, archive, held, people, Staging.LARGE, rows)
     keep = parquet.metadata.num_rows >= imports.stage_once_rows
     if not keep and arrays.as_arrays(parquet.metadata.num_rows):
         return await _small(rt, job, parquet, (valid_key, invalid_key))
@@ -258,7 +260,8 @@ async def compute(
             counts, archive, held, people = await _plan(
                 rt, conn, job, staged, (valid_key, invalid_key)
             )
-    return await _result(rt, job, counts, archive, held, people, rows if keep else None)
+    size = Staging.LARGE if keep else Staging.NORMAL
+    return await _result(rt, job, counts, archive, held, people, size, rows)
 
 
 async def _small(
@@ -279,7 +282,8 @@ async def _small(
         else:
             async with staging.staging(conn), conn.transaction():
                 counts, archive, held, people = await _plan(rt, conn, job, rows, keys)
-    return await _result(rt, job, counts, archive, held, people, None)
+    size, total = Staging.SMALL, parquet.metadata.num_rows
+    return await _result(rt, job, counts, archive, held, people, size, total)
 
 
 async def _stage(
@@ -327,7 +331,8 @@ async def _result(
     archive: int,
     held: bool,
     people: pa.Table | None,
-    staged_rows: int | None,
+    size: Staging,
+    rows: int,
 ) -> PlanResult:
     key = None
     if people is not None:
@@ -343,4 +348,4 @@ async def _result(
         archive=archive,
         archive_held=held,
     )
-    return PlanResult(plan, key, staged_rows)
+    return PlanResult(plan, key, StagingPlan(size=size, rows=rows))

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from rosterflow import db
-from rosterflow.kafka import topic_name
+from rosterflow.kafka.broker import topic_name
 from rosterflow.launcher import service_processes
 from rosterflow.settings import (
     Settings,

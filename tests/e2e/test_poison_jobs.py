@@ -19,7 +19,8 @@ import asyncpg
 from aiokafka.partitioner import DefaultPartitioner
 
 from rosterflow import events
-from rosterflow.kafka import Publisher, create_broker
+from rosterflow.kafka.broker import create_broker
+from rosterflow.kafka.publishing import Publisher
 from rosterflow.launcher import free_port, service_processes
 from rosterflow.settings import LOCAL_DIR, HttpSettings, Settings
 from rosterflow.storage import ObjectStore

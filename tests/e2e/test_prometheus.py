@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from rosterflow import db
-from rosterflow.kafka import topic_name
+from rosterflow.kafka.broker import topic_name
 from rosterflow.launcher import Services, free_port, service_processes
 from rosterflow.settings import (
     AuthSettings,

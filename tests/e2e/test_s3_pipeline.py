@@ -49,7 +49,7 @@ async def test_an_import_runs_end_to_end_on_s3_storage(
         assert job.import_counts == {"created": 300, "updated": 0, "unchanged": 0, "reactivated": 0}
         assert job.archived_count == len(files.leavers)
         assert job.check_result is not None
-        assert job.check_result["counts"]["invalid"] == 6
+        assert job.check_result.counts.invalid == 6
 
         # The objects are in the bucket, under the organisation's prefix.
         fs, root = s3_filesystem(storage)
@@ -59,7 +59,7 @@ async def test_an_import_runs_end_to_end_on_s3_storage(
         for key in (job.file_key, valid_key, invalid_key):
             assert fs.get_file_info(f"{root}/{key}").type == pafs.FileType.File, key
         assert fs.get_file_info(f"{root}/{job.file_key}").size == len(files.roster)
-        assert job.check_result["report"]["valid_rows_key"] == valid_key
+        assert job.check_result.report.valid_rows_key == valid_key
 
         active = await conn.fetchval(
             "SELECT count(*) FROM enrolments WHERE unit_id = $1 AND status = 'active'",

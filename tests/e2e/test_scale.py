@@ -26,7 +26,8 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.partitioner import DefaultPartitioner
 
 from rosterflow import events, topics
-from rosterflow.kafka import Publisher, create_broker, group_name, topic_name
+from rosterflow.kafka.broker import create_broker, group_name, topic_name
+from rosterflow.kafka.publishing import Publisher
 from rosterflow.launcher import free_port, service_processes
 from rosterflow.settings import HttpSettings, KafkaSettings, Settings
 from rosterflow.storage import ObjectStore, upload_key

@@ -16,7 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from rosterflow import events, jobs
 from rosterflow.jobs import JobState
-from rosterflow.kafka import topic_name
+from rosterflow.kafka.broker import topic_name
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 from rosterflow.storage import report_keys

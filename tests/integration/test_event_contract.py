@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from rosterflow import events, jobs
-from rosterflow.kafka import topic_name
+from rosterflow.kafka.broker import topic_name
 from rosterflow.settings import Settings
 from rosterflow.storage import upload_key
 from rosterflow.testing import School, seed_school, wait_for

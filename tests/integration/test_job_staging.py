@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from rosterflow import db, events
-from rosterflow.jobs import Job, JobState
+from rosterflow.jobs import Job, JobState, Staging, StagingPlan
 from rosterflow.journal import job_tables, staging
 from rosterflow.settings import Settings
 from rosterflow.storage import report_keys
@@ -74,11 +74,11 @@ async def test_the_importer_applies_the_plans_rows_to_the_journal_as_it_is_at_ap
         job_id = await validated(p, school)
         job = await final_job(conn, job_id)
         assert job.check_result is not None
-        assert job.check_result["staged_rows"] == ROWS
-        assert job.check_result["plan"]["create"] == ROWS
+        assert job.check_result.staging == StagingPlan(size=Staging.LARGE, rows=ROWS)
+        assert job.check_result.plan.create == ROWS
         assert await job_tables.job_table_rows(conn, job_id) == ROWS
         # The importer cannot stage from the report: it is gone.
-        p.any.store.delete(job.check_result["report"]["valid_rows_key"])
+        p.any.store.delete(job.check_result.report.valid_rows_key)
         # Between plan and confirmation, 5 of the students joined the unit.
         await seed_active_patients(conn, school, school_age_numbers()[:5])
         finished = await confirm(p, job_id)
@@ -183,7 +183,7 @@ async def test_a_small_plan_leaves_no_table(settings: Settings, conn: asyncpg.Co
         job_id = await validated(p, school)  # 30 rows, under the default 10,000
         job = await final_job(conn, job_id)
         assert job.check_result is not None
-        assert "staged_rows" not in job.check_result
+        assert job.check_result.staging == StagingPlan(size=Staging.SMALL, rows=30)
         assert await job_tables.job_table_rows(conn, job_id) is None
         finished = await confirm(p, job_id)
     assert finished.outcome is events.Outcome.COMPLETED
@@ -378,7 +378,7 @@ async def test_a_check_that_starts_over_starts_the_table_over(
             assert emptied.calls == 1  # started over once, the table with it
             assert copied.calls > 2
             assert checked.counts.valid == 4000
-            assert job.check_result["staged_rows"] == 4000
+            assert job.check_result.staging == StagingPlan(size=Staging.LARGE, rows=4000)
             assert await table_identities(conn, upload.job_id) == report_identities(
                 p, school, upload.job_id
             )
@@ -402,7 +402,7 @@ async def test_duplicates_found_at_the_end_leave_the_table_as_the_report(
             assert checked.counts.valid == 29
             job = await final_job(conn, upload.job_id)
             assert job.check_result is not None
-            assert job.check_result["staged_rows"] == 29
+            assert job.check_result.staging == StagingPlan(size=Staging.LARGE, rows=29)
             staged = await table_identities(conn, upload.job_id)
             assert staged == report_identities(p, school, upload.job_id)
             assert NUMBERS[5] not in staged

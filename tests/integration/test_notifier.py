@@ -295,7 +295,7 @@ async def test_every_outcome_is_emailed_once_in_the_requesters_language(
     assert link in text
     assert f'href="{link}"' in text_of(mail, "html")
     job = await final_job(conn, ended.job_id)
-    key = (job.check_result or {}).get("report", {}).get("invalid_rows_key")
+    key = job.check_result.report.invalid_rows_key if job.check_result else None
     reasons = expected_reasons(settings, key, language)
     if reasons:
         heading = lines.index({Language.SV: "Vanligaste orsakerna:", Language.EN:

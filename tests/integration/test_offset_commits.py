@@ -8,7 +8,9 @@ from typing import cast
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
-from rosterflow.kafka import OffsetCommitter, ensure_topics, topic_name
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import topic_name
+from rosterflow.kafka.offsets import OffsetCommitter
 from rosterflow.settings import Settings
 from rosterflow.topics import JOB_FINISHED
 

@@ -12,7 +12,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from rosterflow import events, jobs
-from rosterflow.kafka import topic_name
+from rosterflow.kafka.broker import topic_name
 from rosterflow.ops.cli import run
 from rosterflow.settings import Settings
 from rosterflow.storage import upload_key

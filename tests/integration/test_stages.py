@@ -45,7 +45,7 @@ async def test_validator_writes_the_report_under_the_organisations_prefix(
     job = await final_job(conn, upload.job_id)
     assert job.state is JobState.AWAITING_CONFIRMATION
     assert job.check_result is not None
-    assert job.check_result["counts"] == validated.counts.model_dump()
+    assert job.check_result.counts == validated.counts
     assert job.validation_started_at is not None
     assert job.validation_finished_at is not None
 

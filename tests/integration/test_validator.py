@@ -76,7 +76,7 @@ async def test_the_plan_lists_who_would_be_archived(
     assert set(archived.column("given_name").to_pylist()) == {"Tidigare"}
     job = await final_job(conn, sent.job_id)
     assert job.check_result is not None
-    assert job.check_result["report"]["archive_candidates_key"] == key
+    assert job.check_result.report.archive_candidates_key == key
 
 
 async def test_without_archive_missing_there_is_no_archive_list(

@@ -19,6 +19,28 @@ COUNTS = ImportCounts(created=12, updated=30, unchanged=410, reactivated=2)
 IDENTITIES = school_age_numbers()[:3]
 
 
+def check_result(**overrides: Any) -> dict[str, Any]:
+    """A job's check result as stored, with ``overrides`` in place of its parts."""
+    fields: dict[str, Any] = {
+        "counts": {"rows": 460, "valid": 454, "invalid": 5, "empty": 1, "warnings": 3},
+        "plan": {"create": 12, "update": 30, "unchanged": 410, "reactivate": 2, "archive": 0},
+        "detected": {
+            "encoding": "utf-8",
+            "delimiter": ";",
+            "format": "rosterflow_csv",
+            "columns": {"identity": "Personnummer"},
+        },
+        "report": {
+            "valid_rows_key": f"orgs/{UUID(int=1)}/reports/{JOB_ID}/valid.parquet",
+            "invalid_rows_key": f"orgs/{UUID(int=1)}/reports/{JOB_ID}/invalid.parquet",
+        },
+        "reasons": [],
+        "staging": {"size": "normal", "rows": 454},
+    }
+    fields.update(overrides)
+    return fields
+
+
 def make_job(**overrides: Any) -> Job:
     fields: dict[str, Any] = {
         "id": JOB_ID,
@@ -46,10 +68,7 @@ def make_job(**overrides: Any) -> Job:
         "import_finished_at": None,
         "archived_at": None,
         "finished_at": RECEIVED + timedelta(minutes=2, seconds=5),
-        "check_result": {
-            "counts": {"rows": 460, "valid": 454, "invalid": 5, "empty": 1, "warnings": 3},
-            "detected": {"columns": {"identity": "Personnummer"}},
-        },
+        "check_result": check_result(),
         "import_counts": COUNTS.model_dump(),
         "archived_count": 7,
         "error_code": None,

@@ -16,7 +16,7 @@ from services.notifier.delivery import retry_delay
 from services.notifier.logic import Reason
 from services.notifier.reasons import commonest, job_reasons
 from services.notifier.smtp import Deferred, Refused, classify
-from tests.support.jobs import make_job
+from tests.support.jobs import check_result, make_job
 
 
 def refused_recipient(code: int) -> aiosmtplib.SMTPRecipientsRefused:
@@ -88,17 +88,12 @@ def test_no_reasons_without_errors() -> None:
     assert commonest([], Language.SV) == []
 
 
-def stored_job(check_result: dict[str, Any] | None) -> Job:
-    return make_job(organisation_id=UUID(int=1), check_result=check_result)
+def stored_job(checked: dict[str, Any] | None) -> Job:
+    return make_job(organisation_id=UUID(int=1), check_result=checked)
 
 
 def test_reasons_come_from_the_job_and_no_report_is_read() -> None:
-    job = stored_job(
-        {
-            "report": {"invalid_rows_key": "orgs/1/reports/j/invalid.parquet"},
-            "reasons": counted(("given_name_missing", 2)),
-        }
-    )
+    job = stored_job(check_result(reasons=counted(("given_name_missing", 2))))
 
     with patch.object(ObjectStore, "parquet_file", side_effect=AssertionError("read")):
         assert job_reasons(job, Language.SV) == [
@@ -108,4 +103,4 @@ def test_reasons_come_from_the_job_and_no_report_is_read() -> None:
 
 def test_a_job_that_was_never_checked_has_no_reasons() -> None:
     assert job_reasons(stored_job(None), Language.SV) == []
-    assert job_reasons(stored_job({"report": {"invalid_rows_key": "k"}}), Language.SV) == []
+    assert job_reasons(stored_job(check_result(reasons=[])), Language.SV) == []

@@ -21,7 +21,7 @@ from services.notifier.logic import (
     wire_bytes,
 )
 from services.notifier.logic import to_message as to_message_with_id
-from tests.support.jobs import COUNTS, IDENTITIES, JOB_ID, LINK, SENDER, make_job
+from tests.support.jobs import COUNTS, IDENTITIES, JOB_ID, LINK, SENDER, check_result, make_job
 
 
 def to_message(mail: Email, sender: str) -> EmailMessage:
@@ -205,10 +205,13 @@ def test_no_identity_number_appears_in_the_email(outcome: Outcome) -> None:
     job = make_job(
         state=OUTCOME_STATE[outcome],
         file_key=f"orgs/x/uploads/{IDENTITIES[0]}/source",
-        check_result={
-            "counts": {"rows": 3, "valid": 2, "invalid": 1, "empty": 0, "warnings": 0},
-            "invalid_rows": [{"line": 4, "identity_number": IDENTITIES[1]}],
-        },
+        check_result=check_result(
+            counts={"rows": 3, "valid": 2, "invalid": 1, "empty": 0, "warnings": 0},
+            report={
+                "valid_rows_key": f"orgs/x/reports/{IDENTITIES[1]}/valid.parquet",
+                "invalid_rows_key": f"orgs/x/reports/{IDENTITIES[2]}/invalid.parquet",
+            },
+        ),
     )
     mail = compose(job, finished(outcome, imported=COUNTS), "Solbackens skola", LINK)
 

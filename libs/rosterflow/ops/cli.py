@@ -45,7 +45,8 @@ from rich.progress import (
 
 from rosterflow import db, events, jobs
 from rosterflow.jobs import Job, JobState
-from rosterflow.kafka import ensure_topics, group_name, topic_name
+from rosterflow.kafka.admin import ensure_topics
+from rosterflow.kafka.broker import group_name, topic_name
 from rosterflow.settings import Settings
 from rosterflow.topics import (
     ARCHIVE_DECIDED,
@@ -196,8 +197,8 @@ PROGRESS_STAGES = ("validating", "importing")
 def _rows_of(job: Job, stage: str) -> int | None:
     """The rows a finished stage went through, from what its transition recorded."""
     if stage == "validating" and job.check_result:
-        counts = job.check_result.get("counts", {})
-        return sum(int(counts.get(k, 0)) for k in ("valid", "invalid", "empty"))
+        counts = job.check_result.counts
+        return counts.valid + counts.invalid + counts.empty
     if stage == "importing" and job.import_counts:
         return sum(int(n) for n in job.import_counts.values())
     return None

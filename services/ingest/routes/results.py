@@ -9,7 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from rosterflow.jobs import Job
+from rosterflow.jobs import CheckResult, Job
 from rosterflow.storage import StorageError
 from services.ingest import access, reports
 from services.ingest.access import RuntimeDep
@@ -28,16 +28,15 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
-def _report(job: Job) -> dict[str, Any]:
-    report = (job.check_result or {}).get("report")
-    if not isinstance(report, dict):
+def _check(job: Job) -> CheckResult:
+    if job.check_result is None:
         raise ApiError(
             409,
             "check_not_ready",
             f"The import is {job.state.value}; it has no check result.",
             {"state": job.state.value},
         )
-    return report
+    return job.check_result
 
 
 async def _read(call: Any, *args: Any, **kwargs: Any) -> tuple[int, list[dict[str, Any]]]:
@@ -56,7 +55,8 @@ async def valid_rows(
 ) -> Page[ValidRow]:
     """What the import applies, in file order."""
     job = await access.job_of(rt, caller, job_id)
-    total, rows = await _read(reports.page, rt.store, _report(job)["valid_rows_key"], offset, limit)
+    key = _check(job).report.valid_rows_key
+    total, rows = await _read(reports.page, rt.store, key, offset, limit)
     return Page(total=total, offset=offset, limit=limit, items=[ValidRow(**r) for r in rows])
 
 
@@ -75,7 +75,7 @@ async def invalid_rows(
     total, rows = await _read(
         reports.filtered_page,
         rt.store,
-        _report(job)["invalid_rows_key"],
+        _check(job).report.invalid_rows_key,
         offset,
         limit,
         codes=code,
@@ -90,13 +90,13 @@ async def plan(
 ) -> PlanView:
     """Who would be created, updated, re-activated and archived, and whether archiving is held."""
     job = await access.job_of(rt, caller, job_id)
-    report = _report(job)
-    counts = (job.check_result or {})["plan"]
+    check = _check(job)
+    counts = check.plan
     candidates: Page[ArchiveCandidate] | None = None
-    key = report.get("archive_candidates_key")
+    key = check.report.archive_candidates_key
     if key:
         total, rows = await _read(reports.page, rt.store, key, offset, limit)
         candidates = Page(
             total=total, offset=offset, limit=limit, items=[ArchiveCandidate(**r) for r in rows]
         )
-    return PlanView(**counts, archive_candidates=candidates)
+    return PlanView(**counts.model_dump(), archive_candidates=candidates)
