@@ -6,9 +6,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from rosterflow.events import FileFormat
 from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_COLUMNS
 from services.validator.protected import Marks
 from tests.support.checks import NUMBERS, csv, issues_by_line, run_check, valid_identities
+from tests.support.workbooks import Cell, xlsx
 
 CONTACT_HEADER = (
     "Personnummer;Förnamn;Efternamn;E-post;Telefon;Telefon 2;Telefon 3;Gatuadress;Postnummer;"
@@ -183,3 +185,38 @@ def test_a_protected_students_guardians_keep_their_names_but_no_contact_data() -
     kept = {"guardian1_name", "guardian2_name", "guardian1_identity_number"}
     assert {k: v for k, v in row.items() if k not in kept} == dict.fromkeys(set(row) - kept)
     assert pc.all(result.valid.column("protected_identity")).as_py()
+
+
+def test_the_workbook_template_reads_the_same_columns() -> None:
+    header = ["Personnummer", "Förnamn", "Efternamn", "Telefon 3", "Skyddad identitet",
+              "Vårdnadshavare 2 namn", "Vårdnadshavare 2 e-post"]  # fmt: skip
+    rows: list[list[Cell]] = [
+        [NUMBERS[0], "Alva", "Berg", "0701234567", 1, "Olof Berg", "olof@hem.se"],
+        [NUMBERS[1], "Bo", "Berg", "0701234568", None, "Eva Berg", "eva@hem.se"],
+    ]
+
+    result = run_check(xlsx(header, *rows), fmt=FileFormat.ROSTERFLOW_XLSX)
+
+    # A 1 typed as a number in Excel is a mark like "1".
+    assert result.valid.column("protected_identity").to_pylist() == [True, False]
+    assert result.valid.column("phone_3").to_pylist() == [None, "0701234568"]
+    assert result.valid.column("guardian2_email").to_pylist() == [None, "eva@hem.se"]
+    assert result.valid.column("guardian2_name").to_pylist() == ["Olof Berg", "Eva Berg"]
+    assert result.counts.protected_identities == 1
+
+
+def test_schoolsofts_student_export_reads_its_second_phone_and_a_protection_mark() -> None:
+    header = "socialnumber;fname;lname;mobile;phone;address;Sekretessmarkering"
+    rows = (
+        f"{NUMBERS[0]};Alva;Berg;0701234567;08-123456;Storgatan 1;",
+        f"{NUMBERS[1]};Bo;Berg;0701234568;08-654321;Lillgatan 2;J",
+    )
+
+    result = run_check(csv(*rows, header=header), fmt=FileFormat.SCHOOLSOFT)
+
+    shown = result.valid.select(["phone", "phone_2", "street", "protected_identity"])
+    assert shown.to_pylist() == [
+        {"phone": "0701234567", "phone_2": "08-123456", "street": "Storgatan 1",
+         "protected_identity": False},
+        {"phone": None, "phone_2": None, "street": None, "protected_identity": True},
+    ]  # fmt: skip
