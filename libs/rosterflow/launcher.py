@@ -40,6 +40,10 @@ def environment(settings: Settings) -> dict[str, str]:
         "ROSTERFLOW_HTTP_PORT": str(settings.http.port),
         "ROSTERFLOW_PLATFORM_BASE_URL": settings.platform.base_url,
         **_auth_environment(settings),
+        **{
+            f"ROSTERFLOW_HEALING_{name.upper()}": str(value)
+            for name, value in settings.healing.model_dump().items()
+        },
     }
 
 

@@ -133,6 +133,31 @@ class ImportSettings(BaseSettings):
     staged_rows_kept_hours: float = Field(default=24.0, gt=0)
 
 
+class HealingSettings(BaseSettings):
+    """Re-driving jobs that no stage works on: one ingest instance sweeps at a time."""
+
+    model_config = SettingsConfigDict(env_prefix="ROSTERFLOW_HEALING_")
+
+    # How often the sweep looks for stuck jobs.
+    sweep_seconds: float = Field(default=30.0, gt=0)
+    # A job in a running state that no stage holds, this long after it entered
+    # the state (or after its last re-drive), is re-driven: the event that
+    # starts its stage is published again. Long enough for a burst's backlog
+    # to drain in front of it (a job waiting in Kafka is re-driven for nothing).
+    # Each re-drive is one more delivery of the stage's event, counted against
+    # ROSTERFLOW_KAFKA_MAX_ATTEMPTS: a job its stage takes and still does not
+    # move ends failed (stage_attempts_exhausted) after that many.
+    received_deadline_seconds: float = Field(default=300.0, gt=0)
+    validating_deadline_seconds: float = Field(default=300.0, gt=0)
+    importing_deadline_seconds: float = Field(default=300.0, gt=0)
+    archiving_deadline_seconds: float = Field(default=300.0, gt=0)
+
+    def deadline(self, state: str) -> float | None:
+        """Seconds a job may wait in ``state`` before it is re-driven; None: never."""
+        value = getattr(self, f"{state}_deadline_seconds", None)
+        return None if value is None else float(value)
+
+
 # --- front door: bearer tokens from the journal platform ---------
 
 HS256_MIN_SECRET_BYTES = 32
@@ -229,6 +254,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
+    healing: HealingSettings = Field(default_factory=HealingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     # operations

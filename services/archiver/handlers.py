@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from rosterflow import events, jobs
+from rosterflow import events, holds, jobs
 from rosterflow.events import Outcome
 from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
@@ -21,11 +21,13 @@ SERVICE = "archiver"
 
 def register(rt: Runtime) -> None:
     async def on_applied(event: events.ImportApplied) -> None:
-        await proceed(rt, await rt.job(event.job_id))
+        async with holds.holding(rt.pool, event.job_id):
+            await proceed(rt, await rt.job(event.job_id))
 
     async def on_decided(event: events.ArchiveDecided) -> None:
         # The decision is on the job row already (ingest recorded it).
-        await proceed(rt, await rt.job(event.job_id))
+        async with holds.holding(rt.pool, event.job_id):
+            await proceed(rt, await rt.job(event.job_id))
 
     rt.consumer.handle(events.ImportApplied, on_applied)
     rt.consumer.handle(events.ArchiveDecided, on_decided)

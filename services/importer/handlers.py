@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 
-from rosterflow import events, jobs
+from rosterflow import events, holds, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.db import Connection
 from rosterflow.events import Outcome
@@ -31,13 +31,14 @@ class _RolledBack(Exception):
 
 def register(rt: Runtime) -> None:
     async def on_confirmed(event: events.ImportConfirmed) -> None:
-        job = await rt.job(event.job_id)
-        if job.state is JobState.IMPORTING:
-            if job.cancel_requested_at is not None:
-                await rt.end_job(job.id, Outcome.CANCELLED, "cancelled before import")
-                return
-            job = await apply(rt, job)
-        await announce(rt, job)
+        async with holds.holding(rt.pool, event.job_id):
+            job = await rt.job(event.job_id)
+            if job.state is JobState.IMPORTING:
+                if job.cancel_requested_at is not None:
+                    await rt.end_job(job.id, Outcome.CANCELLED, "cancelled before import")
+                    return
+                job = await apply(rt, job)
+            await announce(rt, job)
 
     rt.consumer.handle(events.ImportConfirmed, on_confirmed)
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from rosterflow.healing import Healer
 from rosterflow.ops.http import OpsServer
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
@@ -21,6 +22,8 @@ def create_app(settings: Settings) -> FastAPI:
     # /health, /ready, /metrics on the ops port, as every service: probes and
     # Prometheus reach them, the API's clients do not.
     ops = OpsServer(rt)
+    # Stuck jobs are re-driven from here: see rosterflow.healing for why ingest.
+    healer = Healer(rt)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -28,9 +31,11 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             await rt.start()
             await rt.broker.start()
+            await healer.start()
             try:
                 yield
             finally:
+                await healer.stop()
                 await rt.consumer.commits.stop()
                 await rt.broker.stop()
                 await rt.stop()

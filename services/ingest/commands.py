@@ -13,7 +13,7 @@ from uuid import UUID
 from aiokafka.errors import KafkaError
 from faststream.exceptions import FastStreamException
 
-from rosterflow import events, jobs
+from rosterflow import events, holds, jobs
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import archive
@@ -167,7 +167,8 @@ async def confirm(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | Non
 async def cancel(
     rt: Runtime, job_id: UUID, who: events.Requester | None, *, broadcast: bool
 ) -> Job | None:
-    """Record the cancel; end a job that is waiting, tell running stages to stop.
+    """Record the cancel; end a job that is waiting or that no stage holds, tell the
+    stage that holds it to stop.
 
     ``broadcast`` is False when the request came from the cancellation topic
     itself: running stages have heard it already.
@@ -188,10 +189,32 @@ async def cancel(
             error_code="cancelled_after_import",
             error_message="The import was applied; archiving did not happen.",
         )
-    elif broadcast and state not in jobs.TERMINAL:
+    elif state not in jobs.TERMINAL and not await _end_unheld(rt, job_id) and broadcast:
         await rt.publisher.publish(events.CancelRequested.for_job(job_id, requested_by=who))
     async with rt.pool.acquire() as conn:
         return await jobs.get(conn, job_id)
+
+
+async def _end_unheld(rt: Runtime, job_id: UUID) -> bool:
+    """End a running job that no stage holds (its stage crashed, or its event waits
+    in Kafka): nobody would hear the broadcast. False when a stage holds it."""
+    async with rt.pool.acquire() as conn, holds.if_unheld(conn, job_id) as free:
+        if not free:
+            return False
+        # Read under the hold: no stage moves the job meanwhile, so the words
+        # fit the state it ends in.
+        job = await rt.job(job_id)
+        if job.state is JobState.ARCHIVING:
+            await rt.end_job(
+                job_id,
+                Outcome.CANCELLED,
+                "cancelled after the import committed",
+                error_code="cancelled_after_import",
+                error_message="The import was applied; archiving did not happen.",
+            )
+        else:
+            await rt.end_job(job_id, Outcome.CANCELLED, f"cancelled while {job.state.value}")
+    return True
 
 
 async def decide_archive(

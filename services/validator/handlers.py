@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from rosterflow import events, jobs
+from rosterflow import events, holds, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
@@ -36,21 +36,22 @@ log = logging.getLogger(__name__)
 
 def register(rt: Runtime) -> None:
     async def on_accepted(event: events.JobAccepted) -> None:
-        async with rt.pool.acquire() as conn:
-            job = await jobs.transition(
-                conn,
-                event.job_id,
-                JobState.RECEIVED,
-                JobState.VALIDATING,
-                "validation started",
-                validation_started_at=datetime.now(UTC),
-            ) or await jobs.get(conn, event.job_id)
-        if job is None:
-            return  # an accepted job is always registered first; nothing to do
-        # VALIDATING again after a crash: the check is repeatable, run it anew.
-        if job.state is JobState.VALIDATING:
-            job = await validate(rt, job)
-        await announce(rt, job)
+        async with holds.holding(rt.pool, event.job_id):
+            async with rt.pool.acquire() as conn:
+                job = await jobs.transition(
+                    conn,
+                    event.job_id,
+                    JobState.RECEIVED,
+                    JobState.VALIDATING,
+                    "validation started",
+                    validation_started_at=datetime.now(UTC),
+                ) or await jobs.get(conn, event.job_id)
+            if job is None:
+                return  # an accepted job is always registered first; nothing to do
+            # VALIDATING again after a crash: the check is repeatable, run it anew.
+            if job.state is JobState.VALIDATING:
+                job = await validate(rt, job)
+            await announce(rt, job)
 
     rt.consumer.handle(events.JobAccepted, on_accepted)
 

@@ -46,30 +46,11 @@ from rich.progress import (
 from rosterflow import db, events, jobs
 from rosterflow.jobs import Job, JobState
 from rosterflow.kafka.admin import ensure_topics
-from rosterflow.kafka.broker import group_name, topic_name
+from rosterflow.kafka.broker import topic_name
+from rosterflow.redrive import OPERATOR, next_event
+from rosterflow.redrive import redrive as redrive_job
 from rosterflow.settings import Settings
-from rosterflow.topics import (
-    ARCHIVE_DECIDED,
-    DEAD_LETTERS,
-    IMPORT_APPLIED,
-    IMPORT_CONFIRMED,
-    JOB_ACCEPTED,
-    JOB_FINISHED,
-    topic_for,
-)
-
-OPERATOR = events.Requester(
-    user_id="operator", name="rosterflow operator", email="operators@rosterflow.invalid"
-)
-
-# Which service consumes the event that starts each stage.
-STARTS = {
-    JOB_ACCEPTED.name: "validator",
-    IMPORT_CONFIRMED.name: "importer",
-    IMPORT_APPLIED.name: "archiver",
-    ARCHIVE_DECIDED.name: "archiver",
-    JOB_FINISHED.name: "notifier",
-}
+from rosterflow.topics import DEAD_LETTERS, topic_for
 
 
 class OpsError(Exception):
@@ -317,53 +298,19 @@ async def cancel(t: Tools, job_id: UUID, wait: float) -> int:
     return 1
 
 
-def next_event(job: Job) -> events.Message | None:
-    """The event whose consumer moves the job on from where it is."""
-    state = job.state
-    if state in (JobState.RECEIVED, JobState.VALIDATING):
-        return events.JobAccepted.for_job(job.id, request=job.request, file=job.file)
-    if state is JobState.IMPORTING:
-        return events.ImportConfirmed.for_job(job.id, confirmed_by=OPERATOR)
-    if state is JobState.ARCHIVING:
-        if job.archive_held_at is not None and job.archive_decision is None:
-            return None  # waits for an administrator
-        if job.archive_decision is not None:
-            return events.ArchiveDecided.for_job(
-                job.id, approve=job.archive_decision == "approved", decided_by=OPERATOR
-            )
-        counts = events.ImportCounts.model_validate(
-            job.import_counts or {"created": 0, "updated": 0, "unchanged": 0, "reactivated": 0}
-        )
-        return events.ImportApplied.for_job(
-            job.id, counts=counts, archive_missing=job.archive_missing
-        )
-    if job.terminal:
-        return job.finished_event()  # the notifier and the platform hear it again
-    return None  # awaiting_confirmation: the administrator's move
-
-
 async def redrive(t: Tools, job_id: UUID) -> int:
     job = await _job(t, job_id)
-    event = next_event(job)
-    if event is None:
+    done = await redrive_job(t.conn, t.publish, t.settings.kafka, job)
+    if done is None:
         raise OpsError(
             f"job {job_id} is {job.state.value}"
             + (" with its archive held" if job.awaiting_archive_decision else "")
             + ": it waits for an administrator, nothing to re-drive"
         )
-    spec = topic_for(type(event))
-    service = STARTS[spec.name]
-    group = group_name(t.settings.kafka, service, spec)
-    cleared = await t.conn.execute(
-        "DELETE FROM processed_events WHERE consumer = $1 AND event_id = $2",
-        group,
-        event.event_id,
-    )
-    await t.publish(event)
     print(
-        f"job {job_id} ({job.state.value}): re-published {spec.event.__name__} "
-        f"(event {event.event_id}) for {service}"
-        + (" after clearing its processed entry" if cleared != "DELETE 0" else ""),
+        f"job {job_id} ({job.state.value}): re-published {type(done.event).__name__} "
+        f"(event {done.event.event_id}) for {done.service}"
+        + (" after clearing its processed entry" if done.cleared else ""),
         file=t.out,
     )
     return 0

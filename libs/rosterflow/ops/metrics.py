@@ -107,6 +107,12 @@ STAGE_ATTEMPTS_EXHAUSTED = Counter(
     "(each crashed, aborted, ran out of memory or was stopped).",
     ["service"],
 )
+JOBS_REDRIVEN = Counter(
+    "rosterflow_jobs_redriven",
+    "Jobs that no stage worked on past their state's deadline, re-driven by the sweep, "
+    "by the state they were stuck in.",
+    ["state"],
+)
 CONSUMER_HALTED = Gauge(
     "rosterflow_consumer_halted",
     "1 while the service has stopped consuming because most recent messages were dead-lettered.",
