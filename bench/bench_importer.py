@@ -80,8 +80,9 @@ def rows_table(numbers: list[str], seed: int) -> pa.Table:
             **{
                 name: pa.nulls(len(numbers), pa.string())
                 for name in report.VALID_ROWS_SCHEMA.names
-                if name in ("email", "phone", "street", "postcode", "city")
+                if name in report.CONTACT_COLUMNS or name in report.GUARDIAN_COLUMNS
             },
+            "protected_identity": pa.repeat(pa.scalar(False), len(numbers)),
         },
         schema=report.VALID_ROWS_SCHEMA,
     )

@@ -54,6 +54,19 @@ from services.validator.source import Upload
 
 TODAY = date(2026, 11, 28)
 HEADER = "Personnummer;Förnamn;Efternamn;Årskurs;Klass;E-post;Telefon;Postnummer"
+_GUARDIAN = ("namn", "personnummer", "e-post", "telefon", "telefon 2", "gatuadress", "postnummer",
+             "postort")  # fmt: skip
+# The same students with their contact data in full, the protected identity
+# mark and two guardians: the template's every column.
+HOUSEHOLD_HEADER = ";".join(
+    [
+        HEADER,
+        "Telefon 2;Telefon 3;Gatuadress;Postort;Skyddad identitet",
+        *(f"Vårdnadshavare {n} {field}" for n in (1, 2) for field in _GUARDIAN),
+    ]
+)
+STREETS = ("Storgatan", "Kyrkvägen", "Skolgatan", "Björkvägen", "Ängsvägen", "Åsgatan")
+CITIES = ("Umeå", "Luleå", "Skellefteå", "Piteå", "Örnsköldsvik")
 ROOT = Path(__file__).resolve().parent
 
 
@@ -82,16 +95,51 @@ def identity_numbers(count: int, rng: random.Random) -> list[str]:
 _ASCII = str.maketrans("åäöéü", "aaoeu")
 
 
-def generate(rows: int, seed: int = 20261128) -> bytes:
+def adult_numbers(count: int, rng: random.Random) -> list[str]:
+    """Guardians' numbers (born 1965–1995), valid check digit, not necessarily unique."""
+    first = date(1965, 1, 1)
+    days = (date(1995, 12, 31) - first).days
+    numbers = []
+    for _ in range(count):
+        born = first + timedelta(days=rng.randrange(days))
+        ten = f"{born:%y%m%d}{rng.randrange(1, 1000):03d}"
+        numbers.append(f"{born:%Y%m%d}-{ten[6:]}{_luhn(ten)}")
+    return numbers
+
+
+def _household(row: list[str], rng: random.Random, guardians: list[str], postcode: str) -> None:
+    """The columns HOUSEHOLD_HEADER adds, appended to a row of HEADER's."""
+    family = row[2]
+    street = f"{rng.choice(STREETS)} {rng.randrange(1, 120)}"
+    city = rng.choice(CITIES)
+    protected = "ja" if rng.random() < 0.002 else ""
+    row += [f"08-{rng.randrange(100_000, 999_999)}", "", street, city, protected]
+    for number in guardians:
+        given = rng.choice(GIVEN)
+        row += [
+            f"{given} {family}",
+            number,
+            f"{given}.{family}@hem.se".lower().translate(_ASCII),
+            f"073-{rng.randrange(1_000_000, 9_999_999)}",
+            "",
+            street,
+            postcode,
+            city,
+        ]
+
+
+def generate(rows: int, seed: int = 20261128, household: bool = False) -> bytes:
     """A roster as Excel on Swedish Windows saves it: ';', CRLF, a few broken rows.
 
     Like a municipality's export: unique identity numbers, e-mail addresses as
     school IT issues them (ASCII), postcodes of one region, about 0.6 % of rows
-    with an error or a warning.
+    with an error or a warning. ``household``: the same rows (the same seed)
+    with HOUSEHOLD_HEADER's columns too, 0.2 % of students protected.
     """
     rng = random.Random(seed)
+    extra = random.Random(seed + 1)  # the plain columns stay those of the plain file
     postcodes = [f"{rng.randrange(100, 999)} {rng.randrange(10, 99)}" for _ in range(500)]
-    lines = [HEADER]
+    lines = [HOUSEHOLD_HEADER if household else HEADER]
     for i, number in enumerate(identity_numbers(rows, rng)):
         given, family = rng.choice(GIVEN), rng.choice(FAMILY)
         grade = rng.randint(1, 9)
@@ -107,6 +155,8 @@ def generate(rows: int, seed: int = 20261128) -> bytes:
             row[1] = ""
         elif broken < 0.006:
             row[5] = row[5].replace("@", " at ")
+        if household:
+            _household(row, extra, adult_numbers(2, extra), row[7])
         lines.append(";".join(row))
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
@@ -133,7 +183,8 @@ def read_and_write(path: Path, workdir: Path) -> int:
     The part of the check that any design reading the file a block at a time
     and writing a Parquet report pays (the settings are report.py's).
     """
-    names = [f"c{i}" for i in range(len(HEADER.split(";")))]
+    with path.open(encoding="utf-8") as f:
+        names = [f"c{i}" for i in range(len(f.readline().split(";")))]
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES),
@@ -188,6 +239,69 @@ class Row(BaseModel):
         return value
 
 
+class HouseholdRow(Row):
+    """The typical implementation of the template's every column: guardians as fields."""
+
+    phone_2: str | None
+    phone_3: str | None
+    street: str | None
+    city: str | None
+    protected: bool
+    guardians: list[Guardian]
+
+    @field_validator("protected", mode="before")
+    @classmethod
+    def _mark(cls, value: str) -> bool:
+        return value.strip().lower() in ("ja", "j", "x", "1", "true", "yes")
+
+
+class Guardian(BaseModel):
+    name: str | None
+    identity: str | None
+    email: str | None
+    phone: str | None
+    phone_2: str | None
+    street: str | None
+    postcode: str | None
+    city: str | None
+
+    @field_validator("identity")
+    @classmethod
+    def _personnummer(cls, value: str | None) -> str | None:
+        return None if not value else str(personnummer.compact(personnummer.validate(value)))
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value and ("@" not in value or " " in value):
+            raise ValueError("invalid email")
+        return value
+
+
+HouseholdRow.model_rebuild()
+
+
+def _household_row(record: dict[str, str], common: dict[str, object]) -> Row:
+    guardians = [
+        Guardian(
+            **{
+                key: record[f"Vårdnadshavare {n} {field}"] or None
+                for key, field in zip(Guardian.model_fields, _GUARDIAN, strict=True)
+            }
+        )
+        for n in (1, 2)
+    ]
+    return HouseholdRow(
+        **common,
+        phone_2=record["Telefon 2"] or None,
+        phone_3=record["Telefon 3"] or None,
+        street=record["Gatuadress"] or None,
+        city=record["Postort"] or None,
+        protected=record["Skyddad identitet"],
+        guardians=guardians,
+    )
+
+
 def per_row_baseline(data: bytes, rows: int) -> tuple[int, int]:
     reader = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=";")
     valid: dict[str, Row] = {}
@@ -195,17 +309,19 @@ def per_row_baseline(data: bytes, rows: int) -> tuple[int, int]:
     for index, record in enumerate(reader):
         if index == rows:
             break
+        common: dict[str, object] = {
+            "identity": record["Personnummer"],
+            "given_name": record["Förnamn"],
+            "family_name": record["Efternamn"],
+            "grade": record["Årskurs"] or None,
+            "class_name": record["Klass"] or None,
+            "email": record["E-post"] or None,
+            "phone": record["Telefon"] or None,
+            "postcode": record["Postnummer"] or None,
+        }
         try:
-            row = Row(
-                identity=record["Personnummer"],
-                given_name=record["Förnamn"],
-                family_name=record["Efternamn"],
-                grade=record["Årskurs"] or None,
-                class_name=record["Klass"] or None,
-                email=record["E-post"] or None,
-                phone=record["Telefon"] or None,
-                postcode=record["Postnummer"] or None,
-            )
+            household = "Skyddad identitet" in record
+            row = _household_row(record, common) if household else Row(**common)
         except ValidationError:
             invalid += 1
             continue
@@ -259,6 +375,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 100_000])
     parser.add_argument("--baseline-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--files",
+        nargs="+",
+        choices=("plain", "household"),
+        default=["plain", "household"],
+        help="plain: HEADER's columns; household: with contact data in full and two guardians",
+    )
     parser.add_argument("--rss-of", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_of:
@@ -266,17 +389,17 @@ def main() -> None:
         return
     print(f"pyarrow {pa.__version__}, {pa.cpu_count()} CPUs; best of {args.repeat}")
     header = (
-        f"{'rows':>9} {'MB':>6} | {'validator s':>11} {'rows/s':>10} | {'floor s':>7} "
+        f"{'file':>9} {'rows':>9} {'MB':>6} | {'validator s':>11} {'rows/s':>10} | {'floor s':>7} "
         f"{'÷floor':>6} | {'read+write s':>12} {'÷floor':>6} | {'per-row s':>9} {'×faster':>7} | "
         f"{'peak RSS MB':>11}"
     )
     table = [header, "-" * len(header)]
     with tempfile.TemporaryDirectory() as tmp:
-        for rows in args.rows:
-            path = Path(tmp) / f"roster-{rows}.csv"
-            data = generate(rows)
+        for rows, kind in ((r, k) for r in args.rows for k in args.files):
+            path = Path(tmp) / f"roster-{kind}-{rows}.csv"
+            data = generate(rows, household=kind == "household")
             path.write_bytes(data)
-            workdir = Path(tmp) / f"work-{rows}"
+            workdir = Path(tmp) / f"work-{kind}-{rows}"
             result = validate(path, workdir)
             assert result.counts.rows == rows, result.counts
             t_validator = best_of(args.repeat, lambda: validate(path, workdir))  # noqa: B023
@@ -284,12 +407,15 @@ def main() -> None:
             t_floor = best_of(args.repeat, lambda: pacsv.read_csv(path, parse_options=parse))  # noqa: B023
             t_io = best_of(args.repeat, lambda: read_and_write(path, workdir / "io"))  # noqa: B023
             sample = min(rows, args.baseline_rows)
-            t_sample = best_of(args.repeat, lambda: per_row_baseline(data, sample))  # noqa: B023
+            # Timed on the sample's own bytes: decoding the rest would be charged to it.
+            head = b"\r\n".join(data.split(b"\r\n", sample + 1)[: sample + 1]) + b"\r\n"
+            t_sample = best_of(args.repeat, lambda: per_row_baseline(head, sample))  # noqa: B023
             t_baseline = t_sample * rows / sample
             note = "" if sample == rows else f"  (per-row timed on {sample:,} rows, extrapolated)"
             rss = peak_rss_mb(path)
+            size = len(data)
             table.append(
-                f"{rows:>9,} {len(data) / 1e6:>6.1f} | {t_validator:>11.2f} "
+                f"{kind:>9} {rows:>9,} {size / 1e6:>6.1f} | {t_validator:>11.2f} "
                 f"{rows / t_validator:>10,.0f} | {t_floor:>7.2f} {t_validator / t_floor:>6.1f} | "
                 f"{t_io:>12.2f} {t_io / t_floor:>6.1f} | "
                 f"{t_baseline:>9.1f} {t_baseline / t_validator:>7.0f} | {rss:>11.0f}{note}"

@@ -41,7 +41,9 @@ _FILE = events.StoredFile(
     sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     size_bytes=48213,
 )
-_COUNTS = events.ImportCounts(created=12, updated=30, unchanged=410, reactivated=2)
+_COUNTS = events.ImportCounts(
+    created=12, updated=30, unchanged=410, reactivated=2, guardians_created=20, guardians_updated=7
+)
 
 
 def examples() -> dict[str, events.Message]:
@@ -60,8 +62,18 @@ def examples() -> dict[str, events.Message]:
         ),
         events.JobValidated(
             event_id=UUID(int=4),
-            counts=events.CheckCounts(rows=460, valid=454, invalid=5, empty=1, warnings=3),
-            plan=events.Plan(create=12, update=30, unchanged=410, reactivate=2, archive=7),
+            counts=events.CheckCounts(
+                rows=460, valid=454, invalid=5, empty=1, warnings=3, protected_identities=1
+            ),
+            plan=events.Plan(
+                create=12,
+                update=30,
+                unchanged=410,
+                reactivate=2,
+                archive=7,
+                guardians_create=20,
+                guardians_update=7,
+            ),
             detected=events.Detected(
                 encoding="cp1252",
                 delimiter=";",

@@ -53,11 +53,10 @@ def migrations() -> list[Migration]:
             raise RuntimeError(f"migration file {path.name} is not named NNNN_name.sql")
         found.append(Migration(int(match[1]), match[2], path.read_text()))
     versions = [m.version for m in found]
-    # Numbers are handed to work in progress on parallel branches, so a branch
-    # may lack the ones below its own until they land; what must hold is one
-    # file a number, starting at 1 (each is applied once, by its number).
-    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
-        raise RuntimeError(f"migrations must be numbered uniquely from 1, found {versions}")
+    # Numbers are handed out to work in progress ahead of time, so a branch
+    # may hold a later one before the ones between have landed.
+    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
+        raise RuntimeError(f"migrations must be numbered from 1, each once, found {versions}")
     return found
 
 

@@ -211,6 +211,12 @@ class CheckCounts(BaseModel):
         description="Issues found but not in the report of invalid rows: past the first "
         "few of a row (the row then has a row_issues_not_listed note) or past the report's cap",
     )
+    protected_identities: int = Field(
+        0,
+        ge=0,
+        description="Valid rows of students marked with a protected identity: imported with the "
+        "mark and without any contact data of theirs or their guardians'",
+    )
 
 
 class Plan(BaseModel):
@@ -224,6 +230,8 @@ class Plan(BaseModel):
     reactivate: int = Field(ge=0)
     archive: int = Field(ge=0)
     archive_held: bool = False
+    guardians_create: int = Field(0, ge=0)
+    guardians_update: int = Field(0, ge=0)
 
 
 class Detected(BaseModel):
@@ -279,6 +287,13 @@ class ImportCounts(BaseModel):
     updated: int = Field(ge=0)
     unchanged: int = Field(ge=0)
     reactivated: int = Field(ge=0)
+    guardians_created: int = Field(0, ge=0, description="Guardians stored for the first time")
+    guardians_updated: int = Field(
+        0,
+        ge=0,
+        description="Stored guardians whose data changed (or whose contact data was cleared "
+        "for a student with a protected identity)",
+    )
 
 
 class ImportApplied(Event):

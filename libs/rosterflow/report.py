@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+CONTACT_COLUMNS = ("email", "phone", "phone_2", "phone_3", "street", "postcode", "city")
+# Up to two guardians a student, in the order the file names them.
+GUARDIANS = ("guardian1", "guardian2")
+GUARDIAN_FIELDS = ("name", "identity_number", *CONTACT_COLUMNS)
+GUARDIAN_COLUMNS = tuple(f"{g}_{name}" for g in GUARDIANS for name in GUARDIAN_FIELDS)
+
 # The check report's valid rows: what the importer stages, column for column.
 VALID_ROWS_SCHEMA = pa.schema(
     [
@@ -16,11 +22,11 @@ VALID_ROWS_SCHEMA = pa.schema(
         ("school_form", pa.string()),
         ("grade_year", pa.int16()),
         ("class_name", pa.string()),
-        ("email", pa.string()),
-        ("phone", pa.string()),
-        ("street", pa.string()),
-        ("postcode", pa.string()),
-        ("city", pa.string()),
+        *((name, pa.string()) for name in CONTACT_COLUMNS),
+        # A student with a protected identity: none of their contact data, nor
+        # their guardians', is in the row.
+        ("protected_identity", pa.bool_()),
+        *((name, pa.string()) for name in GUARDIAN_COLUMNS),
     ]
 )
 STAGED_COLUMNS = VALID_ROWS_SCHEMA.names[1:]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from rosterflow.jobs import Job, JobState
+from services.validator.header import CANONICAL
 
 T = TypeVar("T")
 
@@ -207,16 +208,10 @@ class UnitOptions(BaseModel):
     )
 
 
-CanonicalColumn = Literal[
-    "identity", "given_name", "family_name", "grade", "class", "email", "phone", "street",
-    "postcode", "city",
-]  # fmt: skip
-
-
 class ColumnMappingRequest(BaseModel):
     """The administrator's mapping of a file's columns, remembered for its header."""
 
-    columns: dict[str, CanonicalColumn | None] = Field(
+    columns: dict[str, str | None] = Field(
         description="Header name as the check result's column_mapping.header shows it → the "
         "column it holds, or null for a column not to read"
     )
@@ -225,3 +220,11 @@ class ColumnMappingRequest(BaseModel):
         max_length=255,
         description="OneRoster: the sourcedId of the org whose students the unit takes",
     )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, columns: dict[str, str | None]) -> dict[str, str | None]:
+        unknown = {c for c in columns.values() if c is not None} - set(CANONICAL)
+        if unknown:
+            raise ValueError(f"unknown roster columns {sorted(unknown)[:10]}")
+        return columns

@@ -64,6 +64,8 @@ _SMTP = _POLICY.clone(linesep="\r\n")
 # database, and an email line need not show more than this.
 _SHOWN_CHARS = 200
 _COUNTS = ("created", "updated", "unchanged", "reactivated")
+# Shown only when the file touched any guardian: most files name none.
+_GUARDIAN_COUNTS = ("guardians_created", "guardians_updated")
 _ARCHIVE_CODES = ("archive_held", "archive_not_approved")
 
 
@@ -170,6 +172,10 @@ def compose(
     ]
     if event.imported is not None:
         lines += [(words[name], str(getattr(event.imported, name))) for name in _COUNTS]
+        if any(getattr(event.imported, name) for name in _GUARDIAN_COUNTS):
+            lines += [
+                (words[name], str(getattr(event.imported, name))) for name in _GUARDIAN_COUNTS
+            ]
         lines.append((words["archived"], str(event.archived)))
     if job.check_result is not None:
         invalid = job.check_result.counts.invalid

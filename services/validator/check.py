@@ -131,6 +131,7 @@ class _Tally:
     invalid: int = 0
     empty: int = 0
     warnings: int = 0
+    protected: int = 0
     listed: int = 0
     not_listed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
@@ -140,6 +141,7 @@ class _Tally:
         self.valid += checked.result.valid.num_rows
         self.empty += checked.blank + checked.result.empty_rows
         self.warnings += checked.counts.warnings
+        self.protected += checked.result.protected_rows
         self.invalid += checked.counts.invalid
         self.reasons.update(checked.counts.reasons)
         self.skipped.update(checked.counts.skipped)
@@ -161,6 +163,7 @@ class _Tally:
             empty=self.empty,
             warnings=self.warnings,
             issues_not_listed=self.not_listed,
+            protected_identities=self.protected,
         )
 
     def ranked(self) -> list[Reason]:
@@ -346,7 +349,7 @@ def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> ChunkChecked:
     )
     listed, not_listed = _cap_per_row(issues)
     return ChunkChecked(
-        BatchResult(result.valid, listed, result.empty_rows),
+        BatchResult(result.valid, listed, result.empty_rows, result.protected_rows),
         count_issues(issues),
         listed,
         not_listed,

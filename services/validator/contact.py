@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from services.validator.header import CONTACT, GUARDIAN_COLUMNS, GUARDIAN_PREFIXES
 from services.validator.messages import RowCode
 
 _ATOM = r"[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+"
@@ -77,8 +78,23 @@ def check_postcode(values: pa.Array) -> Checked:
     return Checked(pc.replace_with_mask(checked.values, odd, normalised), checked.invalid)
 
 
-CHECKS: Mapping[str, tuple[Callable[[pa.Array], Checked], RowCode]] = {
+_BY_KIND: Mapping[str, tuple[Callable[[pa.Array], Checked], RowCode]] = {
     "email": (check_email, RowCode.EMAIL_INVALID),
     "phone": (check_phone, RowCode.PHONE_INVALID),
     "postcode": (check_postcode, RowCode.POSTCODE_INVALID),
 }
+
+
+def _kind(column: str) -> str:
+    """A column's kind of value: ``guardian2_phone_3`` is a phone number."""
+    for prefix in GUARDIAN_PREFIXES:
+        column = column.removeprefix(prefix)
+    return column.removesuffix("_2").removesuffix("_3")
+
+
+CHECKS: Mapping[str, tuple[Callable[[pa.Array], Checked], RowCode]] = {
+    column: _BY_KIND[_kind(column)]
+    for column in (*CONTACT, *GUARDIAN_COLUMNS)
+    if _kind(column) in _BY_KIND
+}
+"""Every canonical column with a rule of its own, student's and guardians' alike."""

@@ -19,13 +19,16 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rosterflow.report import VALID_ROWS_SCHEMA
 from services.validator.messages import RowCode, severities
 from services.validator.rows import ISSUE_SCHEMA
 
-FINGERPRINT_COLUMNS = (
-    "given_name", "family_name", "school_form", "grade_year", "class_name",
-    "email", "phone", "street", "postcode", "city",
-)  # fmt: skip
+# Everything a valid row holds but its line and identity number (the kind follows from it).
+FINGERPRINT_COLUMNS = tuple(
+    name
+    for name in VALID_ROWS_SCHEMA.names
+    if name not in ("line", "identity_number", "identity_kind")
+)
 
 
 @dataclass(frozen=True)

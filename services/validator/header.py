@@ -9,17 +9,20 @@ from dataclasses import dataclass
 from services.validator import errors
 from services.validator.errors import Label
 
+# A student's contact data; a guardian has the same, under GUARDIAN_PREFIXES.
+CONTACT = ("email", "phone", "phone_2", "phone_3", "street", "postcode", "city")
+GUARDIAN_PREFIXES = ("guardian1_", "guardian2_")
+GUARDIAN_FIELDS = ("name", "identity", *CONTACT)
+GUARDIAN_COLUMNS = tuple(p + f for p in GUARDIAN_PREFIXES for f in GUARDIAN_FIELDS)
 CANONICAL = (
     "identity",
     "given_name",
     "family_name",
     "grade",
     "class",
-    "email",
-    "phone",
-    "street",
-    "postcode",
-    "city",
+    *CONTACT,
+    "protected",
+    *GUARDIAN_COLUMNS,
 )
 REQUIRED = ("identity", "given_name", "family_name")
 

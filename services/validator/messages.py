@@ -35,6 +35,8 @@ class RowCode(StrEnum):
     ROW_COLUMN_COUNT = "row_column_count"
     CELL_CONTROL_CHARACTER = "cell_control_character"
     ROW_ISSUES_NOT_LISTED = "row_issues_not_listed"
+    PROTECTED_IDENTITY_UNCLEAR = "protected_identity_unclear"
+    GUARDIAN_IDENTITY_INVALID = "guardian_identity_invalid"
 
 
 class Message(NamedTuple):
@@ -142,6 +144,20 @@ MESSAGES: Final[Mapping[str, Message]] = {
         "har fem siffror, t.ex. 123 45.",
         "The postcode is invalid — the row is imported without it. A Swedish postcode has "
         "five digits, e.g. 123 45.",
+    ),
+    RowCode.PROTECTED_IDENTITY_UNCLEAR: Message(
+        "warning",
+        "Markeringen för skyddad identitet är varken ja eller nej — eleven importeras som "
+        "skyddad, utan kontaktuppgifter. Skriv ja eller nej.",
+        "The protected identity mark is neither yes nor no — the student is imported as "
+        "protected, without contact data. Write yes or no.",
+    ),
+    RowCode.GUARDIAN_IDENTITY_INVALID: Message(
+        "warning",
+        "Vårdnadshavarens personnummer är ogiltigt — vårdnadshavaren importeras utan det. "
+        "Rätta numret.",
+        "The guardian's identity number is invalid — the guardian is imported without it. "
+        "Correct the number.",
     ),
     RowCode.DUPLICATE_CONFLICT: Message(
         "error",

@@ -343,6 +343,8 @@ async def _result(
         update=counts.updated,
         unchanged=counts.unchanged,
         reactivate=counts.reactivated,
+        guardians_create=counts.guardians_created,
+        guardians_update=counts.guardians_updated,
         archive=archive,
         archive_held=held,
     )

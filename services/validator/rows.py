@@ -17,7 +17,13 @@ from rosterflow.report import VALID_ROWS_SCHEMA
 from services.validator import grades
 from services.validator.contact import CHECKS
 from services.validator.grades import SchoolLevel
-from services.validator.header import CANONICAL, REQUIRED
+from services.validator.header import (
+    CANONICAL,
+    CONTACT,
+    GUARDIAN_FIELDS,
+    GUARDIAN_PREFIXES,
+    REQUIRED,
+)
 from services.validator.identity import (
     WHITESPACE,
     IdentityColumn,
@@ -25,6 +31,7 @@ from services.validator.identity import (
     parse_identity_column,
 )
 from services.validator.messages import RowCode, Severity, severities
+from services.validator.protected import Marks
 
 ISSUE_SCHEMA: Final = pa.schema(
     [("line", pa.int64()), ("column", pa.string()), ("code", pa.string()),
@@ -54,6 +61,12 @@ _ZERO = pa.scalar(0, pa.int32())
 _FALSE = pa.scalar(False, pa.bool_())
 _TEMPORARY = pa.scalar("temporary", pa.string())
 _IDENTITY_MISSING = pa.scalar(IdentityError.MISSING.value, pa.string())
+# What a protected identity keeps out of the journal: the student's contact
+# data and their guardians' (names and identity numbers stay).
+WITHHELD = (
+    *CONTACT,
+    *(p + f for p in GUARDIAN_PREFIXES for f in GUARDIAN_FIELDS if f in CONTACT),
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class BatchResult:
     issues: pa.Table
     """ISSUE_SCHEMA, ordered by line."""
     empty_rows: int
+    protected_rows: int = 0
+    """Valid rows of students with a protected identity, imported without contact data."""
 
     def issue_list(self) -> list[RowIssue]:
         return [RowIssue(**row) for row in self.issues.to_pylist()]
@@ -250,35 +265,57 @@ def validate_batch(
     if absent:
         raise ValueError(f"batch lacks columns {absent}")
     rows = batch.num_rows
-    raw = {
-        name: batch.column(name) if name in batch.schema.names else pa.nulls(rows, pa.string())
+    present = [name for name in CANONICAL if name in batch.schema.names]
+    raw = {name: batch.column(name) for name in present}
+    # Absent optional columns are empty: one array of nulls for all of them,
+    # and no rule runs on it (a template without guardians pays nothing for them).
+    nothing = pa.nulls(rows, pa.string())
+    cleaned = {
+        name: clean_text(raw[name]) if name in raw else nothing
         for name in CANONICAL
+        if name != "identity"
     }
-    cleaned = {name: clean_text(raw[name]) for name in CANONICAL if name != "identity"}
     raw_identity = pc.cast(raw["identity"], pa.string())
     control = {
         name: found
-        for name in CANONICAL
+        for name in present
         if (found := control_characters(pc.cast(raw[name], pa.string()))) is not None
     }
     identity = parse_identity_column(raw_identity, rules.today)
     no_identity = pc.fill_null(pc.equal(identity.codes, _IDENTITY_MISSING), False)
-    empty = reduce(pc.and_, (pc.is_null(c) for c in cleaned.values()), no_identity)
+    empty = reduce(
+        pc.and_, (pc.is_null(cleaned[name]) for name in present if name != "identity"), no_identity
+    )
     empty_rows = pc.sum(empty).as_py() or 0
 
     lines = _line_numbers(first_line, rows)
     if empty_rows:
         kept = pc.invert(empty)
         lines, raw_identity = lines.filter(kept), raw_identity.filter(kept)
-        cleaned = {name: column.filter(kept) for name, column in cleaned.items()}
+        nothing = nothing.slice(0, len(lines))
+        cleaned = {
+            name: column.filter(kept) if name in raw else nothing
+            for name, column in cleaned.items()
+        }
         identity = IdentityColumn(*(column.filter(kept) for column in identity))
         control = {name: found.filter(kept) for name, found in control.items()}
+    marks = Marks(cleaned["protected"])
+    protected_rows = pc.sum(marks.protected).as_py() or 0
+    if protected_rows:
+        # Before any rule: a protected student's contact data is in no issue either.
+        public = pc.invert(marks.protected)
+        for name in WITHHELD:
+            if name in raw:
+                cleaned[name] = pc.if_else(public, cleaned[name], _NULL)
+                if name in control:
+                    control[name] = pc.and_(control[name], public)
     found = _Found(lines, identity.normalised)
     for name, mask in control.items():
         # The report shows where the character was, never the character itself.
         shown = raw_identity if name == "identity" else cleaned[name]
         found.add(mask, name, RowCode.CELL_CONTROL_CHARACTER,
                   pc.replace_substring_regex(shown, _CONTROL, _REPLACEMENT.as_py()))  # fmt: skip
+    found.add(marks.unclear, "protected", RowCode.PROTECTED_IDENTITY_UNCLEAR, cleaned["protected"])
 
     given_missing = pc.is_null(cleaned["given_name"])
     family_missing = pc.is_null(cleaned["family_name"])
@@ -287,8 +324,9 @@ def validate_batch(
     found.add(temporary, "identity", RowCode.IDENTITY_TEMPORARY, identity.normalised)
     found.add(given_missing, "given_name", RowCode.GIVEN_NAME_MISSING)
     found.add(family_missing, "family_name", RowCode.FAMILY_NAME_MISSING)
-    for name, column in cleaned.items():
-        found.add(formula_like(column), name, RowCode.CELL_FORMULA_LIKE, column)
+    for name in present:
+        if name != "identity":
+            found.add(formula_like(cleaned[name]), name, RowCode.CELL_FORMULA_LIKE, cleaned[name])
 
     if "grade" in batch.schema.names or "class" in batch.schema.names:
         placement = grades.place(
@@ -304,11 +342,22 @@ def validate_batch(
         placement = grades.Placement(
             *(pa.nulls(len(lines), kind) for kind in (pa.string(), pa.int16(), pa.string()))
         )
-    contact = {}
+    contact = dict(cleaned)
     for name, (check, code) in CHECKS.items():
-        checked = check(cleaned[name])
-        found.add(checked.invalid, name, code, cleaned[name])
-        contact[name] = checked.values
+        if name in raw:
+            checked = check(cleaned[name])
+            found.add(checked.invalid, name, code, cleaned[name])
+            contact[name] = checked.values
+    guardian_identities = {}
+    for prefix in GUARDIAN_PREFIXES:
+        column = prefix + "identity"
+        guardian_identities[prefix] = nothing
+        if column in raw:
+            parsed = parse_identity_column(cleaned[column], rules.today)
+            # Where given: a guardian without an identity number is still a guardian.
+            wrong = pc.fill_null(pc.not_equal(parsed.codes, _IDENTITY_MISSING), False)
+            found.add(wrong, column, RowCode.GUARDIAN_IDENTITY_INVALID, cleaned[column])
+            guardian_identities[prefix] = parsed.normalised
 
     grade_error = pc.fill_null(pc.is_in(placement.codes, value_set=_GRADE_ERRORS), False)
     error = reduce(
@@ -319,10 +368,17 @@ def validate_batch(
     valid = pa.Table.from_arrays(
         [lines, identity.normalised, identity.kinds, cleaned["given_name"],
          cleaned["family_name"], placement.school_form, placement.grade_year, cleaned["class"],
-         contact["email"], contact["phone"], cleaned["street"], contact["postcode"],
-         cleaned["city"]],
+         *(contact[name] for name in CONTACT), marks.protected,
+         *(column
+           for prefix in GUARDIAN_PREFIXES
+           for column in (contact[prefix + "name"], guardian_identities[prefix],
+                          *(contact[prefix + name] for name in CONTACT)))],
         schema=VALID_ROWS_SCHEMA,
     )  # fmt: skip
     if pc.any(error).as_py():
         valid = valid.filter(pc.invert(error))
-    return BatchResult(valid=valid, issues=found.table(), empty_rows=empty_rows)
+    if protected_rows:
+        protected_rows -= pc.sum(pc.and_(marks.protected, error)).as_py() or 0
+    return BatchResult(
+        valid=valid, issues=found.table(), empty_rows=empty_rows, protected_rows=protected_rows
+    )

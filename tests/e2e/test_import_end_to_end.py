@@ -73,6 +73,8 @@ async def test_a_roster_is_checked_confirmed_applied_archived_and_emailed(
                 "reactivate": 0,
                 "archive": 5,
                 "archive_held": False,
+                "guardians_create": 0,
+                "guardians_update": 0,
             }
 
             assert (await client.post(f"/v1/imports/{job_id}/confirm")).status_code == 200
@@ -85,6 +87,8 @@ async def test_a_roster_is_checked_confirmed_applied_archived_and_emailed(
         "updated": 10,
         "unchanged": 0,
         "reactivated": 0,
+        "guardians_created": 0,
+        "guardians_updated": 0,
     }
     assert done["archived_count"] == 5
     archived = await conn.fetch(

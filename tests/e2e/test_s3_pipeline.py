@@ -46,7 +46,14 @@ async def test_an_import_runs_end_to_end_on_s3_storage(
             assert services.alive() == ["ingest", "validator", "importer", "archiver", "notifier"]
 
         assert job.state is JobState.COMPLETED, job.error_message
-        assert job.import_counts == {"created": 300, "updated": 0, "unchanged": 0, "reactivated": 0}
+        assert job.import_counts == {
+            "created": 300,
+            "updated": 0,
+            "unchanged": 0,
+            "reactivated": 0,
+            "guardians_created": 0,
+            "guardians_updated": 0,
+        }
         assert job.archived_count == len(files.leavers)
         assert job.check_result is not None
         assert job.check_result.counts.invalid == 6

@@ -11,11 +11,11 @@ import pytest
 
 from rosterflow import db, events
 from rosterflow.journal import arrays, merge, staging
-from rosterflow.report import STAGED_COLUMNS
 from rosterflow.settings import Settings
 from rosterflow.testing import School, sample_roster, school_age_numbers, seed_school
 from services.ingest import commands
 from tests.support.pipeline import new_admin, pipeline
+from tests.support.staging import staged_table
 
 YEAR = "2026/2027"
 OTHER_YEAR = "2025/2026"
@@ -26,9 +26,8 @@ A, B, C, D, E, F = NUMBERS[:6]
 def _rows(rows: list[tuple[str, str, int, str]]) -> pa.Table:
     """(identity number, given name, grade, class) → the staged columns."""
     count = len(rows)
-    nulls = pa.array([None] * count, type=pa.string())
-    columns = dict.fromkeys(STAGED_COLUMNS, nulls)
-    columns.update(
+    return staged_table(
+        count,
         identity_number=pa.array([r[0] for r in rows]),
         identity_kind=pa.array(["personnummer"] * count),
         given_name=pa.array([r[1] for r in rows]),
@@ -38,7 +37,6 @@ def _rows(rows: list[tuple[str, str, int, str]]) -> pa.Table:
         class_name=pa.array([r[3] for r in rows]),
         email=pa.array([f"{r[0]}@example.org" for r in rows]),
     )
-    return pa.table({name: columns[name] for name in STAGED_COLUMNS})
 
 
 async def _staged(

@@ -73,6 +73,17 @@ def test_completed_email_is_in_swedish_by_default_with_every_count() -> None:
     assert "<td>410</td>" in mail.html
 
 
+def test_guardians_are_counted_only_when_the_import_touched_any() -> None:
+    without = compose(make_job(), completed(), "Solbackens skola", LINK)
+    counts = COUNTS.model_copy(update={"guardians_created": 40, "guardians_updated": 0})
+    event = finished(Outcome.COMPLETED, imported=counts, archived=7)
+    english = compose(make_job(requested_by_language="en"), event, "Solbacken School", LINK)
+
+    assert "vårdnadshavare" not in without.text
+    assert "New guardians: 40" in english.text.splitlines()
+    assert "Updated guardians: 0" in english.text.splitlines()
+
+
 def test_email_is_in_english_when_the_requester_chose_english() -> None:
     mail = compose(make_job(requested_by_language="en"), completed(), "Solbacken School", LINK)
 

@@ -24,7 +24,7 @@ ARRAY_ROWS = 250
 # touches no temporary table commits without PostgreSQL truncating the
 # session's ON COMMIT DELETE ROWS tables (~1.2 ms of backend CPU a commit,
 # against 0.04 ms, two commits a job). asyncpg sends the arrays in binary.
-_ARRAY_TYPES = {pa.string(): "text", pa.int16(): "int2"}
+_ARRAY_TYPES = {pa.string(): "text", pa.int16(): "int2", pa.bool_(): "bool"}
 
 
 def rows_from_arrays(first: int) -> str:

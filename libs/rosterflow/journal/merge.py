@@ -11,33 +11,115 @@ from rosterflow.events import ImportCounts
 from rosterflow.journal import staging
 from rosterflow.journal.arrays import RowArrays, Staged, rows_from_arrays
 from rosterflow.journal.staging import STAGED
+from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS
 
 # From this many new or re-activated patients on, an import refreshes statistics.
 BULK_ROWS = 10_000
 
+# A patient's own data as the staged rows carry it, compared and written as one.
+PATIENT_COLUMNS = (
+    "identity_kind", "given_name", "family_name", *CONTACT_COLUMNS, "protected_identity",
+)  # fmt: skip
+_GUARDIAN_CONTACT = ", ".join(f"{{g}}.{c}" for c in CONTACT_COLUMNS)
+
+
+def _guardian_state(position: int) -> str:
+    """What the file does to the student's guardian at ``position``: 'new', 'changed',
+    'withheld' (a protected student's stored contact data to clear), or null: nothing.
+
+    A guardian the file leaves blank stays as stored: a file without guardian
+    columns says nothing about them."""
+    g, s = f"g{position}", f"s.guardian{position}_"
+    given = f"num_nonnulls({', '.join(s + f for f in GUARDIAN_FIELDS)}) > 0"
+    stored = ", ".join(f"{g}.{f}" for f in GUARDIAN_FIELDS)
+    return f"""CASE WHEN {given} AND {g}.patient_id IS NULL THEN 'new'
+            WHEN {given} AND ({stored}) IS DISTINCT FROM
+                 ({", ".join(s + f for f in GUARDIAN_FIELDS)}) THEN 'changed'
+            WHEN NOT ({given}) AND s.protected_identity
+                 AND num_nonnulls({_GUARDIAN_CONTACT.format(g=g)}) > 0 THEN 'withheld'
+       END AS guardian{position}_state"""
+
+
+_SQL_PARTS = {
+    "patient_p": ", ".join(f"p.{c}" for c in PATIENT_COLUMNS),
+    "patient_s": ", ".join(f"s.{c}" for c in PATIENT_COLUMNS),
+    "guardian_states": ",\n       ".join(_guardian_state(n) for n in (1, 2)),
+    "guardian_joins": "\n  ".join(
+        f"LEFT JOIN guardians g{n} ON g{n}.patient_id = p.id AND g{n}.position = {n}"
+        for n in (1, 2)
+    ),
+    "patient": ", ".join(PATIENT_COLUMNS),
+    "patient_set": ", ".join(f"{c} = r.{c}" for c in PATIENT_COLUMNS),
+    "guardian_counts": """count(*) FILTER (WHERE guardian1_state = 'new')
+              + count(*) FILTER (WHERE guardian2_state = 'new') AS guardians_new,
+       count(*) FILTER (WHERE guardian1_state IN ('changed', 'withheld'))
+              + count(*) FILTER (WHERE guardian2_state IN ('changed', 'withheld'))
+              AS guardians_changed""",
+}
+
+
+def _fill(sql: str) -> str:
+    """The statement with its column lists, leaving {staged} and the parameters' names."""
+    for name, part in _SQL_PARTS.items():
+        sql = sql.replace("{" + name + "}", part)
+    return sql
+
+
+def _guardian_writes(position: int) -> tuple[tuple[str, str, tuple[str, ...], str], ...]:
+    """The writes of the guardians at ``position``: the new, the changed, the withheld."""
+    fields = ", ".join(GUARDIAN_FIELDS)
+    given = ", ".join(f"guardian{position}_{f}" for f in GUARDIAN_FIELDS)
+    changed = ", ".join(f"{f} = r.guardian{position}_{f}" for f in GUARDIAN_FIELDS)
+    cleared = ", ".join(f"{c} = NULL" for c in CONTACT_COLUMNS)
+    match = f"g.patient_id = r.patient_id AND g.position = {position}"
+    return (
+        (
+            f"guardians{position}_new",
+            "guardians_new",
+            (),
+            f"""INSERT INTO guardians (patient_id, position, {fields})
+SELECT patient_id, {position}, {given}
+  FROM resolved WHERE guardian{position}_state = 'new'""",
+        ),
+        (
+            f"guardians{position}_changed",
+            "guardians_changed",
+            (),
+            f"""UPDATE guardians g SET {changed}, updated_at = now()
+  FROM resolved r WHERE r.guardian{position}_state = 'changed' AND {match}""",
+        ),
+        (
+            f"guardians{position}_withheld",
+            "guardians_changed",
+            (),
+            f"""UPDATE guardians g SET {cleared}, updated_at = now()
+  FROM resolved r WHERE r.guardian{position}_state = 'withheld' AND {match}""",
+        ),
+    )
+
+
 # What applying the staged rows would do, read in one pass before any write.
 # A patient counts once: created, else re-activated, else updated when any of
 # their data, their enrolment or this year's placement differs.
-CLASSIFY = """
+CLASSIFY = _fill("""
 SELECT count(*) AS staged,
        count(*) FILTER (WHERE p.id IS NULL) AS created,
        count(*) FILTER (WHERE e.status = 'archived') AS reactivated,
        count(*) FILTER (
            WHERE p.id IS NOT NULL AND e.status IS DISTINCT FROM 'archived' AND (
                  e.patient_id IS NULL
-              OR (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
-                  p.street, p.postcode, p.city)
-                 IS DISTINCT FROM
-                 (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
-                  s.street, s.postcode, s.city)
+              OR ({patient_p}) IS DISTINCT FROM ({patient_s})
               OR (pl.school_form, pl.grade_year, pl.class_name)
                  IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name)
-              OR pl.patient_id IS NULL)) AS updated
+              OR pl.patient_id IS NULL)) AS updated,
+       {guardian_counts}
   FROM {staged} s
   LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  {guardian_joins}
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
-"""
+  CROSS JOIN LATERAL (SELECT {guardian_states}) gs
+""")
 
 # One import or archive at a time per organisation: the counts read before
 # the writes stay true, and the inserts below cannot race another import's
@@ -57,30 +139,28 @@ LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 720
 # of a random page per row for ids drawn at random. A million new patients:
 # the three inserts took 56 s instead of 77 s (EXPLAIN ANALYZE, one run each;
 # the runs vary by ±10 %), the sort ~0.9 s.
-RESOLVED_ROWS = """
+RESOLVED_ROWS = _fill("""
 SELECT s.*,
        coalesce(p.id, gen_random_uuid()) AS patient_id,
        p.id IS NULL AS new_patient,
        p.id IS NOT NULL
-         AND (p.given_name, p.family_name, p.identity_kind, p.email, p.phone,
-              p.street, p.postcode, p.city)
-             IS DISTINCT FROM
-             (s.given_name, s.family_name, s.identity_kind, s.email, s.phone,
-              s.street, s.postcode, s.city) AS patient_changed,
+         AND ({patient_p}) IS DISTINCT FROM ({patient_s}) AS patient_changed,
        e.status AS enrolment_status,
        pl.patient_id IS NULL AS new_placement,
        pl.patient_id IS NOT NULL
          AND (pl.school_form, pl.grade_year, pl.class_name)
-             IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name) AS placement_changed
+             IS DISTINCT FROM (s.school_form, s.grade_year, s.class_name) AS placement_changed,
+       {guardian_states}
   FROM {staged} s
   LEFT JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  {guardian_joins}
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
  ORDER BY patient_id
-"""
+""")
 RESOLVE = "INSERT INTO resolved" + RESOLVED_ROWS
 # The same classification as CLASSIFY, read off the resolved rows.
-COUNT_RESOLVED = """
+COUNT_RESOLVED = _fill("""
 SELECT count(*) AS staged,
        count(*) FILTER (WHERE new_patient) AS created,
        count(*) FILTER (WHERE enrolment_status = 'archived') AS reactivated,
@@ -91,9 +171,10 @@ SELECT count(*) AS staged,
        count(*) FILTER (WHERE patient_changed) AS patients_changed,
        count(*) FILTER (WHERE enrolment_status IS NULL) AS enrolments_new,
        count(*) FILTER (WHERE new_placement) AS placements_new,
-       count(*) FILTER (WHERE placement_changed) AS placements_changed
+       count(*) FILTER (WHERE placement_changed) AS placements_changed,
+       {guardian_counts}
   FROM resolved
-"""
+""")
 # The writes, each reading the resolved rows alone. Their parameters are named
 # here ({organisation}, {unit}, {year}) and numbered for each use: as statements
 # of their own after RESOLVE, or as the parts of APPLY_ROWS.
@@ -104,22 +185,18 @@ WRITES = (
         "patients_new",
         "created",
         ("organisation",),
-        """INSERT INTO patients (id, organisation_id, identity_number, identity_kind, given_name,
-                      family_name, email, phone, street, postcode, city)
-SELECT patient_id, {organisation}, identity_number, identity_kind, given_name, family_name,
-       email, phone, street, postcode, city
-  FROM resolved WHERE new_patient""",
+        _fill("""INSERT INTO patients (id, organisation_id, identity_number, {patient})
+SELECT patient_id, {organisation}, identity_number, {patient}
+  FROM resolved WHERE new_patient"""),
     ),
     (
         "patients_changed",
         "patients_changed",
         (),
-        """UPDATE patients p
-   SET given_name = r.given_name, family_name = r.family_name,
-       identity_kind = r.identity_kind, email = r.email, phone = r.phone,
-       street = r.street, postcode = r.postcode, city = r.city, updated_at = now()
+        _fill("""UPDATE patients p
+   SET {patient_set}, updated_at = now()
   FROM resolved r
- WHERE r.patient_changed AND p.id = r.patient_id""",
+ WHERE r.patient_changed AND p.id = r.patient_id"""),
     ),
     (
         "enrolments_new",
@@ -157,6 +234,7 @@ SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
  WHERE r.placement_changed
    AND pl.unit_id = {unit} AND pl.school_year = {year} AND pl.patient_id = r.patient_id""",
     ),
+    *(write for position in (1, 2) for write in _guardian_writes(position)),
 )
 # As statements of their own, after RESOLVE filled the session's ``resolved``:
 # each numbers the parameters it uses in their order.
@@ -227,6 +305,8 @@ def _counts(row: asyncpg.Record) -> ImportCounts:
         updated=updated,
         reactivated=reactivated,
         unchanged=row["staged"] - created - updated - reactivated,
+        guardians_created=row["guardians_new"],
+        guardians_updated=row["guardians_changed"],
     )
 
 

@@ -19,7 +19,7 @@ from asyncpg.pool import PoolConnectionProxy
 from rosterflow.db import Connection
 from rosterflow.journal import job_tables
 from rosterflow.journal.encoding import identities_csv, staged_csv
-from rosterflow.report import STAGED_COLUMNS
+from rosterflow.report import GUARDIAN_COLUMNS, STAGED_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,13 @@ CREATE TEMPORARY TABLE IF NOT EXISTS staged (
     class_name text,
     email text,
     phone text,
+    phone_2 text,
+    phone_3 text,
     street text,
     postcode text,
-    city text
+    city text,
+    protected_identity boolean NOT NULL,
+    {guardians}
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS file_identities (identity_number text NOT NULL)
     ON COMMIT DELETE ROWS;
@@ -57,9 +61,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS resolved (
     patient_changed boolean NOT NULL,
     enrolment_status text,
     new_placement boolean NOT NULL,
-    placement_changed boolean NOT NULL
+    placement_changed boolean NOT NULL,
+    guardian1_state text,
+    guardian2_state text
 ) ON COMMIT DELETE ROWS;
-"""
+""".replace("{guardians}", ",\n    ".join(f"{name} text" for name in GUARDIAN_COLUMNS))
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -18,9 +18,10 @@ from services.ingest.auth import Caller
 from services.ingest.errors import ApiError
 from services.ingest.routes import imports as api_imports
 from services.ingest.routes import results as api_results
-from services.ingest.views import CanonicalColumn, ColumnMappingRequest, JobView, Page
+from services.ingest.views import ColumnMappingRequest, JobView, Page
 from services.ingest.web import i18n
 from services.ingest.web.frame import PREFIX, Ui, UiDep
+from services.validator.header import CANONICAL
 
 router = APIRouter(prefix=PREFIX + "/imports/{job_id}")
 
@@ -31,6 +32,15 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 class Tab(StrEnum):
     VALID = "valid"
     INVALID = "invalid"
+
+
+def _column_label(ui: Ui, name: str) -> str:
+    """A roster column's name in the page's language; the column's own name where the pages
+    have no word for it."""
+    try:
+        return ui.t(f"column_{name}")
+    except KeyError:
+        return name
 
 
 def step_of(job: JobView) -> int:
@@ -80,7 +90,7 @@ async def job_page(
         reasons=i18n.reasons(ui.language),
         terminal=job.state in TERMINAL,
         mappable=commands.remappable(job.state, job.error_code, job.superseded_by),
-        canonical_columns=get_args(CanonicalColumn),
+        canonical_columns=[(name, _column_label(ui, name)) for name in CANONICAL],
         page_rows=PAGE_ROWS,
         **await _pages(ui, job, tab, offset, code, aoffset),
     )

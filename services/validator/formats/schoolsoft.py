@@ -9,6 +9,7 @@ from __future__ import annotations
 from rosterflow.events import FileFormat
 from services.validator.errors import Label
 from services.validator.formats.base import Lookalike, RosterFormat, aliases
+from services.validator.formats.rosterflow_csv import PROTECTED
 from services.validator.sniff import Container
 
 ALIASES = aliases(
@@ -19,11 +20,13 @@ ALIASES = aliases(
     **{"class": ("class", "classname")},
     email=("email",),
     # SchoolSoft exports a home phone beside the mobile one; the mobile is the
-    # one that reaches a student or their family.
+    # one that reaches a student or their family, so it comes first.
     phone=("mobile",),
+    phone_2=("phone",),
     street=("address", "address1"),
     postcode=("zipcode", "zip"),
     city=("city",),
+    protected=PROTECTED,
 )
 
 FORMAT = RosterFormat(
