@@ -53,10 +53,10 @@ def migrations() -> list[Migration]:
             raise RuntimeError(f"migration file {path.name} is not named NNNN_name.sql")
         found.append(Migration(int(match[1]), match[2], path.read_text()))
     versions = [m.version for m in found]
-    # Numbers are handed out to work in progress ahead of time, so a branch
-    # may hold a later one before the ones between have landed.
-    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
-        raise RuntimeError(f"migrations must be numbered from 1, each once, found {versions}")
+    # A gap means a migration is missing from this build; a database that ran
+    # a later one first would be in a state no build ever had.
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
     return found
 
 
