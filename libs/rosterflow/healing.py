@@ -4,7 +4,7 @@ A job in received, validating, importing or archiving (not a held archive,
 which waits for a person) that no stage holds (``rosterflow.holds``), longer
 than its state's deadline (``HealingSettings``) since it entered the state
 and since its stage last took its event, is re-driven (``rosterflow.redrive``):
-its stage's event is published again and the stage finds where the job
+its stage's event is sent again (through the outbox) and the stage finds where the job
 really is. Such a job lost its event, or the commit its event announced, or
 the delivery that should have moved it did nothing.
 

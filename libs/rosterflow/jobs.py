@@ -1,9 +1,11 @@
-"""The job state machine in PostgreSQL.
+"""The job state machine in PostgreSQL, the only writer of the jobs table and its audit.
 
 Every transition is a compare-and-set (``UPDATE … WHERE state = ANY($expected)``)
 recorded in job_transitions, so a redelivered event or a second instance can
 never run a step twice: whoever loses the race sees zero rows and knows the
-job has moved on.
+job has moved on. The event that follows a state (``following``) is written
+into the outbox in the transition's transaction (``rosterflow.outbox``); the
+relay publishes it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rosterflow import events
+from rosterflow import db, events, outbox
 from rosterflow.db import Connection
 from rosterflow.ops import metrics
 
@@ -250,8 +252,9 @@ class Job(BaseModel):
         return event
 
 
-# The job and its first audit row in one statement (a data-modifying CTE): no
-# transaction around them, one round trip. Nothing comes back for a known id.
+# The job, its first audit row and its JobAccepted in one statement (a
+# data-modifying CTE): no transaction around them, one round trip. Nothing
+# comes back for a known id.
 INSERT_JOB = """
 WITH job AS (
     INSERT INTO jobs (id, organisation_id, unit_id, school_year, format, archive_missing,
@@ -263,7 +266,11 @@ WITH job AS (
     RETURNING *),
 audit AS (
     INSERT INTO job_transitions (job_id, from_state, to_state, cause)
-    SELECT id, NULL, 'received', $16 FROM job)
+    SELECT id, NULL, 'received', $16 FROM job),
+accepted AS (
+    INSERT INTO outbox (event_id, job_id, kind, payload, claimed_until)
+    SELECT $17, id, $18, $19::jsonb, clock_timestamp() + make_interval(secs => $20)
+      FROM job WHERE $17::uuid IS NOT NULL)
 SELECT * FROM job
 """
 
@@ -330,8 +337,40 @@ RETURNING state
 STATE_OF = "SELECT state FROM jobs WHERE id = $1"
 
 
-async def register(conn: Connection, event: events.UploadRequested) -> Job | None:
-    """Record a new job in state *received*: the new job, None when the job id is already known."""
+async def register(
+    conn: Connection, event: events.UploadRequested, *, rejected: tuple[str, str] | None = None
+) -> Job | None:
+    """Record a new job in state *received* and write its JobAccepted: the new job, None when
+    the job id is already known.
+
+    ``rejected`` (code, message): the request is refused; the job ends *rejected* at once, in
+    the same transaction, and only its JobRejected and JobFinished are written.
+    """
+    if rejected is not None:
+        async with conn.transaction():
+            job = await _insert(conn, event, None, claimed=False)
+            if job is None:
+                return None
+            code, message = rejected
+            return await finish(
+                conn,
+                job.id,
+                events.Outcome.REJECTED,
+                f"ingest:{code}",
+                error_code=code,
+                error_message=message,
+            )
+    accepted = events.JobAccepted.for_job(event.job_id, request=event.request, file=event.file)
+    committed = not conn.is_in_transaction()
+    job = await _insert(conn, event, accepted, claimed=committed)
+    if job is not None:
+        outbox.written(job.id, [accepted], committed=committed)
+    return job
+
+
+async def _insert(
+    conn: Connection, event: events.UploadRequested, accepted: events.Event | None, *, claimed: bool
+) -> Job | None:
     req, who = event.request, event.requested_by
     row = await conn.fetchrow(
         INSERT_JOB,
@@ -351,6 +390,10 @@ async def register(conn: Connection, event: events.UploadRequested) -> Job | Non
         who.email,
         who.language.value,
         event.kind,
+        None if accepted is None else accepted.event_id,
+        None if accepted is None else accepted.kind,
+        None if accepted is None else accepted.model_dump(mode="json"),
+        outbox.INLINE_LEASE_SECONDS if claimed else -outbox.INLINE_LEASE_SECONDS,
     )
     return None if row is None else Job.model_validate(dict(row))
 
@@ -368,13 +411,20 @@ async def transition(
     cause: str,
     *,
     require_not_cancelled: bool = False,
+    by: events.Requester | None = None,
+    job: Job | None = None,
     **columns: Any,
 ) -> Job | None:
     """Move the job from an expected state to ``to``: the job as moved, None when it was not there.
 
-    Call inside a transaction when the move must commit with other writes.
-    The job comes back from the same statement, so the caller need not read
-    it again.
+    The event that follows the new state (``following``; ``by``: who moved
+    it, when the event names them) is written into the outbox in the same
+    transaction; the caller has the relay publish it after the commit. With
+    ``job`` (the job as the caller loaded it) the event is known before the
+    move and written by the same statement, so the move stays one round
+    trip. Call inside a transaction when the move must commit with other
+    writes. The job comes back from the same statement, so the caller need
+    not read it again.
     """
     sources = frozenset({expected}) if isinstance(expected, JobState) else expected
     for source in sources:
@@ -385,6 +435,10 @@ async def transition(
         raise ValueError(f"a transition cannot set {sorted(unknown)}")
     assignments = ["state = $3", "updated_at = clock_timestamp()"]
     args: list[Any] = [job_id, [s.value for s in sources], to.value]
+    # Known before the move: from the job as loaded, moved as this transition moves it.
+    foreseen = (
+        None if job is None else following(job.model_copy(update={"state": to, **columns}), by)
+    )
     columns = {
         name: value.model_dump(mode="json") if isinstance(value, BaseModel) else value
         for name, value in columns.items()
@@ -395,14 +449,25 @@ async def transition(
     guard = " AND jobs.cancel_requested_at IS NULL" if require_not_cancelled else ""
     args.append(cause)
     cause_param = f"${len(args)}"
+    announce = ""
+    inline = not conn.is_in_transaction()
+    if foreseen:
+        args.extend(outbox.columns(foreseen))
+        n = len(args)
+        announce = (
+            ", announce AS (INSERT INTO outbox (event_id, job_id, kind, payload, claimed_until)"
+            f" SELECT e, $1, k, p::jsonb, {outbox.lease_until(inline)}"
+            f" FROM moved, unnest(${n - 2}::uuid[], ${n - 1}::text[], ${n}::text[]) AS t(e, k, p))"
+        )
     # Column names come from _SETTABLE only, never from input.
     # The locking read returns the latest committed state, which is the one
     # the audit row must name as "from".
     # It also returns how long the job was in that state (since its latest
     # transition) and since it arrived, for the metrics.
-    # One statement (the audit row written by a data-modifying CTE), so the
-    # move and its audit row commit together without a transaction (or a
-    # savepoint inside the caller's) around them: one round trip, not four.
+    # One statement (the audit row, and the event when foreseen, written by
+    # data-modifying CTEs), so the move, its audit row and its event commit
+    # together without a transaction (or a savepoint inside the caller's)
+    # around them: one round trip, not four.
     sql = (
         "WITH previous AS (SELECT state, received_at, (SELECT max(at) FROM job_transitions"
         " WHERE job_id = $1) AS since FROM jobs WHERE id = $1 FOR UPDATE), "
@@ -410,19 +475,41 @@ async def transition(
         f"WHERE jobs.id = $1 AND previous.state = ANY($2::text[]){guard} "
         "RETURNING jobs.*, previous.state AS previous_state, previous.since), "
         "audit AS (INSERT INTO job_transitions (job_id, from_state, to_state, cause)"
-        f" SELECT $1, moved.previous_state, $3, {cause_param} FROM moved) "
+        f" SELECT $1, moved.previous_state, $3, {cause_param} FROM moved){announce} "
         "SELECT *,"
         " extract(epoch FROM clock_timestamp() - since)::float8 AS in_state,"
         " extract(epoch FROM clock_timestamp() - received_at)::float8 AS in_job"
         " FROM moved"
     )
-    moved = await conn.fetchrow(sql, *args)
-    if moved is None:
+    follows = foreseen is None and to is not JobState.VALIDATING
+    if follows and inline:
+        async with conn.transaction():
+            moved, moved_job = await _move(conn, sql, args, by, follows=True)
+    else:
+        # Foreseen, or nothing follows, or inside the caller's transaction.
+        moved, moved_job = await _move(conn, sql, args, by, follows=follows)
+    if moved is None or moved_job is None:
         return None
+    if foreseen:
+        outbox.written(job_id, foreseen, committed=inline)
     metrics.on_transition(moved["previous_state"], to.value, moved["in_state"], moved["in_job"])
     metrics.on_columns(columns)
+    return moved_job
+
+
+async def _move(
+    conn: Connection, sql: str, args: list[Any], by: events.Requester | None, *, follows: bool
+) -> tuple[Any, Job | None]:
+    """Run the move; ``follows``: write the event that follows it after it, in the caller's
+    transaction."""
+    moved = await conn.fetchrow(sql, *args)
+    if moved is None:
+        return None, None
     # The extra columns (previous_state, since, in_state, in_job) are not the job's.
-    return Job.model_validate(dict(moved))
+    job = Job.model_validate(dict(moved))
+    if follows:
+        await outbox.enqueue(conn, following(job, by))
+    return moved, job
 
 
 async def finish(
@@ -485,23 +572,37 @@ async def _audited(conn: Connection, row: Any, cause: str) -> Job | None:
     return job
 
 
-async def hold_archive(conn: Connection, job_id: UUID) -> Job | None:
-    """The archive set is too large: the job waits in *archiving* for a decision.
+async def hold_archive(
+    conn: Connection, job_id: UUID, archive: int, active: int, hold_ratio: float
+) -> Job | None:
+    """The archive set (``archive`` of the unit's ``active`` patients) is too large: the job
+    waits in *archiving* for a decision, and ArchiveHeld says so.
 
     None when it was held already (or is no longer archiving). Call inside a
-    transaction: the change and its audit row commit together.
+    transaction: the change, its audit row and its event commit together.
     """
-    return await _audited(conn, await conn.fetchrow(HOLD_ARCHIVE, job_id), "archive held")
+    job = await _audited(conn, await conn.fetchrow(HOLD_ARCHIVE, job_id), "archive held")
+    if job is not None:
+        held = events.ArchiveHeld.for_job(
+            job_id, archive=archive, active=active, hold_ratio=hold_ratio
+        )
+        await outbox.enqueue(conn, [held])
+    return job
 
 
-async def decide_archive(conn: Connection, job_id: UUID, approve: bool, by: str) -> Job | None:
+async def decide_archive(
+    conn: Connection, job_id: UUID, approve: bool, by: events.Requester
+) -> Job | None:
     """Record the decision on a held archive, once: the job, None when nothing was decided.
 
-    Call inside a transaction: the change and its audit row commit together.
+    Call inside a transaction: the change, its audit row and its ArchiveDecided commit together.
     """
     decision = "approved" if approve else "declined"
-    row = await conn.fetchrow(DECIDE_ARCHIVE, job_id, decision, by)
-    return await _audited(conn, row, f"archive {decision} by {by}")
+    row = await conn.fetchrow(DECIDE_ARCHIVE, job_id, decision, by.user_id)
+    job = await _audited(conn, row, f"archive {decision} by {by.user_id}")
+    if job is not None:
+        await outbox.enqueue(conn, following(job, by))
+    return job
 
 
 async def claim_undo(conn: Connection, job_id: UUID) -> bool:
@@ -512,10 +613,17 @@ async def claim_undo(conn: Connection, job_id: UUID) -> bool:
     return bool(await conn.fetchval(CLAIM_UNDO, job_id))
 
 
-async def record_undo(conn: Connection, job_id: UUID, reactivated: int, by: str) -> Job | None:
+async def record_undo(
+    conn: Connection, job_id: UUID, reactivated: int, by: events.Requester
+) -> Job | None:
     """The claimed job's archiving was undone: ``reactivated`` patients are active again."""
     row = await conn.fetchrow(RECORD_UNDO, job_id, reactivated)
-    return await _audited(conn, row, f"archiving undone by {by}: {reactivated} re-activated")
+    cause = f"archiving undone by {by.user_id}: {reactivated} re-activated"
+    job = await _audited(conn, row, cause)
+    if job is not None:
+        undone = events.ArchiveUndone.for_job(job_id, reactivated=reactivated, undone_by=by)
+        await outbox.enqueue(conn, [undone])
+    return job
 
 
 async def superseded_jobs(conn: Connection, job: Job) -> list[UUID]:
@@ -528,3 +636,70 @@ async def supersede(conn: Connection, job_id: UUID, by: UUID) -> None:
     """Name the newer job that replaces this one: before it ends, so whoever sees it ended
     sees why."""
     await conn.execute(SUPERSEDE, job_id, by)
+
+
+# Who re-drives a job when an event names the person who moved it.
+OPERATOR = events.Requester(
+    user_id="operator", name="rosterflow operator", email="operators@rosterflow.invalid"
+)
+
+
+def following(job: Job, by: events.Requester | None = None) -> list[events.Event]:
+    """The events that announce the job's state, in order: the one place that says which
+    event follows which state (``by``: who moved it, for the events that name them)."""
+    state = job.state
+    if state is JobState.RECEIVED:
+        return [events.JobAccepted.for_job(job.id, request=job.request, file=job.file)]
+    if state is JobState.AWAITING_CONFIRMATION:
+        assert job.check_result is not None, "a checked job has its check result"
+        return [job.check_result.validated(job.id)]
+    if state is JobState.IMPORTING:
+        return [events.ImportConfirmed.for_job(job.id, confirmed_by=by or OPERATOR)]
+    if state is JobState.ARCHIVING:
+        if job.archive_decision is not None:
+            approve = job.archive_decision == "approved"
+            return [
+                events.ArchiveDecided.for_job(job.id, approve=approve, decided_by=by or OPERATOR)
+            ]
+        if job.archive_held_at is not None:
+            return []  # ArchiveHeld carries the archive set's figures: hold_archive writes it
+        counts = events.ImportCounts.model_validate(job.import_counts)
+        return [
+            events.ImportApplied.for_job(job.id, counts=counts, archive_missing=job.archive_missing)
+        ]
+    if state is JobState.REJECTED:
+        rejected = events.JobRejected.for_job(
+            job.id, code=job.error_code or "rejected", message=job.error_message or ""
+        )
+        return [rejected, job.finished_event()]
+    if job.terminal:
+        return [job.finished_event()]
+    return []  # validating: the check's own end announces it
+
+
+def next_event(job: Job) -> events.Event | None:
+    """The event whose consumer moves the job on from where it is; None when the job
+    waits for a person (awaiting confirmation, its archive held for a decision)."""
+    if job.state is JobState.AWAITING_CONFIRMATION or job.awaiting_archive_decision:
+        return None
+    if job.state in (JobState.RECEIVED, JobState.VALIDATING):
+        return events.JobAccepted.for_job(job.id, request=job.request, file=job.file)
+    return following(job, OPERATOR)[-1]
+
+
+async def redrive(conn: Connection, job: Job) -> events.Event | None:
+    """Write the event that moves the job on from where it is into the outbox again, and
+    forget every consumer's record of it, so its handler runs and finds where the job is.
+
+    None (and nothing written) when the job waits for a person: awaiting
+    confirmation, or its archive held for a decision. Safe at any time: every
+    handler is a compare-and-set on the job's state and the event carries its
+    own deterministic id. The caller has the relay publish it.
+    """
+    event = next_event(job)
+    if event is None:
+        return None
+    async with conn.transaction():
+        await conn.execute(db.FORGET_EVENT, event.event_id, job.id)
+        await outbox.enqueue(conn, [event])
+    return event

@@ -1,11 +1,13 @@
-"""Re-driving a job: publish again the event that starts its next stage.
+"""Re-driving a job: send again, through the outbox, the event that starts its next stage.
 
 Safe because every handler is a compare-and-set on the job's state and the
-re-published event carries its original (deterministic) id; the consumer's
+event carries its original (deterministic) id; every consumer's
 processed-events entry for that event is cleared first, so the handler runs
-again and finds where the job really is. The operator's ``ops redrive`` and
-the ingest's sweep for stuck jobs (``rosterflow.healing``) both go through
-``redrive``.
+again and finds where the job really is. Which event that is, and writing it
+into the outbox, is ``rosterflow.jobs``' (``next_event``, ``redrive``), as for
+every transition; here it is also published at once. The operator's
+``ops redrive`` and the ingest's sweep for stuck jobs (``rosterflow.healing``)
+both go through ``redrive``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from rosterflow import events
+from rosterflow import db, events, jobs, outbox
 from rosterflow.db import Connection
-from rosterflow.jobs import Job, JobState
+from rosterflow.jobs import OPERATOR, Job, next_event
 from rosterflow.kafka.broker import group_name
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import (
@@ -27,9 +29,7 @@ from rosterflow.topics import (
     topic_for,
 )
 
-OPERATOR = events.Requester(
-    user_id="operator", name="rosterflow operator", email="operators@rosterflow.invalid"
-)
+__all__ = ["OPERATOR", "Redriven", "consumer_of", "next_event", "redrive"]
 
 # Which service consumes the event that starts each stage.
 STARTS = {
@@ -39,8 +39,6 @@ STARTS = {
     ARCHIVE_DECIDED.name: "archiver",
     JOB_FINISHED.name: "notifier",
 }
-
-CLEAR_PROCESSED = "DELETE FROM processed_events WHERE consumer = $1 AND event_id = $2"
 
 Publish = Callable[[events.Message], Awaitable[None]]
 
@@ -53,31 +51,6 @@ class Redriven:
     cleared: bool
 
 
-def next_event(job: Job) -> events.Message | None:
-    """The event whose consumer moves the job on from where it is."""
-    state = job.state
-    if state in (JobState.RECEIVED, JobState.VALIDATING):
-        return events.JobAccepted.for_job(job.id, request=job.request, file=job.file)
-    if state is JobState.IMPORTING:
-        return events.ImportConfirmed.for_job(job.id, confirmed_by=OPERATOR)
-    if state is JobState.ARCHIVING:
-        if job.archive_held_at is not None and job.archive_decision is None:
-            return None  # waits for an administrator
-        if job.archive_decision is not None:
-            return events.ArchiveDecided.for_job(
-                job.id, approve=job.archive_decision == "approved", decided_by=OPERATOR
-            )
-        counts = events.ImportCounts.model_validate(
-            job.import_counts or {"created": 0, "updated": 0, "unchanged": 0, "reactivated": 0}
-        )
-        return events.ImportApplied.for_job(
-            job.id, counts=counts, archive_missing=job.archive_missing
-        )
-    if job.terminal:
-        return job.finished_event()  # the notifier and the platform hear it again
-    return None  # awaiting_confirmation: the administrator's move
-
-
 def consumer_of(kafka: KafkaSettings, event: events.Message) -> tuple[str, str]:
     """The service that consumes the event, and its consumer group (the ledger's name)."""
     spec = topic_for(type(event))
@@ -88,12 +61,17 @@ def consumer_of(kafka: KafkaSettings, event: events.Message) -> tuple[str, str]:
 async def redrive(
     conn: Connection, publish: Publish, kafka: KafkaSettings, job: Job
 ) -> Redriven | None:
-    """Publish the job's next event again; None when the job waits for a person."""
+    """Send the job's next event again; None when the job waits for a person."""
     event = next_event(job)
     if event is None:
         return None
     service, group = consumer_of(kafka, event)
-    cleared = await conn.execute(CLEAR_PROCESSED, group, event.event_id)
-    # Cleared (committed) before the publish: the delivery must not find it.
-    await publish(event)
-    return Redriven(event, service, cleared != "DELETE 0")
+    cleared = await conn.fetchrow(db.EVENT_SEEN, group, event.event_id) is not None
+    # Cleared and written (committed) before the publish: the delivery must not find it.
+    if await jobs.redrive(conn, job) is None:
+        return None
+    rows = await outbox.claim(conn, job.id)
+    for row in rows:
+        await publish(outbox.event_of(row))
+    await outbox.mark_sent(conn, [row["id"] for row in rows])
+    return Redriven(event, service, cleared)

@@ -7,7 +7,8 @@ applies migrations and creates topics when the service starts.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -29,10 +30,13 @@ from rosterflow.kafka.publishing import Publisher
 from rosterflow.kafka.retry import TRANSIENT
 from rosterflow.ops import tracing
 from rosterflow.ops.metrics import KafkaProbe
+from rosterflow.outbox import Relay
 from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=events.Event)
 
 # A job's staging table left behind is swept later; it never fails ending the job.
 _NOT_DROPPED: tuple[type[BaseException], ...] = (*TRANSIENT, asyncpg.PostgresError)
@@ -50,6 +54,7 @@ class Runtime:
         self.consumer = Consumer(
             self.broker, settings.kafka, service, self.publisher, self.fail_job, self
         )
+        self.relay = Relay(lambda: self.pool, self.publisher, settings.kafka)
         self.cancellations = CancellationWatch()
         self.store = ObjectStore.from_settings(settings.storage)
         self._pool: asyncpg.Pool | None = None
@@ -74,8 +79,27 @@ class Runtime:
         async with self._pool.acquire() as conn:
             await db.migrate(conn)
         await ensure_topics(self.settings.kafka)
+        await self.relay.start()
+
+    def handle(self, event_type: type[E], handler: Callable[[E], Awaitable[bool]]) -> None:
+        """Consume an event: the handler loads the job, does its step and transitions; the
+        events its transitions wrote are published right after.
+
+        The handler returns whether the delivery did anything: False when the
+        job was not yet where the handler expects it, so the consumer does not
+        record the event as processed and a later delivery of it still runs.
+        """
+
+        async def handled(event: E) -> bool:
+            did = await handler(event)
+            await self.relay.flush(event.job_id)
+            return did
+
+        self.consumer.handle(event_type, handled)
 
     async def stop(self) -> None:
+        if self._pool is not None:
+            await self.relay.stop()
         await self.kafka_probe.close()
         if isinstance(self.tracer_provider, SdkTracerProvider):
             self.tracer_provider.force_flush()
@@ -97,9 +121,6 @@ class Runtime:
 
         ``columns``: more of the job's columns the ending sets (a failed check's
         ``column_mapping`` keeps what the administrator needs to map the file's columns).
-
-        Handlers that find a job ended re-publish its JobFinished themselves; that
-        covers a crash between this commit and the publish.
         """
         async with self.pool.acquire() as conn:
             ended = await jobs.finish(
@@ -122,7 +143,7 @@ class Runtime:
                     )
         if ended is None:
             return False
-        await self.publisher.publish(ended.finished_event())
+        await self.relay.flush(job_id)
         return True
 
     async def job(self, job_id: UUID) -> Job:

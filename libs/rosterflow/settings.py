@@ -42,6 +42,9 @@ class KafkaSettings(BaseSettings):
     dead_letter_window: int = Field(default=20, ge=1)
     dead_letter_min_failures: int = Field(default=5, ge=1)
     dead_letter_ratio: float = Field(default=0.5, gt=0, le=1)
+    # The outbox's sweep: how often every instance publishes the events nobody
+    # published right after their commit (a crash in between, a broker down).
+    outbox_sweep_seconds: float = Field(default=1.0, gt=0)
 
 
 class DatabaseSettings(BaseSettings):

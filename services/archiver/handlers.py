@@ -20,24 +20,24 @@ SERVICE = "archiver"
 
 
 def register(rt: Runtime) -> None:
-    async def on_applied(event: events.ImportApplied) -> None:
+    async def on_applied(event: events.ImportApplied) -> bool:
         async with holds.holding(rt.pool, event.job_id):
-            await proceed(rt, await rt.job(event.job_id))
+            return await proceed(rt, await rt.job(event.job_id))
 
-    async def on_decided(event: events.ArchiveDecided) -> None:
+    async def on_decided(event: events.ArchiveDecided) -> bool:
         # The decision is on the job row already (ingest recorded it).
         async with holds.holding(rt.pool, event.job_id):
-            await proceed(rt, await rt.job(event.job_id))
+            return await proceed(rt, await rt.job(event.job_id))
 
-    rt.consumer.handle(events.ImportApplied, on_applied)
-    rt.consumer.handle(events.ArchiveDecided, on_decided)
+    rt.handle(events.ImportApplied, on_applied)
+    rt.handle(events.ArchiveDecided, on_decided)
 
 
-async def proceed(rt: Runtime, job: Job) -> None:
+async def proceed(rt: Runtime, job: Job) -> bool:
+    """Archive and complete an archiving job: False when the job has not got that far."""
     if job.state is JobState.ARCHIVING:
         await finish(rt, job)
-    elif job.terminal:
-        await rt.publisher.publish(job.finished_event())
+    return job.state is JobState.ARCHIVING or job.terminal
 
 
 def file_identities(store: ObjectStore, job: Job) -> list[pa.Array]:
@@ -83,17 +83,8 @@ async def finish(rt: Runtime, job: Job) -> None:
         )
         return
     if isinstance(done, archive.ArchivePlan):
-        await rt.publisher.publish(
-            events.ArchiveHeld.for_job(
-                job.id,
-                archive=len(done.patient_ids),
-                active=done.active,
-                hold_ratio=float(done.hold_ratio),
-            )
-        )
-        return
+        return  # held: ArchiveHeld went into the outbox with the hold
     assert done.terminal
-    await rt.publisher.publish(done.finished_event())
 
 
 async def archive_and_complete(rt: Runtime, job: Job) -> archive.ArchivePlan | Job:
@@ -119,7 +110,10 @@ async def archive_and_complete(rt: Runtime, job: Job) -> archive.ArchivePlan | J
                 rt.settings.imports.default_archive_hold_ratio,
             )
             if plan.held and job.archive_decision is None:
-                await jobs.hold_archive(conn, job.id)  # None when held already: said again
+                # None when held already: its ArchiveHeld was written then.
+                await jobs.hold_archive(
+                    conn, job.id, len(plan.patient_ids), plan.active, float(plan.hold_ratio)
+                )
                 return plan
             if plan.held and job.archive_decision == "declined":
                 error_code = "archive_not_approved"
@@ -137,6 +131,7 @@ async def archive_and_complete(rt: Runtime, job: Job) -> archive.ArchivePlan | J
             JobState.COMPLETED,
             "archiving done" if job.archive_missing else "nothing to archive",
             require_not_cancelled=True,
+            job=job,
             archived_at=now if job.archive_missing else None,
             finished_at=now,
             archived_count=archived,

@@ -30,31 +30,21 @@ class _RolledBack(Exception):
 
 
 def register(rt: Runtime) -> None:
-    async def on_confirmed(event: events.ImportConfirmed) -> None:
+    async def on_confirmed(event: events.ImportConfirmed) -> bool:
         async with holds.holding(rt.pool, event.job_id):
             job = await rt.job(event.job_id)
             if job.state is JobState.IMPORTING:
                 if job.cancel_requested_at is not None:
                     await rt.end_job(job.id, Outcome.CANCELLED, "cancelled before import")
-                    return
-                job = await apply(rt, job)
-            await announce(rt, job)
+                else:
+                    await apply(rt, job)
+            return job.state not in _BEFORE
 
-    rt.consumer.handle(events.ImportConfirmed, on_confirmed)
+    rt.handle(events.ImportConfirmed, on_confirmed)
 
 
-async def announce(rt: Runtime, job: Job) -> None:
-    """(Re-)publish the importer's outcome for a job that got past it."""
-    if job.state in (JobState.ARCHIVING, JobState.COMPLETED) and job.import_counts is not None:
-        await rt.publisher.publish(
-            events.ImportApplied.for_job(
-                job.id,
-                counts=events.ImportCounts.model_validate(job.import_counts),
-                archive_missing=job.archive_missing,
-            )
-        )
-    elif job.terminal:
-        await rt.publisher.publish(job.finished_event())
+# States the job passes before the importer's: a confirmation cannot find it there.
+_BEFORE = frozenset({JobState.RECEIVED, JobState.VALIDATING, JobState.AWAITING_CONFIRMATION})
 
 
 def _check(job: Job) -> jobs.CheckResult:
@@ -148,6 +138,7 @@ async def apply(rt: Runtime, job: Job) -> Job:
                     JobState.ARCHIVING,
                     "import committed",
                     require_not_cancelled=True,
+                    job=job,
                     import_finished_at=datetime.now(UTC),
                     import_counts=counts.model_dump(),
                 )

@@ -1,7 +1,9 @@
 """What the front door does, whether asked over HTTP or by an event.
 
 Each command is safe to repeat: a second delivery finds the job already
-moved on and only re-publishes what the first one published.
+moved on and changes nothing. What a command changes, it changes through
+``rosterflow.jobs``, which writes the event that follows into the outbox in
+the same transaction; the relay publishes it right after.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from uuid import UUID, uuid4
 from aiokafka.errors import KafkaError
 from faststream.exceptions import FastStreamException
 
-from rosterflow import events, holds, jobs
+from rosterflow import events, holds, jobs, outbox
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import archive
@@ -56,10 +58,12 @@ async def accept_upload(
     rejection = None if unreachable_fails else await _file_rejection(rt, event)
     job = await _register(rt, event, rejection)
     if not unreachable_fails:
-        await announce(rt, job)
+        await rt.relay.flush(job.id)
     else:
         try:
-            await asyncio.wait_for(announce(rt, job), PUBLISH_TIMEOUT_SECONDS)
+            await asyncio.wait_for(
+                rt.relay.flush(job.id, raise_errors=True), PUBLISH_TIMEOUT_SECONDS
+            )
         except _UNREACHABLE as exc:
             await _abandon(rt, job, keep_file=keep_file)
             raise PipelineUnavailable(type(exc).__name__) from exc
@@ -69,7 +73,9 @@ async def accept_upload(
 
 
 async def _abandon(rt: Runtime, job: Job, *, keep_file: bool) -> None:
-    async with rt.pool.acquire() as conn:
+    """End the job nobody heard of: failed, its events never sent, its file removed
+    (``keep_file``: the file is an earlier job's, checked again)."""
+    async with rt.pool.acquire() as conn, conn.transaction():
         await jobs.finish(
             conn,
             job.id,
@@ -78,6 +84,7 @@ async def _abandon(rt: Runtime, job: Job, *, keep_file: bool) -> None:
             error_code="pipeline_unavailable",
             error_message="The import pipeline could not be reached; upload the file again.",
         )
+        await outbox.discard(conn, job.id)
     if not keep_file:
         await asyncio.to_thread(rt.store.delete, job.file_key)
 
@@ -120,54 +127,39 @@ async def _register(
     rt: Runtime, event: events.UploadRequested, file_rejection: Rejection | None = None
 ) -> Job:
     async with rt.pool.acquire() as conn:
-        job = await jobs.register(conn, event)
         unit = await store.get_unit(conn, event.request.unit_id)
         # The unit's check first: it answers the same for a missing or a foreign unit.
         rejection = check_request(event.request, unit) or file_rejection
-        if rejection is not None:
-            job = await jobs.finish(
-                conn,
-                event.job_id,
-                Outcome.REJECTED,
-                f"ingest:{rejection.code}",
-                error_code=rejection.code,
-                error_message=rejection.message,
-            )
-        if job is None:  # known before (a redelivery), or ended meanwhile
-            job = await jobs.get(conn, event.job_id)
+        refused = None if rejection is None else (rejection.code, rejection.message)
+        # None: known before (a redelivery).
+        job = await jobs.register(conn, event, rejected=refused) or await jobs.get(
+            conn, event.job_id
+        )
     assert job is not None
     return job
 
 
-async def announce(rt: Runtime, job: Job) -> None:
-    """(Re-)publish what the front door said about this job."""
-    if job.state is JobState.REJECTED:
-        await rt.publisher.publish(
-            events.JobRejected.for_job(
-                job.id, code=job.error_code or "rejected", message=job.error_message or ""
-            )
-        )
-        await rt.publisher.publish(job.finished_event())
-    elif job.state is JobState.RECEIVED:
-        await rt.publisher.publish(
-            events.JobAccepted.for_job(job.id, request=job.request, file=job.file)
-        )
-
-
 async def confirm(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | None:
     async with rt.pool.acquire() as conn:
-        job = await jobs.transition(
+        job = await jobs.get(conn, job_id)
+        if job is None or job.state is not JobState.AWAITING_CONFIRMATION:
+            return job
+        # The job as read: its ImportConfirmed is written by the move's own statement.
+        moved = await jobs.transition(
             conn,
             job_id,
             JobState.AWAITING_CONFIRMATION,
             JobState.IMPORTING,
             f"confirmed by {who.user_id}",
             require_not_cancelled=True,
+            by=who,
+            job=job,
             confirmed_at=datetime.now(UTC),
-        ) or await jobs.get(conn, job_id)
-    if job is not None and job.confirmed_at is not None and not job.terminal:
-        await rt.publisher.publish(events.ImportConfirmed.for_job(job_id, confirmed_by=who))
-    return job
+        )
+        if moved is None:
+            return await jobs.get(conn, job_id)
+    await rt.relay.flush(job_id)
+    return moved
 
 
 async def cancel(
@@ -227,34 +219,27 @@ async def decide_archive(
     rt: Runtime, job_id: UUID, approve: bool, who: events.Requester
 ) -> Job | None:
     """Record the administrator's decision on a held archive, once; the archiver acts on it."""
-    async with rt.pool.acquire() as conn, conn.transaction():
-        job = await jobs.decide_archive(conn, job_id, approve, who.user_id) or await jobs.get(
-            conn, job_id
-        )
-    if job is not None and job.archive_decision is not None:
-        await rt.publisher.publish(
-            events.ArchiveDecided.for_job(
-                job_id, approve=job.archive_decision == "approved", decided_by=who
-            )
-        )
-    return job
+    async with rt.pool.acquire() as conn:
+        async with conn.transaction():
+            decided = await jobs.decide_archive(conn, job_id, approve, who)
+        if decided is None:
+            return await jobs.get(conn, job_id)
+    await rt.relay.flush(job_id)
+    return decided
 
 
 async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | None:
     """Re-activate exactly the patients this job archived (and nobody archived since)."""
-    async with rt.pool.acquire() as conn, conn.transaction():
-        job = None
-        if await jobs.claim_undo(conn, job_id):
-            reactivated = await archive.unarchive(conn, job_id)
-            job = await jobs.record_undo(conn, job_id, reactivated, who.user_id)
-        job = job or await jobs.get(conn, job_id)
-    if job is not None and job.archive_undone_count is not None:
-        await rt.publisher.publish(
-            events.ArchiveUndone.for_job(
-                job_id, reactivated=job.archive_undone_count, undone_by=who
-            )
-        )
-    return job
+    async with rt.pool.acquire() as conn:
+        async with conn.transaction():
+            undone = None
+            if await jobs.claim_undo(conn, job_id):
+                reactivated = await archive.unarchive(conn, job_id)
+                undone = await jobs.record_undo(conn, job_id, reactivated, who)
+        if undone is None:
+            return await jobs.get(conn, job_id)
+    await rt.relay.flush(job_id)
+    return undone
 
 
 # A job whose file can be checked again under a new column mapping: one whose

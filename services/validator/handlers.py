@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def register(rt: Runtime) -> None:
-    async def on_accepted(event: events.JobAccepted) -> None:
+    async def on_accepted(event: events.JobAccepted) -> bool:
         async with holds.holding(rt.pool, event.job_id):
             async with rt.pool.acquire() as conn:
                 job = await jobs.transition(
@@ -48,21 +48,13 @@ def register(rt: Runtime) -> None:
                     validation_started_at=datetime.now(UTC),
                 ) or await jobs.get(conn, event.job_id)
             if job is None:
-                return  # an accepted job is always registered first; nothing to do
+                return False  # not registered (yet): an accepted job always is, first
             # VALIDATING again after a crash: the check is repeatable, run it anew.
             if job.state is JobState.VALIDATING:
-                job = await validate(rt, job)
-            await announce(rt, job)
+                await validate(rt, job)
+            return True
 
-    rt.consumer.handle(events.JobAccepted, on_accepted)
-
-
-async def announce(rt: Runtime, job: Job) -> None:
-    """(Re-)publish what the validator said about this job."""
-    if job.validation_finished_at is not None and job.check_result is not None:
-        await rt.publisher.publish(job.check_result.validated(job.id))
-    if job.terminal:
-        await rt.publisher.publish(job.finished_event())
+    rt.handle(events.JobAccepted, on_accepted)
 
 
 async def validate(rt: Runtime, job: Job) -> Job:
@@ -125,6 +117,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
                 JobState.AWAITING_CONFIRMATION,
                 "validation finished",
                 require_not_cancelled=True,
+                job=job,
                 validation_finished_at=datetime.now(UTC),
                 check_result=check_result,
                 # Not published: the file's columns the format did not recognise,

@@ -3,11 +3,12 @@
 The consume contract every service relies on:
 
 * offsets are committed only after the handler returned, i.e. after its
-  database transaction committed and its next event was published (the
-  handler awaits the broker's acknowledgement); they are committed in the
+  database transaction committed (with the event that follows, in the
+  outbox) and the relay published that event; they are committed in the
   background, at most once a second per consumer (``OffsetCommitter``), so
   a crash can redeliver up to a second of handled messages, which the
-  ledger (``processed_events``) skips;
+  ledger (``processed_events``) skips; a delivery that changed nothing (the
+  job was not yet in the state its handler expects) is not recorded there;
 * a message that does not parse or violates its schema goes to the dead-letter
   topic with the reason and its original bytes, and its job (if the id can be
   read) ends *failed*;
@@ -90,7 +91,7 @@ class Consumer:
         # The consumer groups this service reads, for the lag metric.
         self.subscriptions: list[metrics.Subscription] = []
 
-    def handle(self, event_type: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
+    def handle(self, event_type: type[E], handler: Callable[[E], Awaitable[bool | None]]) -> None:
         spec = topic_for(event_type)
 
         async def consume(message: KafkaMessage) -> None:
@@ -118,7 +119,7 @@ class Consumer:
         self,
         spec: TopicSpec,
         event_type: type[E],
-        handler: Callable[[E], Awaitable[None]],
+        handler: Callable[[E], Awaitable[bool | None]],
         message: KafkaMessage,
     ) -> None:
         if self.limit.halted is not None:
@@ -158,7 +159,7 @@ class Consumer:
         self,
         spec: TopicSpec,
         event_type: type[E],
-        handler: Callable[[E], Awaitable[None]],
+        handler: Callable[[E], Awaitable[bool | None]],
         message: KafkaMessage,
     ) -> None:
         raw: bytes = message.body
@@ -194,7 +195,7 @@ class Consumer:
     async def _run(
         self,
         spec: TopicSpec,
-        handler: Callable[[E], Awaitable[None]],
+        handler: Callable[[E], Awaitable[bool | None]],
         message: KafkaMessage,
         event: E,
         job_id: UUID | None,
@@ -228,13 +229,19 @@ class Consumer:
         async def run() -> None:
             # Recorded only after the handler's effects and publications, so a
             # crash in between means the handler runs again (and finds its
-            # job already advanced).
+            # job already advanced). A delivery that did nothing (False: the
+            # job was not yet where the handler expects it) is not recorded:
+            # the same event delivered later, when it can act, still runs.
             try:
-                await handler(event)
+                did = await handler(event)
             except PermanentError as exc:
                 if job_id is None:
                     raise
                 await self._fail_job(job_id, exc.code, exc.message)
+                did = True
+            if did is False:
+                log.info("event changed nothing; not recorded", extra={"topic": spec.name})
+                return
             await self._ledger.record(consumer, event_id, job_id)
 
         async def exhausted() -> None:

@@ -6,17 +6,19 @@
                                        follow a job until it ends: its stage's progress
                                        bar, and each state's time as the job leaves it
     cancel JOB_ID [--wait S]           cancel as the platform would (cancellation topic)
-    redrive JOB_ID                     re-publish the event that starts the job's next stage
+    redrive JOB_ID                     re-send (through the outbox) the event that moves the job on
     dead-letters list [--limit N]      the dead-letter topic, oldest first
     dead-letters replay [--topic T] [--job J] [--offset P:O]…
                                        re-publish dead-lettered messages to their topic
 
 It reads the same ROSTERFLOW_* configuration as the services. It prints ids,
 states, codes and counts, never a file name, a name or an identity number.
-Re-driving is safe because every handler is a compare-and-set on the job's
-state and re-publication carries the original (deterministic) event id; the
-consumer's processed-events entry for that event is cleared first so the
-handler runs again and finds where the job really is.
+Re-driving (``rosterflow.redrive``) writes the event that moves the job on into
+the outbox again, as its transition did, and publishes it; it is safe because
+every handler is a compare-and-set on the job's state and the event carries
+its original (deterministic) id; the consumers' processed-events entries for
+that event are cleared first so the handler runs again and finds where the
+job really is.
 """
 
 from __future__ import annotations
@@ -469,4 +471,4 @@ def main() -> None:
     sys.exit(asyncio.run(run(sys.argv[1:])))
 
 
-__all__ = ["main", "next_event", "run"]
+__all__ = ["main", "next_event", "redrive", "run"]

@@ -1,0 +1,294 @@
+"""The transactional outbox: the events that follow a job's transitions, and their relay.
+
+A transition writes the event that follows it into ``outbox`` in its own
+transaction (``rosterflow.jobs``), so the job's new state and the event that
+announces it commit together or not at all. The relay publishes them:
+
+* right after the commit, whoever moved the job calls ``Relay.flush(job_id)``.
+  A move that committed by itself (one statement, the event foreseen) left
+  its events with this process (``written``) and its rows reserved for it
+  for ``INLINE_LEASE_SECONDS``: they are published from memory, no query.
+  Rows written inside a caller's transaction are claimed from the table
+  first (one query), so only what committed goes out. Published rows are
+  marked sent in one statement a sweep;
+* every ``kafka.outbox_sweep_seconds`` each instance's sweep takes the rows
+  nobody published (a crash between the commit and the publish: after the
+  reservation runs out; a broker that was down) with ``FOR UPDATE SKIP
+  LOCKED`` under a lease, so instances share them.
+
+Should a relay die between the publish and the mark, the row is published
+again, with the event's own deterministic id, which every consumer's ledger
+skips: at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from rosterflow import events
+from rosterflow.db import Connection
+from rosterflow.kafka.publishing import Publisher
+from rosterflow.kafka.retry import TRANSIENT
+from rosterflow.settings import KafkaSettings
+from rosterflow.topics import ALL_TOPICS
+
+log = logging.getLogger(__name__)
+
+# Longer than any publish waits for the broker's acknowledgement.
+LEASE_SECONDS = 60.0
+# How long a row committed by a move stays its own process's to publish:
+# the sweep publishes it after that (the process died before it could).
+INLINE_LEASE_SECONDS = 10.0
+# Rows a sweep takes at once.
+SWEEP_ROWS = 200
+# Sent rows are kept this long, for an operator to see what went out.
+KEEP_SENT_SECONDS = 3600.0
+
+_KINDS: dict[str, type[events.Event]] = {
+    spec.event.kind: spec.event for spec in ALL_TOPICS if issubclass(spec.event, events.Event)
+}
+
+ENQUEUE = """
+INSERT INTO outbox (event_id, job_id, kind, payload)
+SELECT e, j, k, p::jsonb
+  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(e, j, k, p)
+"""
+
+CLAIM_JOB = """
+UPDATE outbox SET claimed_until = clock_timestamp() + make_interval(secs => $2)
+ WHERE job_id = $1 AND sent_at IS NULL
+   AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
+RETURNING id, kind, payload
+"""
+
+# Rows older than a sweep: a row just committed is its own relay's to publish.
+CLAIM_DUE = """
+UPDATE outbox SET claimed_until = clock_timestamp() + make_interval(secs => $1)
+ WHERE id IN (SELECT id FROM outbox
+               WHERE sent_at IS NULL
+                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
+                 AND created_at < clock_timestamp() - make_interval(secs => $2)
+               ORDER BY id LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, payload
+"""
+
+MARK_SENT = "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
+
+# Published from memory: known by job and event id (a job's event ids are its own).
+MARK_PUBLISHED = """
+UPDATE outbox SET sent_at = clock_timestamp()
+ WHERE sent_at IS NULL AND (job_id, event_id) IN (
+       SELECT * FROM unnest($1::uuid[], $2::uuid[]))
+"""
+
+RELEASE = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[]) AND sent_at IS NULL"
+
+DISCARD = "DELETE FROM outbox WHERE job_id = $1 AND sent_at IS NULL"
+
+PRUNE = """
+DELETE FROM outbox WHERE sent_at IS NOT NULL
+   AND sent_at < clock_timestamp() - make_interval(secs => $1)
+"""
+
+
+# The events this process's moves committed by themselves, by job, with when;
+# and the jobs with rows written inside a caller's transaction (claimed from
+# the table, since only the table knows whether they committed).
+_committed: dict[UUID, tuple[float, list[events.Event]]] = {}
+_in_table: set[UUID] = set()
+
+
+def columns(written: Sequence[events.Event]) -> tuple[list[UUID], list[str], list[str]]:
+    """Event ids, kinds and payloads, as a statement's arrays."""
+    return (
+        [e.event_id for e in written],
+        [e.kind for e in written],
+        [e.model_dump_json() for e in written],
+    )
+
+
+def lease_until(committed: bool) -> str:
+    """The claim a row written by a move starts with (SQL): reserved for its own relay
+    when the move commits by itself."""
+    if committed:
+        return f"clock_timestamp() + interval '{INLINE_LEASE_SECONDS:g} seconds'"
+    return "NULL::timestamptz"
+
+
+def written(job_id: UUID, events_: Sequence[events.Event], *, committed: bool) -> None:
+    """Note rows a move wrote: ``committed`` (its own statement committed them, reserved
+    for this process) or inside a caller's transaction."""
+    if committed:
+        _, before = _committed.get(job_id, (0.0, []))
+        _committed[job_id] = (time.monotonic(), [*before, *events_])
+    else:
+        _in_table.add(job_id)
+
+
+async def enqueue(conn: Connection, written_: Sequence[events.Event]) -> None:
+    """Write events into the outbox; call in the transaction of the change they announce."""
+    if not written_:
+        return
+    ids, kinds, payloads = columns(written_)
+    await conn.execute(ENQUEUE, ids, [e.job_id for e in written_], kinds, payloads)
+    for job_id in {e.job_id for e in written_}:
+        written(job_id, [], committed=False)
+
+
+async def discard(conn: Connection, job_id: UUID) -> int:
+    """Drop the job's unsent events (a job abandoned before anyone heard of it)."""
+    status = await conn.execute(DISCARD, job_id)
+    return int(status.split()[-1])
+
+
+async def claim(conn: Connection, job_id: UUID) -> list[Any]:
+    """Take the job's unsent rows for publishing (oldest first); release or mark them after."""
+    rows = await conn.fetch(CLAIM_JOB, job_id, LEASE_SECONDS)
+    return sorted(rows, key=lambda r: r["id"])
+
+
+async def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
+    if ids:
+        await conn.execute(MARK_SENT, list(ids))
+
+
+def event_of(row: Any) -> events.Event:
+    """The event an outbox row holds."""
+    payload = row["payload"]
+    return _KINDS[row["kind"]].model_validate(payload)
+
+
+class Relay:
+    """Publishes the outbox: inline after a commit (``flush``) and by a sweep (``start``)."""
+
+    def __init__(
+        self, pool: Callable[[], asyncpg.Pool], publisher: Publisher, settings: KafkaSettings
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._settings = settings
+        self._sent_rows: list[int] = []  # published, marked sent in the next sweep
+        self._sent_events: list[tuple[UUID, UUID]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def flush(self, job_id: UUID, *, raise_errors: bool = False) -> bool:
+        """Publish the job's unsent events now: True when every one went out.
+
+        A failure leaves them to the sweep (``raise_errors``: and raises), so a
+        step that committed never fails for its announcement.
+        """
+        _, committed = _committed.pop(job_id, (0.0, []))
+        published: list[events.Event] = []
+        try:
+            for event in committed:
+                await self._publisher.publish(event)
+                published.append(event)
+        except Exception as exc:
+            log.warning(
+                "events left in the outbox for the sweep",
+                extra={"events": len(committed) - len(published), "error": type(exc).__name__},
+            )
+            if raise_errors:
+                raise
+            return False
+        finally:
+            self._sent_events.extend((e.job_id, e.event_id) for e in published)
+        if job_id not in _in_table:
+            return True
+        _in_table.discard(job_id)
+        async with self._pool().acquire() as conn:
+            rows = await claim(conn, job_id)
+        return await self._publish(rows, raise_errors=raise_errors)
+
+    async def _publish(self, rows: Sequence[Any], *, raise_errors: bool = False) -> bool:
+        published: list[int] = []
+        try:
+            for row in rows:
+                await self._publisher.publish(event_of(row))
+                published.append(row["id"])
+        except Exception as exc:
+            left = [r["id"] for r in rows if r["id"] not in published]
+            log.warning(
+                "events left in the outbox for the sweep",
+                extra={"events": len(left), "error": type(exc).__name__},
+            )
+            with contextlib.suppress(*TRANSIENT, asyncpg.PostgresError):
+                async with self._pool().acquire() as conn:
+                    await conn.execute(RELEASE, left)
+            if raise_errors:
+                raise
+            return False
+        finally:
+            self._sent_rows.extend(published)
+        return True
+
+    async def _mark(self, conn: Connection) -> None:
+        rows, self._sent_rows = self._sent_rows, []
+        sent, self._sent_events = self._sent_events, []
+        try:
+            await mark_sent(conn, rows)
+            if sent:
+                await conn.execute(MARK_PUBLISHED, [j for j, _ in sent], [e for _, e in sent])
+        except BaseException:
+            self._sent_rows.extend(rows)
+            self._sent_events.extend(sent)
+            raise
+
+    async def sweep(self) -> int:
+        """Mark what was published, then publish what nobody did: the rows published."""
+        # What was never flushed is the table's now: the sweep takes it once
+        # its reservation runs out.
+        stale = time.monotonic() - INLINE_LEASE_SECONDS
+        for job_id in [j for j, (at, _) in _committed.items() if at < stale]:
+            del _committed[job_id]
+        async with self._pool().acquire() as conn:
+            await self._mark(conn)
+            rows = await conn.fetch(
+                CLAIM_DUE, LEASE_SECONDS, self._settings.outbox_sweep_seconds, SWEEP_ROWS
+            )
+        if rows:
+            log.info("publishing events nobody published", extra={"events": len(rows)})
+        await self._publish(sorted(rows, key=lambda r: r["id"]))
+        return len(rows)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._run(), name="outbox-sweep")
+
+    async def stop(self) -> None:
+        """Stop sweeping; mark what was published (the pool must still be open)."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        with contextlib.suppress(*TRANSIENT, asyncpg.PostgresError):
+            async with self._pool().acquire() as conn:
+                await self._mark(conn)
+
+    async def _run(self) -> None:
+        interval = self._settings.outbox_sweep_seconds
+        ticks = 0
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            if self._stopping.is_set():
+                return
+            try:
+                await self.sweep()
+                ticks += 1
+                if ticks % 600 == 0:
+                    async with self._pool().acquire() as conn:
+                        await conn.execute(PRUNE, KEEP_SENT_SECONDS)
+            except Exception as exc:  # the next sweep tries again
+                log.warning("outbox sweep failed", extra={"error": type(exc).__name__})
