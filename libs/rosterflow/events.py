@@ -78,7 +78,13 @@ class FileFormat(StrEnum):
     ROSTERFLOW_XLSX = "rosterflow_xlsx"
     SCHOOLSOFT = "schoolsoft"
     SCHOOLSOFT_DAT = "schoolsoft_dat"
+    SCHOOLSOFT_GUARDIANS = "schoolsoft_guardians"
     ONEROSTER = "oneroster"
+
+    @property
+    def guardians_only(self) -> bool:
+        """A guardian file: it updates the guardians of the unit's students, nothing else."""
+        return self is FileFormat.SCHOOLSOFT_GUARDIANS
 
 
 class Language(StrEnum):
@@ -232,6 +238,7 @@ class Plan(BaseModel):
     archive_held: bool = False
     guardians_create: int = Field(0, ge=0)
     guardians_update: int = Field(0, ge=0)
+    guardians_unchanged: int = Field(0, ge=0)
 
 
 class Detected(BaseModel):
@@ -293,6 +300,9 @@ class ImportCounts(BaseModel):
         ge=0,
         description="Stored guardians whose data changed (or whose contact data was cleared "
         "for a student with a protected identity)",
+    )
+    guardians_unchanged: int = Field(
+        0, ge=0, description="Guardians the file names as they are already stored"
     )
 
 

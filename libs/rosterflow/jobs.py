@@ -195,6 +195,11 @@ class Job(BaseModel):
     mapping: set by the check, whether it passed or failed on the header."""
 
     @property
+    def guardians_only(self) -> bool:
+        """A guardian file's job: it writes the students' guardians and nothing else."""
+        return events.FileFormat(self.format).guardians_only
+
+    @property
     def request(self) -> events.ImportRequest:
         return events.ImportRequest(
             organisation_id=self.organisation_id,

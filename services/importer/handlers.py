@@ -124,7 +124,12 @@ async def apply(rt: Runtime, job: Job) -> Job:
                 staged = await _stage(rt, conn, job, parquet)
                 rt.cancellations.check(job.id)
                 counts = await merge.apply_staged(
-                    conn, job.organisation_id, job.unit_id, job.school_year, staged
+                    conn,
+                    job.organisation_id,
+                    job.unit_id,
+                    job.school_year,
+                    staged,
+                    guardians_only=job.guardians_only,
                 )
                 if size is Staging.LARGE:
                     # Dropped with the commit, whichever rows were applied.

@@ -42,6 +42,12 @@ def check_request(request: ImportRequest, unit: Unit | None) -> Rejection | None
             "'Treat as upper secondary' is offered only for units whose school level is "
             "unspecified.",
         )
+    if request.options.archive_missing and request.format.guardians_only:
+        return Rejection(
+            "option_not_allowed",
+            "'Archive missing' cannot be chosen for a guardian file: it updates the guardians "
+            "of the unit's students and archives nobody.",
+        )
     if request.format not in SUPPORTED_FORMATS:
         return Rejection(
             "format_not_supported", f"The file format {request.format.value} is not supported yet."

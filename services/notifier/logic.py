@@ -65,7 +65,7 @@ _SMTP = _POLICY.clone(linesep="\r\n")
 _SHOWN_CHARS = 200
 _COUNTS = ("created", "updated", "unchanged", "reactivated")
 # Shown only when the file touched any guardian: most files name none.
-_GUARDIAN_COUNTS = ("guardians_created", "guardians_updated")
+_GUARDIAN_COUNTS = ("guardians_created", "guardians_updated", "guardians_unchanged")
 _ARCHIVE_CODES = ("archive_held", "archive_not_approved")
 
 

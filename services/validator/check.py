@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rosterflow.events import CheckCounts, Detected, ImportRequest
-from services.validator import errors, formats
+from services.validator import errors, formats, guardian_file
 from services.validator.duplicates import DuplicateTracker, partition_keys, resolve
 from services.validator.header import Layout
 from services.validator.identity import parse_identity_column
@@ -222,11 +223,12 @@ def _check(
     refused = formats.FORMATS[request.format].refuses(reader, request.options.archive_missing)
     if refused is not None:
         raise refused
+    guardians = request.format.guardians_only
     try:
-        tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
+        tally, tracker = _read(reader, layout, rules, limits, report, stop, progress, guardians)
     except ReadAgain:
         report.restart()
-        tally, tracker = _read(reader, layout, rules, limits, report, stop, progress)
+        tally, tracker = _read(reader, layout, rules, limits, report, stop, progress, guardians)
     if stop():
         raise Stopped
     if tally.rows == tally.empty:
@@ -270,8 +272,10 @@ def _read(
     report: ReportWriter,
     stop: Callable[[], bool],
     progress: Callable[[int], None],
+    guardians: bool = False,
 ) -> tuple[_Tally, DuplicateTracker]:
-    """Every chunk through the rules and into the report, in file order.
+    """Every chunk through the rules and into the report, in file order; a guardian
+    file's rows are placed as their students' guardians (guardian_file.py).
 
     Chunks are checked on a small pool (pyarrow's kernels release the GIL)
     and written by one more thread, while this one reads; at most a few
@@ -279,11 +283,14 @@ def _read(
     """
     tally = _Tally()
     tracker = DuplicateTracker()
+    places = guardian_file.Places() if guardians else None
     checking: deque[Future[ChunkChecked]] = deque()
     writing: deque[Future[None]] = deque()
 
     def finish(done: Future[ChunkChecked]) -> None:
         checked = done.result()
+        if places is not None:
+            checked = _placed(checked, places)
         tally.not_listed += checked.not_listed
         listed = tally.listing(checked.listed)
         # The writer thread takes the writes in order; only a backlog waits.
@@ -302,7 +309,7 @@ def _read(
                 raise errors.too_many_rows(limits.max_rows)
             if tally.rows > chunk.count:
                 progress(tally.rows)
-            checking.append(_CHECKING.submit(_check_chunk, chunk, layout.width, rules))
+            checking.append(_CHECKING.submit(_check_chunk, chunk, layout.width, rules, guardians))
             while len(checking) > WORKERS:
                 finish(checking.popleft())
         while checking:
@@ -338,8 +345,10 @@ def _parts(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
             blank = 0
 
 
-def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> ChunkChecked:
+def _check_chunk(chunk: Chunk, width: int, rules: Rules, guardians: bool = False) -> ChunkChecked:
     result = validate_batch(chunk.rows, chunk.lines, rules)
+    if guardians:
+        result = guardian_file.of_students(result, rules)
     issues = result.issues
     if chunk.misshapen.num_rows:
         issues = pa.concat_tables([issues, _misshapen_issues(chunk.misshapen, width, rules)])
@@ -354,7 +363,34 @@ def _check_chunk(chunk: Chunk, width: int, rules: Rules) -> ChunkChecked:
         listed,
         not_listed,
         chunk.blank,
-        partition_keys(result.valid),
+        # A guardian file names a student on a row per guardian: Places tells them apart.
+        partition_keys(result.valid.slice(0, 0) if guardians else result.valid),
+    )
+
+
+def _placed(checked: ChunkChecked, places: guardian_file.Places) -> ChunkChecked:
+    """The chunk's valid rows placed as guardians, and the rows that could not be counted
+    and listed as the rules' issues are."""
+    placed = places.place(checked.result.valid)
+    if not placed.issues.num_rows:
+        return dataclasses.replace(
+            checked, result=dataclasses.replace(checked.result, valid=placed.valid)
+        )
+    listed = pa.concat_tables([checked.listed, placed.issues])
+    order = [("line", "ascending"), ("severity", "ascending")]
+    listed = listed.take(pc.sort_indices(listed, order))
+    made_invalid = sum(placed.errors.values())
+    counts = ChunkCounts(
+        checked.counts.warnings + placed.warnings,
+        checked.counts.invalid + made_invalid,
+        checked.counts.reasons + placed.errors,
+        checked.counts.skipped + placed.errors,
+    )
+    return dataclasses.replace(
+        checked,
+        result=dataclasses.replace(checked.result, valid=placed.valid, issues=listed),
+        counts=counts,
+        listed=listed,
     )
 
 

@@ -20,7 +20,6 @@ from rosterflow.storage import StorageError, report_keys
 from services.validator import errors, plan, store
 from services.validator.check import CheckResult, Limits, Stopped, check_file
 from services.validator.errors import FileError
-from services.validator.grades import SchoolLevel
 from services.validator.identity import IdentityError
 from services.validator.mapping import Mappings
 from services.validator.messages import RowCode
@@ -64,6 +63,10 @@ async def validate(rt: Runtime, job: Job) -> Job:
             raise JobCancelled(job.id)
         async with rt.pool.acquire() as conn:
             unit = await store.unit_of(conn, job.unit_id, job.format)
+            # A guardian file's rows are for the unit's students as they are now.
+            students = (
+                await store.active_students(conn, job.unit_id) if job.guardians_only else None
+            )
         if unit is None:
             await rt.end_job(
                 job.id,
@@ -89,7 +92,8 @@ async def validate(rt: Runtime, job: Job) -> Job:
         # table exists (committed) only once the plan is.
         async with plan.JobRowsFeed(rt, job) as feed:
             try:
-                result = await asyncio.to_thread(_check, rt, job, level, progress, feed, mappings)
+                rules = Rules(date.today(), level, job.treat_as_upper_secondary, students)
+                result = await asyncio.to_thread(_check, rt, job, rules, progress, feed, mappings)
             finally:
                 await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))
             planned = await plan.compute(rt, job, valid_key, invalid_key, feed)
@@ -156,7 +160,7 @@ for _code in (*IdentityError, *RowCode):
 def _check(
     rt: Runtime,
     job: Job,
-    level: SchoolLevel,
+    rules: Rules,
     progress: Callable[[int], None],
     mirror: ValidRowsMirror,
     mappings: Mappings,
@@ -169,7 +173,7 @@ def _check(
     return check_file(
         Upload(lambda: rt.store.open_input(job.file_key), size),
         job.request,
-        Rules(today=date.today(), level=level, upper_secondary=job.treat_as_upper_secondary),
+        rules,
         limits=Limits(
             max_rows=rt.settings.imports.max_rows,
             max_bytes=rt.settings.storage.max_upload_bytes,

@@ -37,6 +37,9 @@ class RowCode(StrEnum):
     ROW_ISSUES_NOT_LISTED = "row_issues_not_listed"
     PROTECTED_IDENTITY_UNCLEAR = "protected_identity_unclear"
     GUARDIAN_IDENTITY_INVALID = "guardian_identity_invalid"
+    GUARDIAN_STUDENT_UNKNOWN = "guardian_student_unknown"
+    GUARDIANS_TOO_MANY = "guardians_too_many"
+    GUARDIAN_CONFLICT = "guardian_conflict"
 
 
 class Message(NamedTuple):
@@ -158,6 +161,27 @@ MESSAGES: Final[Mapping[str, Message]] = {
         "Rätta numret.",
         "The guardian's identity number is invalid — the guardian is imported without it. "
         "Correct the number.",
+    ),
+    RowCode.GUARDIAN_STUDENT_UNKNOWN: Message(
+        "error",
+        "Eleven med personnumret är inte aktiv i enheten — vårdnadshavaren importeras inte. "
+        "Importera eleven först, eller välj rätt enhet.",
+        "The student with this identity number is not active in the unit — the guardian is "
+        "not imported. Import the student first, or choose the right unit.",
+    ),
+    RowCode.GUARDIANS_TOO_MANY: Message(
+        "error",
+        "Eleven har redan två vårdnadshavare på tidigare rader — raden importeras inte. "
+        "Ta bort den vårdnadshavare som inte ska vara med.",
+        "The student already has two guardians on earlier rows — the row is not imported. "
+        "Remove the guardian who should not be there.",
+    ),
+    RowCode.GUARDIAN_CONFLICT: Message(
+        "error",
+        "Vårdnadshavaren finns på en tidigare rad för samma elev med andra uppgifter — "
+        "raden importeras inte. Ta bort eller rätta dubbletten.",
+        "The guardian is on an earlier row for the same student with different data — the "
+        "row is not imported. Remove or correct the duplicate.",
     ),
     RowCode.DUPLICATE_CONFLICT: Message(
         "error",

@@ -306,7 +306,12 @@ async def _plan(
     to the report)."""
     # Read-only: the plan is the importer's own classification, nothing is written.
     counts = await merge.classify_staged(
-        conn, job.organisation_id, job.unit_id, job.school_year, staged
+        conn,
+        job.organisation_id,
+        job.unit_id,
+        job.school_year,
+        staged,
+        guardians_only=job.guardians_only,
     )
     if not job.archive_missing:
         return counts, 0, False, None
@@ -345,6 +350,7 @@ async def _result(
         reactivate=counts.reactivated,
         guardians_create=counts.guardians_created,
         guardians_update=counts.guardians_updated,
+        guardians_unchanged=counts.guardians_unchanged,
         archive=archive,
         archive_held=held,
     )

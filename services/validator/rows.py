@@ -76,6 +76,8 @@ class Rules:
     today: date
     level: SchoolLevel = "unspecified"
     upper_secondary: bool = False
+    students: pa.Array | None = None
+    """A guardian file's: the identity numbers of the unit's active students."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,13 @@ SELECT u.school_level,
   FROM units u WHERE u.id = $1
 """
 
+# A guardian file's students: who the unit has, by identity number (the journal's own form).
+ACTIVE_STUDENTS = """
+SELECT coalesce(array_agg(p.identity_number), '{}') FROM enrolments e
+  JOIN patients p ON p.id = e.patient_id
+ WHERE e.unit_id = $1 AND e.status = 'active'
+"""
+
 ARCHIVE_PEOPLE = """
 SELECT identity_number, given_name, family_name FROM patients
  WHERE id = ANY($1::uuid[])
@@ -43,6 +50,12 @@ async def unit_of(
         raise ValueError(f"unknown school level {level!r}")
     mappings = {key: Remembered(columns, org) for key, columns, org in row["mappings"]}
     return cast(SchoolLevel, level), mappings
+
+
+async def active_students(conn: Connection, unit_id: UUID) -> pa.Array:
+    """The identity numbers of the unit's active students."""
+    numbers = await conn.fetchval(ACTIVE_STUDENTS, unit_id)
+    return pa.array(numbers, pa.string())
 
 
 async def archive_people(conn: Connection, patient_ids: Sequence[UUID]) -> pa.Table:

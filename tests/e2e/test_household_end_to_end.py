@@ -100,7 +100,7 @@ async def test_a_protected_identity_is_stored_flagged_and_its_contact_data_nowhe
     assert (second["plan"]["guardians_create"], second["plan"]["guardians_update"]) == (0, 0)
     assert second_counts == {
         "created": 0, "updated": 0, "unchanged": 3, "reactivated": 0,
-        "guardians_created": 0, "guardians_updated": 0,
+        "guardians_created": 0, "guardians_updated": 0, "guardians_unchanged": 3,
     }  # fmt: skip
 
     patients = {

@@ -175,7 +175,9 @@ async def test_protected_identities_and_guardians_by_each_apply_path(
         assert (
             again_plan
             == again
-            == events.ImportCounts(created=0, updated=0, unchanged=3, reactivated=0)
+            == events.ImportCounts(
+                created=0, updated=0, unchanged=3, reactivated=0, guardians_unchanged=4
+            )
         )
         assert await versions(conn, school) == written
         assert await journal(conn, school) == stored

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -64,14 +64,21 @@ def run_check(
     store_dir: Path | None = None,
     progress: Callable[[int], None] = lambda rows: None,
     mappings: Mappings | None = None,
+    students: Sequence[str] | None = None,
 ) -> Checked:
-    """check_file on in-memory bytes, the report written to a local object store."""
+    """check_file on in-memory bytes, the report written to a local object store;
+    ``students``: a guardian file's unit's active students."""
     with tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore(pafs.LocalFileSystem(), str(store_dir or tmp))
         result = check_file(
             Upload(lambda: pa.BufferReader(data), len(data)),
             request(fmt, upper_secondary=upper_secondary),
-            Rules(today=TODAY, level=level, upper_secondary=upper_secondary),
+            Rules(
+                today=TODAY,
+                level=level,
+                upper_secondary=upper_secondary,
+                students=None if students is None else pa.array(students, pa.string()),
+            ),
             limits=Limits(max_rows=max_rows, max_bytes=max_bytes),
             report=ReportWriter(store, VALID_KEY, INVALID_KEY),
             stop=stop,

@@ -212,7 +212,7 @@ def test_schoolsoft_student_export_is_read_as_csv_or_xlsx(container: str) -> Non
         pytest.param(
             text(["student_socialnumber", "socialnumber", "fname", "lname"], [NUMBERS[0]] * 4),
             FileFormat.SCHOOLSOFT,
-            "SchoolSoft's guardian export",
+            "SchoolSoft guardian export",
             id="schoolsoft-guardians-as-students",
         ),
         pytest.param(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -23,6 +26,11 @@ PATIENT_COLUMNS = (
 _GUARDIAN_CONTACT = ", ".join(f"{{g}}.{c}" for c in CONTACT_COLUMNS)
 
 
+def _given(position: int, row: str) -> str:
+    """The row (``row``: its alias and a dot, or nothing) names the guardian at ``position``."""
+    return f"num_nonnulls({', '.join(f'{row}guardian{position}_{f}' for f in GUARDIAN_FIELDS)}) > 0"
+
+
 def _guardian_state(position: int) -> str:
     """What the file does to the student's guardian at ``position``: 'new', 'changed',
     'withheld' (a protected student's stored contact data to clear), or null: nothing.
@@ -30,7 +38,7 @@ def _guardian_state(position: int) -> str:
     A guardian the file leaves blank stays as stored: a file without guardian
     columns says nothing about them."""
     g, s = f"g{position}", f"s.guardian{position}_"
-    given = f"num_nonnulls({', '.join(s + f for f in GUARDIAN_FIELDS)}) > 0"
+    given = _given(position, "s.")
     stored = ", ".join(f"{g}.{f}" for f in GUARDIAN_FIELDS)
     return f"""CASE WHEN {given} AND {g}.patient_id IS NULL THEN 'new'
             WHEN {given} AND ({stored}) IS DISTINCT FROM
@@ -54,7 +62,10 @@ _SQL_PARTS = {
               + count(*) FILTER (WHERE guardian2_state = 'new') AS guardians_new,
        count(*) FILTER (WHERE guardian1_state IN ('changed', 'withheld'))
               + count(*) FILTER (WHERE guardian2_state IN ('changed', 'withheld'))
-              AS guardians_changed""",
+              AS guardians_changed,
+       count(*) FILTER (WHERE guardian1_state IS NULL AND {given1})
+              + count(*) FILTER (WHERE guardian2_state IS NULL AND {given2})
+              AS guardians_same""".format(given1=_given(1, ""), given2=_given(2, "")),
 }
 
 
@@ -65,15 +76,35 @@ def _fill(sql: str) -> str:
     return sql
 
 
-def _guardian_writes(position: int) -> tuple[tuple[str, str, tuple[str, ...], str], ...]:
+class Write(NamedTuple):
+    """One write of an apply, reading the resolved rows alone."""
+
+    name: str
+    runs_if: str
+    """The resolved rows' count that says it has something to do."""
+    params: tuple[str, ...]
+    """The parameters it uses: {organisation}, {unit}, {year} in its text."""
+    sql: str
+
+
+def _guardian_writes(position: int) -> tuple[Write, ...]:
     """The writes of the guardians at ``position``: the new, the changed, the withheld."""
     fields = ", ".join(GUARDIAN_FIELDS)
     given = ", ".join(f"guardian{position}_{f}" for f in GUARDIAN_FIELDS)
-    changed = ", ".join(f"{f} = r.guardian{position}_{f}" for f in GUARDIAN_FIELDS)
-    cleared = ", ".join(f"{c} = NULL" for c in CONTACT_COLUMNS)
-    match = f"g.patient_id = r.patient_id AND g.position = {position}"
+
+    def update(state: str, assignments: str) -> Write:
+        return Write(
+            f"guardians{position}_{state}",
+            "guardians_changed",
+            (),
+            f"""UPDATE guardians g SET {assignments}, updated_at = now()
+  FROM resolved r
+ WHERE r.guardian{position}_state = '{state}'
+   AND g.patient_id = r.patient_id AND g.position = {position}""",
+        )
+
     return (
-        (
+        Write(
             f"guardians{position}_new",
             "guardians_new",
             (),
@@ -81,20 +112,8 @@ def _guardian_writes(position: int) -> tuple[tuple[str, str, tuple[str, ...], st
 SELECT patient_id, {position}, {given}
   FROM resolved WHERE guardian{position}_state = 'new'""",
         ),
-        (
-            f"guardians{position}_changed",
-            "guardians_changed",
-            (),
-            f"""UPDATE guardians g SET {changed}, updated_at = now()
-  FROM resolved r WHERE r.guardian{position}_state = 'changed' AND {match}""",
-        ),
-        (
-            f"guardians{position}_withheld",
-            "guardians_changed",
-            (),
-            f"""UPDATE guardians g SET {cleared}, updated_at = now()
-  FROM resolved r WHERE r.guardian{position}_state = 'withheld' AND {match}""",
-        ),
+        update("changed", ", ".join(f"{f} = r.guardian{position}_{f}" for f in GUARDIAN_FIELDS)),
+        update("withheld", ", ".join(f"{c} = NULL" for c in CONTACT_COLUMNS)),
     )
 
 
@@ -178,10 +197,8 @@ SELECT count(*) AS staged,
 # The writes, each reading the resolved rows alone. Their parameters are named
 # here ({organisation}, {unit}, {year}) and numbered for each use: as statements
 # of their own after RESOLVE, or as the parts of APPLY_ROWS.
-WRITES = (
-    # (name, the resolved rows' count that says it has something to do, the
-    # parameters it uses, statement)
-    (
+WRITES: tuple[Write, ...] = (
+    Write(
         "patients_new",
         "created",
         ("organisation",),
@@ -189,7 +206,7 @@ WRITES = (
 SELECT patient_id, {organisation}, identity_number, {patient}
   FROM resolved WHERE new_patient"""),
     ),
-    (
+    Write(
         "patients_changed",
         "patients_changed",
         (),
@@ -198,14 +215,14 @@ SELECT patient_id, {organisation}, identity_number, {patient}
   FROM resolved r
  WHERE r.patient_changed AND p.id = r.patient_id"""),
     ),
-    (
+    Write(
         "enrolments_new",
         "enrolments_new",
         ("unit",),
         """INSERT INTO enrolments (patient_id, unit_id)
 SELECT patient_id, {unit} FROM resolved WHERE enrolment_status IS NULL""",
     ),
-    (
+    Write(
         "enrolments_reactivated",
         "reactivated",
         ("unit",),
@@ -214,7 +231,7 @@ SELECT patient_id, {unit} FROM resolved WHERE enrolment_status IS NULL""",
   FROM resolved r
  WHERE r.enrolment_status = 'archived' AND e.unit_id = {unit} AND e.patient_id = r.patient_id""",
     ),
-    (
+    Write(
         "placements_new",
         "placements_new",
         ("unit", "year"),
@@ -223,7 +240,7 @@ SELECT patient_id, {unit} FROM resolved WHERE enrolment_status IS NULL""",
 SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
   FROM resolved WHERE new_placement""",
     ),
-    (
+    Write(
         "placements_changed",
         "placements_changed",
         ("unit", "year"),
@@ -242,24 +259,140 @@ WRITE_STATEMENTS = {
     name: sql.format(**{p: f"${i}" for i, p in enumerate(params, 1)})
     for name, _, params, sql in WRITES
 }
+GUARDIAN_WRITES = tuple(write for write in WRITES if write[0].startswith("guardians"))
+
+
+def _apply_rows(resolved_rows: str, writes: tuple[Write, ...], counts: str) -> str:
+    """A small set's apply as one statement: the resolved rows as a CTE, the writes as
+    data-modifying CTEs reading it, and the counts as its result. A write with nothing
+    to do scans the resolved rows and stops there (EXPLAIN: its join is never
+    executed). The foreign keys are checked at the end of the statement, so an
+    enrolment finds the patient a sibling CTE inserted."""
+    return (
+        f"WITH resolved AS MATERIALIZED ({resolved_rows}),\n"
+        + ",\n".join(
+            f"{name} AS (\n{sql.format(organisation='$1', unit='$2', year='$3')}\n)"
+            for name, _, _, sql in writes
+        )
+        + counts
+    )
+
 
 # A small set's statements: the same text as the staged ones, reading the rows
-# from arrays. The apply is one statement: RESOLVE's rows as a CTE, the writes
-# as data-modifying CTEs reading it, and COUNT_RESOLVED's counts as its result.
-# A write with nothing to do scans the resolved rows and stops there (EXPLAIN:
-# its join is never executed). The foreign keys are checked at the end of the
-# statement, so an enrolment finds the patient a sibling CTE inserted.
+# from arrays.
 CLASSIFY_ROWS = CLASSIFY.format(staged=rows_from_arrays(4))
-APPLY_ROWS = (
-    "WITH resolved AS MATERIALIZED ("
-    + RESOLVED_ROWS.format(staged=rows_from_arrays(4))
-    + "),\n"
-    + ",\n".join(
-        f"{name} AS (\n{sql.format(organisation='$1', unit='$2', year='$3')}\n)"
-        for name, _, _, sql in WRITES
-    )
-    + COUNT_RESOLVED
+APPLY_ROWS = _apply_rows(RESOLVED_ROWS.format(staged=rows_from_arrays(4)), WRITES, COUNT_RESOLVED)
+
+# A guardian file (FileFormat.guardians_only): its rows, up to two a student
+# each naming one guardian, as one row a student of the unit, shaped like a
+# staged row: the student's own data as stored (the file changes nothing of
+# theirs), their guardians as the file names them (each row names one, so
+# max() per column takes the one given), and the mark of a protected identity
+# from the journal, which keeps the guardians' contact data out as a student
+# file's mark does. A student not active in the unit is not in it: the check
+# made their rows invalid, and one archived since is left alone.
+_GUARDIAN_VALUES = ",\n       ".join(
+    f"max(f.guardian{n}_{field}) AS guardian{n}_{field}"
+    if field not in CONTACT_COLUMNS
+    else f"CASE WHEN p.protected_identity THEN NULL ELSE max(f.guardian{n}_{field}) END"
+    f" AS guardian{n}_{field}"
+    for n in (1, 2)
+    for field in GUARDIAN_FIELDS
 )
+STUDENT_GUARDIANS = f"""(
+SELECT p.identity_number, p.identity_kind, p.given_name, p.family_name,
+       NULL::text AS school_form, NULL::smallint AS grade_year, NULL::text AS class_name,
+       {", ".join(f"p.{c}" for c in CONTACT_COLUMNS)}, p.protected_identity,
+       {_GUARDIAN_VALUES}
+  FROM {{staged}} f
+  JOIN patients p ON p.organisation_id = $1 AND p.identity_number = f.identity_number
+  JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id AND e.status = 'active'
+ GROUP BY p.id)"""
+# RESOLVED_ROWS for a guardian file: nothing but the guardians differs.
+GUARDIAN_RESOLVED_ROWS = _fill(f"""
+SELECT s.*, p.id AS patient_id, false AS new_patient, false AS patient_changed,
+       'active' AS enrolment_status, false AS new_placement, false AS placement_changed,
+       {{guardian_states}}
+  FROM {STUDENT_GUARDIANS} s
+  JOIN patients p ON p.organisation_id = $1 AND p.identity_number = s.identity_number
+  {{guardian_joins}}
+ ORDER BY patient_id
+""")
+COUNT_GUARDIANS = _fill("""
+SELECT {guardian_counts}
+  FROM resolved
+""")
+GUARDIAN_CLASSIFY = "WITH resolved AS (" + GUARDIAN_RESOLVED_ROWS + ")" + COUNT_GUARDIANS
+GUARDIAN_CLASSIFY_ROWS = GUARDIAN_CLASSIFY.format(staged=rows_from_arrays(3))
+GUARDIAN_APPLY_ROWS = _apply_rows(
+    GUARDIAN_RESOLVED_ROWS.format(staged=rows_from_arrays(3)), GUARDIAN_WRITES, COUNT_GUARDIANS
+)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """The statements of one kind of import: a roster's, or a guardian file's."""
+
+    classify: str
+    classify_rows: str
+    resolve: str
+    count: str
+    apply_rows: str
+    writes: tuple[Write, ...]
+    counts: Callable[[asyncpg.Record], ImportCounts]
+    with_year: bool
+    """Whether the statements take the school year ($3) after the organisation and unit."""
+
+    def args(self, organisation_id: UUID, unit_id: UUID, school_year: str) -> tuple[object, ...]:
+        year = (school_year,) if self.with_year else ()
+        return (organisation_id, unit_id, *year)
+
+
+def _counts(row: asyncpg.Record) -> ImportCounts:
+    """CLASSIFY's or COUNT_RESOLVED's counts: a patient counts once."""
+    created, updated, reactivated = row["created"], row["updated"], row["reactivated"]
+    return ImportCounts(
+        created=created,
+        updated=updated,
+        reactivated=reactivated,
+        unchanged=row["staged"] - created - updated - reactivated,
+        **_guardian_counts(row).model_dump(include=_GUARDIAN_COUNTS),
+    )
+
+
+_GUARDIAN_COUNTS = {"guardians_created", "guardians_updated", "guardians_unchanged"}
+
+
+def _guardian_counts(row: asyncpg.Record) -> ImportCounts:
+    """A guardian file's counts: guardians only, no patient is written."""
+    return ImportCounts(
+        created=0,
+        updated=0,
+        unchanged=0,
+        reactivated=0,
+        guardians_created=row["guardians_new"],
+        guardians_updated=row["guardians_changed"],
+        guardians_unchanged=row["guardians_same"],
+    )
+
+
+_ROSTER = _Kind(
+    CLASSIFY, CLASSIFY_ROWS, RESOLVE, COUNT_RESOLVED, APPLY_ROWS, WRITES, _counts, with_year=True
+)
+_GUARDIAN_FILE = _Kind(
+    GUARDIAN_CLASSIFY,
+    GUARDIAN_CLASSIFY_ROWS,
+    "INSERT INTO resolved" + GUARDIAN_RESOLVED_ROWS,
+    COUNT_GUARDIANS,
+    GUARDIAN_APPLY_ROWS,
+    GUARDIAN_WRITES,
+    _guardian_counts,
+    with_year=False,
+)
+
+
+def _kind(guardians_only: bool) -> _Kind:
+    return _GUARDIAN_FILE if guardians_only else _ROSTER
 
 
 async def lock_organisation(conn: Connection, organisation_id: UUID) -> None:
@@ -273,16 +406,19 @@ async def classify_staged(
     unit_id: UUID,
     school_year: str,
     staged: Staged = STAGED,
+    *,
+    guardians_only: bool = False,
 ) -> ImportCounts:
     """What applying would do (the plan); nothing is written but statistics.
 
-    ``staged``: the relation of the staged rows, or the rows themselves (``RowArrays``)."""
+    ``staged``: the relation of the staged rows, or the rows themselves (``RowArrays``);
+    ``guardians_only``: the rows are a guardian file's."""
+    kind = _kind(guardians_only)
+    args = kind.args(organisation_id, unit_id, school_year)
     if isinstance(staged, RowArrays):
-        row = await conn.fetchrow(
-            CLASSIFY_ROWS, organisation_id, unit_id, school_year, *staged.columns
-        )
+        row = await conn.fetchrow(kind.classify_rows, *args, *staged.columns)
         assert row is not None
-        return _counts(row)
+        return kind.counts(row)
     # A new table has no statistics until analysed; without them the planner
     # joins a million rows by nested loops. A job's own table keeps them for
     # the importer. Of a job's table only the join key is analysed: the
@@ -292,22 +428,9 @@ async def classify_staged(
         await conn.execute(f"ANALYZE {staged} (identity_number)")
     elif not staging.few_staged(conn):
         await conn.execute(f"ANALYZE {staged}")
-    row = await conn.fetchrow(CLASSIFY.format(staged=staged), organisation_id, unit_id, school_year)
+    row = await conn.fetchrow(kind.classify.format(staged=staged), *args)
     assert row is not None
-    return _counts(row)
-
-
-def _counts(row: asyncpg.Record) -> ImportCounts:
-    """CLASSIFY's or COUNT_RESOLVED's counts: a patient counts once."""
-    created, updated, reactivated = row["created"], row["updated"], row["reactivated"]
-    return ImportCounts(
-        created=created,
-        updated=updated,
-        reactivated=reactivated,
-        unchanged=row["staged"] - created - updated - reactivated,
-        guardians_created=row["guardians_new"],
-        guardians_updated=row["guardians_changed"],
-    )
+    return kind.counts(row)
 
 
 async def apply_staged(
@@ -316,37 +439,38 @@ async def apply_staged(
     unit_id: UUID,
     school_year: str,
     staged: Staged = STAGED,
+    *,
+    guardians_only: bool = False,
 ) -> ImportCounts:
     """Apply the staged rows (``staged``: a job's own table, analysed by the plan, or
-    the rows themselves, ``RowArrays``); a row that changes nothing writes nothing."""
+    the rows themselves, ``RowArrays``); a row that changes nothing writes nothing.
+    A guardian file's rows (``guardians_only``) write guardians and nothing else."""
+    kind = _kind(guardians_only)
+    args = kind.args(organisation_id, unit_id, school_year)
     await lock_organisation(conn, organisation_id)
     if isinstance(staged, RowArrays):
         # One statement, no temporary table: RESOLVE, the writes and the counts.
-        row = await conn.fetchrow(
-            APPLY_ROWS, organisation_id, unit_id, school_year, *staged.columns
-        )
+        row = await conn.fetchrow(kind.apply_rows, *args, *staged.columns)
         assert row is not None
-        counts = _counts(row)
+        counts = kind.counts(row)
         await _refresh_statistics(conn, counts)
         return counts
     # Statistics for the temporary tables, or the planner joins a million
     # rows by nested loops.
     if staged == STAGED and not staging.few_staged(conn):
         await conn.execute("ANALYZE staged")
-    status: str = await conn.execute(
-        RESOLVE.format(staged=staged), organisation_id, unit_id, school_year
-    )
+    status: str = await conn.execute(kind.resolve.format(staged=staged), *args)
     if int(status.split()[-1]) >= staging.ANALYZE_FROM_ROWS:
         await conn.execute("ANALYZE resolved")
-    row = await conn.fetchrow(COUNT_RESOLVED)
+    row = await conn.fetchrow(kind.count)
     assert row is not None
-    counts = _counts(row)
+    counts = kind.counts(row)
     # Each write runs only when the resolved rows hold something for it: a
     # statement with nothing to do still costs its join (an UPDATE of no rows
     # probed the unit's placements once per resolved row, ~5 ms for 200 rows).
     values = {"organisation": organisation_id, "unit": unit_id, "year": school_year}
-    for name, count, params, _ in WRITES:
-        if row[count]:
+    for name, runs_if, params, _ in kind.writes:
+        if row[runs_if]:
             await conn.execute(WRITE_STATEMENTS[name], *(values[p] for p in params))
     await _refresh_statistics(conn, counts)
     return counts

@@ -37,8 +37,9 @@ CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS staged (
     identity_number text NOT NULL,
     identity_kind text NOT NULL,
-    given_name text NOT NULL,
-    family_name text NOT NULL,
+    -- A guardian file's rows name no student (patients' own columns refuse a null).
+    given_name text,
+    family_name text,
     school_form text,
     grade_year smallint,
     class_name text,

@@ -25,6 +25,7 @@ ACCEPT = {
     events.FileFormat.ROSTERFLOW_XLSX: ".xlsx",
     events.FileFormat.SCHOOLSOFT: ".csv,.txt,.xlsx",
     events.FileFormat.SCHOOLSOFT_DAT: ".dat,.txt,.csv",
+    events.FileFormat.SCHOOLSOFT_GUARDIANS: ".csv,.txt,.xlsx",
     events.FileFormat.ONEROSTER: ".zip",
 }
 FORMAT_NAMES = {
@@ -32,6 +33,7 @@ FORMAT_NAMES = {
     events.FileFormat.ROSTERFLOW_XLSX: "rosterflow Excel (XLSX)",
     events.FileFormat.SCHOOLSOFT: "SchoolSoft (CSV/XLSX)",
     events.FileFormat.SCHOOLSOFT_DAT: "SchoolSoft .dat (IST-format)",
+    events.FileFormat.SCHOOLSOFT_GUARDIANS: "SchoolSoft vårdnadshavare (CSV/XLSX)",
     events.FileFormat.ONEROSTER: "OneRoster 1.1/1.2 (zip)",
 }
 SchoolYear = Annotated[str | None, Query(pattern=events.SCHOOL_YEAR_PATTERN)]

@@ -23,6 +23,7 @@ from services.validator.formats import (
     rosterflow_xlsx,
     schoolsoft,
     schoolsoft_dat,
+    schoolsoft_guardians,
 )
 from services.validator.formats.base import Lookalike, RosterFormat
 from services.validator.header import LABELS, Layout, clean_header, fold, missing_required
@@ -45,10 +46,13 @@ FORMATS: Mapping[FileFormat, RosterFormat] = {
         rosterflow_xlsx.FORMAT,
         schoolsoft.FORMAT,
         schoolsoft_dat.FORMAT,
+        schoolsoft_guardians.FORMAT,
         oneroster.FORMAT,
     )
 }
-LOOKALIKES: tuple[Lookalike, ...] = (schoolsoft.GUARDIANS, lookalikes.ONEROSTER_USERS)
+LOOKALIKES: tuple[Lookalike, ...] = (schoolsoft_guardians.LOOKALIKE, lookalikes.ONEROSTER_USERS)
+"""Files chosen under another format by mistake, told apart before their columns are mapped;
+the guardian export's is its own format's: chosen as that, it is no mistake."""
 
 _SAVE_AS_XLSX = Label(
     "Spara den som Excel-arbetsbok (.xlsx) och ladda upp den igen.",
@@ -117,6 +121,8 @@ def open_roster(
     # Before the columns: a guardian export has the student columns too.
     for lookalike in LOOKALIKES:
         # A zip is read by its own format; the lookalikes are single files.
+        if lookalike.label == fmt.label:
+            continue  # the file is what was chosen
         if not mapped and container is not Container.ZIP and lookalike.matches(folded):
             raise errors.wrong_format(lookalike.label, _quoted(fmt.label))
     layout = fmt.layout(header, mapped)

@@ -1,14 +1,15 @@
 """SchoolSoft's student export (CSV or XLSX), recognised by its ``socialnumber`` column.
 
-SchoolSoft's guardian export (``student_socialnumber``) is a different file;
-choosing it for a student import is a file-level error, not a pile of rows.
+SchoolSoft's guardian export (``student_socialnumber``) is a format of its own
+(schoolsoft_guardians.py); choosing this one for it is a file-level error, not
+a pile of rows.
 """
 
 from __future__ import annotations
 
 from rosterflow.events import FileFormat
 from services.validator.errors import Label
-from services.validator.formats.base import Lookalike, RosterFormat, aliases
+from services.validator.formats.base import RosterFormat, aliases
 from services.validator.formats.rosterflow_csv import PROTECTED
 from services.validator.sniff import Container
 
@@ -35,9 +36,4 @@ FORMAT = RosterFormat(
     containers=frozenset({Container.TEXT, Container.XLSX}),
     aliases=ALIASES,
     template={"identity": "socialnumber", "given_name": "fname", "family_name": "lname"},
-)
-
-GUARDIANS = Lookalike(
-    Label("SchoolSofts vårdnadshavarexport", "SchoolSoft's guardian export"),
-    frozenset({"studentsocialnumber"}),
 )
