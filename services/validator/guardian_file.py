@@ -3,7 +3,10 @@
 A guardian file (``FileFormat.guardians_only``) has a row a guardian, keyed by
 the student's identity number; its format reads the guardian into the first
 guardian's columns and the guardian's names into the name columns, so the
-row rules run on it as on any roster row. Then, a chunk at a time:
+row rules run on it as on any roster row. The file has no mark of a
+protected identity: the journal's is its students' (``Rules.protected_students``),
+so a protected student's guardian's contact data is dropped before any rule
+sees it, as the template's is. Then, a chunk at a time:
 
 * ``of_students`` (on the checking threads): a row whose student is not an
   active patient of the unit, as the journal is when the file is checked, is

@@ -64,8 +64,10 @@ async def validate(rt: Runtime, job: Job) -> Job:
         async with rt.pool.acquire() as conn:
             unit = await store.unit_of(conn, job.unit_id, job.format)
             # A guardian file's rows are for the unit's students as they are now.
-            students = (
-                await store.active_students(conn, job.unit_id) if job.guardians_only else None
+            students, protected = (
+                await store.active_students(conn, job.unit_id)
+                if job.guardians_only
+                else (None, None)
             )
         if unit is None:
             await rt.end_job(
@@ -92,7 +94,9 @@ async def validate(rt: Runtime, job: Job) -> Job:
         # table exists (committed) only once the plan is.
         async with plan.JobRowsFeed(rt, job) as feed:
             try:
-                rules = Rules(date.today(), level, job.treat_as_upper_secondary, students)
+                rules = Rules(
+                    date.today(), level, job.treat_as_upper_secondary, students, protected
+                )
                 result = await asyncio.to_thread(_check, rt, job, rules, progress, feed, mappings)
             finally:
                 await asyncio.gather(*(asyncio.wrap_future(f) for f in recorded))

@@ -78,6 +78,8 @@ class Rules:
     upper_secondary: bool = False
     students: pa.Array | None = None
     """A guardian file's: the identity numbers of the unit's active students."""
+    protected_students: pa.Array | None = None
+    """A guardian file's: those of them the journal marks protected (the file has no mark)."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,11 @@ def validate_batch(
         identity = IdentityColumn(*(column.filter(kept) for column in identity))
         control = {name: found.filter(kept) for name, found in control.items()}
     marks = Marks(cleaned["protected"])
+    if rules.protected_students is not None and len(rules.protected_students):
+        marks.protected = pc.or_(
+            marks.protected,
+            pc.is_in(identity.normalised, value_set=rules.protected_students),
+        )
     protected_rows = pc.sum(marks.protected).as_py() or 0
     if protected_rows:
         # Before any rule: a protected student's contact data is in no issue either.

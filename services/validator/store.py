@@ -25,7 +25,10 @@ SELECT u.school_level,
 
 # A guardian file's students: who the unit has, by identity number (the journal's own form).
 ACTIVE_STUDENTS = """
-SELECT coalesce(array_agg(p.identity_number), '{}') FROM enrolments e
+SELECT coalesce(array_agg(p.identity_number), '{}') AS students,
+       coalesce(array_agg(p.identity_number) FILTER (WHERE p.protected_identity), '{}')
+         AS protected
+  FROM enrolments e
   JOIN patients p ON p.id = e.patient_id
  WHERE e.unit_id = $1 AND e.status = 'active'
 """
@@ -52,10 +55,11 @@ async def unit_of(
     return cast(SchoolLevel, level), mappings
 
 
-async def active_students(conn: Connection, unit_id: UUID) -> pa.Array:
-    """The identity numbers of the unit's active students."""
-    numbers = await conn.fetchval(ACTIVE_STUDENTS, unit_id)
-    return pa.array(numbers, pa.string())
+async def active_students(conn: Connection, unit_id: UUID) -> tuple[pa.Array, pa.Array]:
+    """The identity numbers of the unit's active students, and of those of them protected."""
+    row = await conn.fetchrow(ACTIVE_STUDENTS, unit_id)
+    assert row is not None
+    return pa.array(row["students"], pa.string()), pa.array(row["protected"], pa.string())
 
 
 async def archive_people(conn: Connection, patient_ids: Sequence[UUID]) -> pa.Table:

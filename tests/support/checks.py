@@ -65,9 +65,11 @@ def run_check(
     progress: Callable[[int], None] = lambda rows: None,
     mappings: Mappings | None = None,
     students: Sequence[str] | None = None,
+    protected_students: Sequence[str] = (),
 ) -> Checked:
     """check_file on in-memory bytes, the report written to a local object store;
-    ``students``: a guardian file's unit's active students."""
+    ``students``: a guardian file's unit's active students (``protected_students``
+    of them marked protected in the journal)."""
     with tempfile.TemporaryDirectory() as tmp:
         store = ObjectStore(pafs.LocalFileSystem(), str(store_dir or tmp))
         result = check_file(
@@ -78,6 +80,7 @@ def run_check(
                 level=level,
                 upper_secondary=upper_secondary,
                 students=None if students is None else pa.array(students, pa.string()),
+                protected_students=pa.array(protected_students, pa.string()),
             ),
             limits=Limits(max_rows=max_rows, max_bytes=max_bytes),
             report=ReportWriter(store, VALID_KEY, INVALID_KEY),

@@ -190,3 +190,31 @@ def test_archive_missing_is_refused_for_a_guardian_file() -> None:
     assert refused is not None
     assert "archive missing" in refused.message
     assert guardians.refuses(reader, archive_missing=False) is None
+
+
+def test_a_protected_students_guardian_is_read_without_contact_data() -> None:
+    open_student, hidden = STUDENTS[:2]
+    secret = "hemlig@example.org;070-999 88 77;;;Hemligvägen 7;54321;Gömstaby"
+    data = guardian_file(
+        row(open_student, GUARDIANS[0], "Karin", "Berg", "karin@example.org;;;;;;"),
+        row(hidden, GUARDIANS[1], "Eva", "Ek", secret),
+        # Invalid contact data of theirs is no warning either: no issue holds it.
+        row(hidden, GUARDIANS[2], "Olof", "Ek", "inte-en-adress;12;;;Hemligvägen 7;1;Ort"),
+    )
+
+    result = run_check(
+        data, fmt=FileFormat.SCHOOLSOFT_GUARDIANS, students=STUDENTS, protected_students=[hidden]
+    )
+
+    assert (result.counts.valid, result.counts.warnings) == (3, 0)
+    assert result.counts.protected_identities == 2
+    found = guardians_of(result)
+    contact = ("email", "phone", "phone_2", "phone_3", "street", "postcode", "city")
+    assert [(g["name"], g["identity_number"]) for g in found[hidden]] == [
+        ("Eva Ek", GUARDIANS[1]), ("Olof Ek", GUARDIANS[2]),
+    ]  # fmt: skip
+    assert {g[c] for g in found[hidden] for c in contact} == {None}
+    assert found[open_student][0]["email"] == "karin@example.org"
+    written = str(result.valid.to_pylist()) + str(result.issues.to_pylist())
+    assert "Hemligvägen" not in written
+    assert "hemlig@" not in written
