@@ -149,8 +149,12 @@ class ValidRow(BaseModel):
     line: int
     identity_number: str
     identity_kind: str
-    given_name: str
-    family_name: str
+    given_name: str | None = Field(
+        description="Null in a guardian file's rows: they name no student"
+    )
+    family_name: str | None = Field(
+        description="Null in a guardian file's rows: they name no student"
+    )
     school_form: str | None
     grade_year: int | None
     class_name: str | None

@@ -32,6 +32,7 @@ def objects(settings: Settings) -> list[Path]:
         ({"school_year": "2026-2027"}, 422, "school_year_malformed"),
         ({"school_year": "2026/2028"}, 422, "school_year_malformed"),
         ({"treat_as_upper_secondary": "true"}, 422, "option_not_allowed"),
+        ({"format": "schoolsoft_guardians", "archive_missing": "true"}, 422, "option_not_allowed"),
         ({"archive_missing": "perhaps"}, 422, "invalid_request"),
         ({"file_name": None}, 422, "invalid_request"),
         ({"organisation_id": "not-a-uuid"}, 422, "invalid_request"),
