@@ -18,8 +18,8 @@ from rosterflow.testing import (
     read_mailbox,
     school_age_numbers,
     seed_school,
-    wait_for,
 )
+from tests.support.http import poll
 
 # Values only the protected student's guardian's row holds: found anywhere, they leaked.
 SECRET = ("Hemligvägen 7", "hemlig.adress@example.org", "070-999 88 77", "Gömstaby")
@@ -55,14 +55,6 @@ def _guardians(students: list[str], guardians: list[str], unknown: str) -> bytes
         f"{dashed(students[2])};{dashed(guardians[3])};Åsa;Lund;;;;08-123 456;;;",
     ]
     return ("\r\n".join([header, *rows]) + "\r\n").encode("cp1252")
-
-
-async def poll(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        job: dict[str, Any] = (await client.get(f"/v1/imports/{job_id}")).json()
-        return job if job["state"] in states else None
-
-    return await wait_for(probe, within=60, what=f"job {job_id} reaching {states}")
 
 
 async def _import(

@@ -4,7 +4,6 @@ each its own process, on the real stack: into the journal, and nowhere else."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -18,8 +17,8 @@ from rosterflow.testing import (
     read_mailbox,
     school_age_numbers,
     seed_school,
-    wait_for,
 )
+from tests.support.http import poll
 
 # Values only the protected student's row holds: found anywhere, they leaked.
 SECRET = ("Hemligvägen 7", "hemlig.adress@example.org", "070-999 88 77", "Gömstaby")
@@ -42,14 +41,6 @@ def _roster(students: list[str], guardians: list[str]) -> bytes:
         f"{students[2]};Cleo;Lund;5;5C;;;;;;;nej;;;;;;;",
     ]
     return ("\r\n".join([HEADER, *rows]) + "\r\n").encode("utf-8-sig")
-
-
-async def poll(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        job: dict[str, Any] = (await client.get(f"/v1/imports/{job_id}")).json()
-        return job if job["state"] in states else None
-
-    return await wait_for(probe, within=60, what=f"job {job_id} reaching {states}")
 
 
 async def test_a_protected_identity_is_stored_flagged_and_its_contact_data_nowhere(

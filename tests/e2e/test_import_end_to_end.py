@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -19,16 +18,8 @@ from rosterflow.testing import (
     school_age_numbers,
     seed_active_patients,
     seed_school,
-    wait_for,
 )
-
-
-async def poll(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        job: dict[str, Any] = (await client.get(f"/v1/imports/{job_id}")).json()
-        return job if job["state"] in states else None
-
-    return await wait_for(probe, within=60, what=f"job {job_id} reaching {states}")
+from tests.support.http import poll
 
 
 async def test_a_roster_is_checked_confirmed_applied_archived_and_emailed(

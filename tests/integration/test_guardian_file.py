@@ -5,19 +5,16 @@ student's guardians without contact data, and nothing written when nothing chang
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
 
 import pyarrow as pa
 import pytest
 
 from rosterflow import db, events
-from rosterflow.journal import arrays, job_tables, merge, staging
-from rosterflow.journal.encoding import staged_csv
+from rosterflow.journal import arrays
 from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS
 from rosterflow.testing import School, school_age_numbers, seed_school
-from tests.support.staging import staged_table
+from tests.support.staging import APPLY_PATHS, by_arrays, staged_table
 
-YEAR = "2026/2027"
 A, B, C, ELSEWHERE = school_age_numbers()[:4]
 KARIN, OLOF, EVA = school_age_numbers(1970, 1985)[:3]
 HOME = {
@@ -69,46 +66,7 @@ GUARDIAN_FILE = [
 ]
 
 
-async def _by_arrays(
-    conn: db.Connection, school: School, table: pa.Table, guardians_only: bool
-) -> tuple[Any, Any]:
-    rows = arrays.RowArrays.of(table)
-    args = (conn, school.organisation_id, school.unit_id, YEAR, rows)
-    plan = await merge.classify_staged(*args, guardians_only=guardians_only)
-    async with conn.transaction():
-        applied = await merge.apply_staged(*args, guardians_only=guardians_only)
-    return plan, applied
-
-
-async def _by_staging(
-    conn: db.Connection, school: School, table: pa.Table, guardians_only: bool
-) -> tuple[Any, Any]:
-    args = (conn, school.organisation_id, school.unit_id, YEAR)
-    async with staging.staging(conn), conn.transaction():
-        await staging.stage_rows(conn, table)
-        plan = await merge.classify_staged(*args, guardians_only=guardians_only)
-    async with staging.staging(conn), conn.transaction():
-        await staging.stage_rows(conn, table)
-        applied = await merge.apply_staged(*args, guardians_only=guardians_only)
-    return plan, applied
-
-
-async def _by_job_table(
-    conn: db.Connection, school: School, table: pa.Table, guardians_only: bool
-) -> tuple[Any, Any]:
-    job_id = uuid4()
-    args = (conn, school.organisation_id, school.unit_id, YEAR)
-    async with staging.staging(conn), conn.transaction():
-        name = await job_tables.create_job_table(conn, job_id)
-        await job_tables.copy_job_rows(conn, job_id, staged_csv(table))
-        plan = await merge.classify_staged(*args, name, guardians_only=guardians_only)
-    async with staging.staging(conn), conn.transaction():
-        applied = await merge.apply_staged(*args, name, guardians_only=guardians_only)
-    await job_tables.drop_job_table(conn, job_id)
-    return plan, applied
-
-
-PATHS = {"arrays": _by_arrays, "staging": _by_staging, "job_table": _by_job_table}
+PATHS = APPLY_PATHS
 
 
 async def _guardians(conn: db.Connection, school: School) -> list[tuple[object, ...]]:
@@ -156,7 +114,7 @@ async def test_a_guardian_file_writes_the_guardians_of_the_units_students_only(
     try:
         school = await seed_school(conn)
         other = await seed_school(conn, name="Annan skola")
-        await _by_arrays(conn, school, _rows(STUDENTS, students=True), False)
+        await by_arrays(conn, school, _rows(STUDENTS, students=True))
         # The same organisation's patient, active in another of its units.
         await conn.execute(
             "UPDATE units SET organisation_id = $1 WHERE id = $2",
@@ -164,11 +122,10 @@ async def test_a_guardian_file_writes_the_guardians_of_the_units_students_only(
             other.unit_id,
         )
         elsewhere = School(school.organisation_id, other.unit_id)
-        await _by_arrays(conn, elsewhere, _rows([{"identity_number": ELSEWHERE}], students=True),
-                         False)  # fmt: skip
+        await by_arrays(conn, elsewhere, _rows([{"identity_number": ELSEWHERE}], students=True))
         before = await _versions(conn, school)
 
-        plan, applied = await apply(conn, school, _rows(GUARDIAN_FILE), True)
+        plan, applied = await apply(conn, school, _rows(GUARDIAN_FILE), guardians_only=True)
 
         assert plan == applied == events.ImportCounts(
             created=0, updated=0, unchanged=0, reactivated=0,
@@ -190,7 +147,7 @@ async def test_a_guardian_file_writes_the_guardians_of_the_units_students_only(
         assert written[(A, "1")] != before[(A, "1")]
 
         # The same file again changes nothing, and writes nothing.
-        again_plan, again = await apply(conn, school, _rows(GUARDIAN_FILE), True)
+        again_plan, again = await apply(conn, school, _rows(GUARDIAN_FILE), guardians_only=True)
         assert again_plan == again == events.ImportCounts(
             created=0, updated=0, unchanged=0, reactivated=0, guardians_unchanged=4
         )  # fmt: skip
@@ -203,7 +160,7 @@ async def test_a_student_archived_since_the_check_gets_no_guardian(database_dsn:
     conn = await db.connect(database_dsn)
     try:
         school = await seed_school(conn)
-        await _by_arrays(conn, school, _rows(STUDENTS, students=True), False)
+        await by_arrays(conn, school, _rows(STUDENTS, students=True))
         await conn.execute(
             """UPDATE enrolments SET status = 'archived', archived_at = now()
                 WHERE unit_id = $1 AND patient_id =
@@ -212,7 +169,7 @@ async def test_a_student_archived_since_the_check_gets_no_guardian(database_dsn:
             C,
         )
 
-        _, applied = await _by_arrays(conn, school, _rows(GUARDIAN_FILE), True)
+        _, applied = await by_arrays(conn, school, _rows(GUARDIAN_FILE), guardians_only=True)
 
         assert applied.guardians_created == 2  # A's second, B's; not C's
         assert C not in {row[0] for row in await _guardians(conn, school)}

@@ -4,19 +4,16 @@ of the importer's three ways to apply rows, and nothing written when nothing cha
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
 
 import pyarrow as pa
 import pytest
 
 from rosterflow import db, events
-from rosterflow.journal import arrays, job_tables, merge, staging
-from rosterflow.journal.encoding import staged_csv
+from rosterflow.journal import arrays
 from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS
 from rosterflow.testing import School, school_age_numbers, seed_school
-from tests.support.staging import staged_table
+from tests.support.staging import APPLY_PATHS, by_arrays, staged_table
 
-YEAR = "2026/2027"
 A, B, C = school_age_numbers()[:3]
 KARIN, OLOF = school_age_numbers(1970, 1985)[:2]
 HOME = {
@@ -72,38 +69,7 @@ AFTER = [
 ]  # fmt: skip
 
 
-async def _by_arrays(conn: db.Connection, school: School, table: pa.Table) -> tuple[Any, Any]:
-    rows = arrays.RowArrays.of(table)
-    plan = await merge.classify_staged(conn, school.organisation_id, school.unit_id, YEAR, rows)
-    async with conn.transaction():
-        applied = await merge.apply_staged(conn, school.organisation_id, school.unit_id, YEAR, rows)
-    return plan, applied
-
-
-async def _by_staging(conn: db.Connection, school: School, table: pa.Table) -> tuple[Any, Any]:
-    async with staging.staging(conn), conn.transaction():
-        await staging.stage_rows(conn, table)
-        plan = await merge.classify_staged(conn, school.organisation_id, school.unit_id, YEAR)
-    async with staging.staging(conn), conn.transaction():
-        await staging.stage_rows(conn, table)
-        applied = await merge.apply_staged(conn, school.organisation_id, school.unit_id, YEAR)
-    return plan, applied
-
-
-async def _by_job_table(conn: db.Connection, school: School, table: pa.Table) -> tuple[Any, Any]:
-    """A large plan's way: the rows in the job's own table, from the plan to the import."""
-    job_id = uuid4()
-    async with staging.staging(conn), conn.transaction():
-        name = await job_tables.create_job_table(conn, job_id)
-        await job_tables.copy_job_rows(conn, job_id, staged_csv(table))
-        plan = await merge.classify_staged(conn, school.organisation_id, school.unit_id, YEAR, name)
-    async with staging.staging(conn), conn.transaction():
-        applied = await merge.apply_staged(conn, school.organisation_id, school.unit_id, YEAR, name)
-    await job_tables.drop_job_table(conn, job_id)
-    return plan, applied
-
-
-PATHS = {"arrays": _by_arrays, "staging": _by_staging, "job_table": _by_job_table}
+PATHS = APPLY_PATHS
 
 
 async def journal(conn: db.Connection, school: School) -> list[tuple[object, ...]]:
@@ -145,7 +111,7 @@ async def test_protected_identities_and_guardians_by_each_apply_path(
     conn = await db.connect(database_dsn)
     try:
         school = await seed_school(conn)
-        await _by_arrays(conn, school, _table(BEFORE))
+        await by_arrays(conn, school, _table(BEFORE))
         before = await versions(conn, school)
 
         plan, applied = await apply(conn, school, _table(AFTER))
@@ -192,7 +158,7 @@ async def test_the_three_apply_paths_give_the_same_journal(
     try:
         schools = {path: await seed_school(conn, name=path) for path in PATHS}
         for path, school in schools.items():
-            await _by_arrays(conn, school, _table(BEFORE))
+            await by_arrays(conn, school, _table(BEFORE))
             monkeypatch.setattr(arrays, "ARRAY_ROWS", 250 if path == "arrays" else 0)
             await PATHS[path](conn, school, _table(AFTER))
         contents = [await journal(conn, school) for school in schools.values()]
@@ -210,7 +176,7 @@ async def test_the_journal_refuses_contact_data_beside_a_protected_identity(
     conn = await db.connect(database_dsn)
     try:
         school = await seed_school(conn)
-        await _by_arrays(conn, school, _table(BEFORE))
+        await by_arrays(conn, school, _table(BEFORE))
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(
                 "UPDATE patients SET protected_identity = true WHERE identity_number = $1", A

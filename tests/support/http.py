@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
-from rosterflow.testing import bearer, mint_token
+from rosterflow.testing import bearer, mint_token, wait_for
 from services.ingest.app import create_app
 
 
@@ -38,3 +39,13 @@ async def ingest_api(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
             yield Api(app, client)
+
+
+async def poll(client: httpx.AsyncClient, job_id: str, states: set[str]) -> dict[str, Any]:
+    """The job (``GET /v1/imports/{job_id}``) once it is in one of ``states``."""
+
+    async def probe() -> dict[str, Any] | None:
+        job: dict[str, Any] = (await client.get(f"/v1/imports/{job_id}")).json()
+        return job if job["state"] in states else None
+
+    return await wait_for(probe, within=60, what=f"job {job_id} reaching {states}")

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+from uuid import uuid4
+
 import pyarrow as pa
 
-from rosterflow import report
+from rosterflow import db, report
+from rosterflow.journal import arrays, job_tables, merge, staging
+from rosterflow.journal.encoding import staged_csv
+from rosterflow.testing import School
+
+YEAR = "2026/2027"
 
 
 def staged_table(count: int, **given: pa.Array) -> pa.Table:
@@ -27,3 +35,51 @@ def staged_rows(count: int) -> pa.Table:
         family_name=pa.array(["Berg"] * count),
         grade_year=pa.array([3] * count, type=pa.int16()),
     )
+
+
+# The importer's three ways to apply rows, each with the plan before it: (plan, applied).
+
+
+async def by_arrays(
+    conn: db.Connection, school: School, table: pa.Table, *, guardians_only: bool = False
+) -> tuple[Any, Any]:
+    """A small set's way: the rows passed as arrays."""
+    rows = arrays.RowArrays.of(table)
+    args = (conn, school.organisation_id, school.unit_id, YEAR, rows)
+    plan = await merge.classify_staged(*args, guardians_only=guardians_only)
+    async with conn.transaction():
+        applied = await merge.apply_staged(*args, guardians_only=guardians_only)
+    return plan, applied
+
+
+async def by_staging(
+    conn: db.Connection, school: School, table: pa.Table, *, guardians_only: bool = False
+) -> tuple[Any, Any]:
+    """The rows in the session's staging table, for the plan and again for the import."""
+    args = (conn, school.organisation_id, school.unit_id, YEAR)
+    async with staging.staging(conn), conn.transaction():
+        await staging.stage_rows(conn, table)
+        plan = await merge.classify_staged(*args, guardians_only=guardians_only)
+    async with staging.staging(conn), conn.transaction():
+        await staging.stage_rows(conn, table)
+        applied = await merge.apply_staged(*args, guardians_only=guardians_only)
+    return plan, applied
+
+
+async def by_job_table(
+    conn: db.Connection, school: School, table: pa.Table, *, guardians_only: bool = False
+) -> tuple[Any, Any]:
+    """A large plan's way: the rows in the job's own table, from the plan to the import."""
+    job_id = uuid4()
+    args = (conn, school.organisation_id, school.unit_id, YEAR)
+    async with staging.staging(conn), conn.transaction():
+        name = await job_tables.create_job_table(conn, job_id)
+        await job_tables.copy_job_rows(conn, job_id, staged_csv(table))
+        plan = await merge.classify_staged(*args, name, guardians_only=guardians_only)
+    async with staging.staging(conn), conn.transaction():
+        applied = await merge.apply_staged(*args, name, guardians_only=guardians_only)
+    await job_tables.drop_job_table(conn, job_id)
+    return plan, applied
+
+
+APPLY_PATHS = {"arrays": by_arrays, "staging": by_staging, "job_table": by_job_table}
