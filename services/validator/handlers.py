@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from rosterflow import events, holds, jobs
+from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
@@ -37,24 +37,23 @@ log = logging.getLogger(__name__)
 
 def register(rt: Runtime) -> None:
     async def on_accepted(event: events.JobAccepted) -> bool:
-        async with holds.holding(rt.pool, event.job_id):
-            async with rt.pool.acquire() as conn:
-                job = await jobs.transition(
-                    conn,
-                    event.job_id,
-                    JobState.RECEIVED,
-                    JobState.VALIDATING,
-                    "validation started",
-                    validation_started_at=datetime.now(UTC),
-                ) or await jobs.get(conn, event.job_id)
-            if job is None:
-                return False  # not registered (yet): an accepted job always is, first
-            # VALIDATING again after a crash: the check is repeatable, run it anew.
-            if job.state is JobState.VALIDATING:
-                await validate(rt, job)
-            return True
+        async with rt.pool.acquire() as conn:
+            job = await jobs.transition(
+                conn,
+                event.job_id,
+                JobState.RECEIVED,
+                JobState.VALIDATING,
+                "validation started",
+                validation_started_at=datetime.now(UTC),
+            ) or await jobs.get(conn, event.job_id)
+        if job is None:
+            return False  # not registered (yet): an accepted job always is, first
+        # VALIDATING again after a crash: the check is repeatable, run it anew.
+        if job.state is JobState.VALIDATING:
+            await validate(rt, job)
+        return True
 
-    rt.handle(events.JobAccepted, on_accepted)
+    rt.handle(events.JobAccepted, on_accepted, hold=True)
 
 
 async def validate(rt: Runtime, job: Job) -> Job:
