@@ -235,6 +235,8 @@ class PlanView(BaseModel):
     reactivate: int
     archive: int
     archive_held: bool = Field(description="Archiving waits for an administrator's approval")
+    guardians_create: int = Field(description="Guardians the import would store for the first time")
+    guardians_update: int = Field(description="Stored guardians whose data the import would change")
     archive_candidates: Page[ArchiveCandidate] | None = Field(
         description="Who would be archived (with archive missing), paged"
     )

@@ -39,5 +39,7 @@ async def test_the_columns_are_mapped_on_the_job_page_and_the_file_checked_again
     await page.wait_for_url(lambda url: url != first and "/ui/imports/" in url)
     await expect(page.locator("#state-text")).to_have_text("Väntar på bekräftelse", timeout=60_000)
     await expect(page.locator("#plan")).to_contain_text("2 skapas")
+    # A file without guardians says nothing of them.
+    await expect(page.locator("#plan")).not_to_contain_text("vårdnadshavare")
     await page.goto(first)
     await expect(page.locator("#mapping")).to_be_hidden()

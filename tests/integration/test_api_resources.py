@@ -141,7 +141,10 @@ async def test_the_valid_rows_show_phones_guardians_and_the_mark_but_no_protecte
         job = await upload(api, org, school.unit_id, body)
         checked = await reaches(api, org, job["id"], "awaiting_confirmation")
         answer = await api.client.get(f"/v1/imports/{job['id']}/rows/valid", headers=headers)
+        plan = (await api.client.get(f"/v1/imports/{job['id']}/plan", headers=headers)).json()
     assert answer.status_code == 200, answer.text
+    # Bo's two, and Alva's two by name and identity number.
+    assert (plan["guardians_create"], plan["guardians_update"]) == (4, 0)
     assert checked["check_result"]["counts"]["protected_identities"] == 1
     shown = {r["identity_number"]: r for r in answer.json()["items"]}
     assert set(shown) == {open_student, hidden, lone}

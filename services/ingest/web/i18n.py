@@ -135,6 +135,8 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "plan_unchanged": ("oförändrade", "unchanged"),
     "plan_reactivate": ("återaktiveras", "re-activated"),
     "plan_archive": ("arkiveras", "archived"),
+    "plan_guardians_create": ("nya vårdnadshavare", "new guardians"),
+    "plan_guardians_update": ("vårdnadshavare uppdateras", "guardians updated"),
     "archive_list": ("Arkiveras", "Would be archived"),
     "see_archive_list": ("Se vilka som skulle arkiveras", "See who would be archived"),
     "archive_held_note": (
@@ -184,6 +186,8 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "unchanged": ("oförändrade", "unchanged"),
     "reactivated": ("återaktiverade", "re-activated"),
     "archived": ("arkiverade", "archived"),
+    "guardians_created": ("nya vårdnadshavare", "new guardians"),
+    "guardians_updated": ("uppdaterade vårdnadshavare", "updated guardians"),
     "email_status": ("E-post", "Email"),
     "email_sent": ("E-post skickad till dig.", "Email sent to you."),
     "email_pending": ("E-post skickas …", "Email on its way …"),
