@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from rosterflow.jobs import Job, JobState
 from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS, GUARDIANS
 from services.validator.header import CANONICAL
+from services.validator.mapping import Mapped
 
 T = TypeVar("T")
 
@@ -274,9 +275,11 @@ class UnitOptions(BaseModel):
 class ColumnMappingRequest(BaseModel):
     """The administrator's mapping of a file's columns, remembered for its header."""
 
-    columns: dict[str, str | None] = Field(
+    columns: dict[str, str | list[str | None] | None] = Field(
         description="Header name as the check result's column_mapping.header shows it → the "
-        "column it holds, or null for a column not to read"
+        "column it holds, or null for a column not to read; for a name the header has more "
+        "than once (ignoring case, spaces and å/ä/ö), a list with one of those for each of "
+        "its columns in the header's order (a column or null each)"
     )
     org_sourced_id: str | None = Field(
         default=None,
@@ -286,8 +289,9 @@ class ColumnMappingRequest(BaseModel):
 
     @field_validator("columns")
     @classmethod
-    def _known_columns(cls, columns: dict[str, str | None]) -> dict[str, str | None]:
-        unknown = {c for c in columns.values() if c is not None} - set(CANONICAL)
+    def _known_columns(cls, columns: dict[str, Mapped]) -> dict[str, Mapped]:
+        chosen = {c for v in columns.values() for c in (v if isinstance(v, list) else [v])}
+        unknown = {c for c in chosen if c is not None} - set(CANONICAL)
         if unknown:
             raise ValueError(f"unknown roster columns {sorted(unknown)[:10]}")
         return columns

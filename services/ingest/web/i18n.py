@@ -296,6 +296,10 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
         "The org in the file that is the unit",
     ),
     "mapping_submit": ("Spara kopplingen och kontrollera igen", "Save the mapping and check again"),
+    "mapping_repeated": (
+        "kolumn {number}, namnet finns flera gånger",
+        "column {number}, the name appears more than once",
+    ),
     "column_not_read": ("Läs inte kolumnen", "Do not read the column"),
     "column_identity": ("Personnummer", "Identity number"),
     "column_given_name": ("Förnamn", "Given name"),
