@@ -20,7 +20,7 @@ from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import archive
 from rosterflow.runtime import Runtime
-from rosterflow.storage import StorageError
+from rosterflow.storage import StorageError, check_objects
 from services.ingest import store
 from services.ingest.logic import (
     Rejection,
@@ -213,6 +213,11 @@ async def _end_unheld(rt: Runtime, job_id: UUID) -> bool:
             )
         else:
             await rt.end_job(job_id, Outcome.CANCELLED, f"cancelled while {job.state.value}")
+        if job.state in (JobState.RECEIVED, JobState.VALIDATING):
+            # A check that stopped half-way (its validator died) may have left
+            # part of its report: nobody will read it.
+            for key in check_objects(job.organisation_id, job.id):
+                await asyncio.to_thread(rt.store.delete, key)
     return True
 
 

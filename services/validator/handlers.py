@@ -16,7 +16,7 @@ from rosterflow.jobs import Job, JobState
 from rosterflow.journal import job_tables
 from rosterflow.ops import metrics
 from rosterflow.runtime import Runtime, record_progress
-from rosterflow.storage import StorageError, report_keys
+from rosterflow.storage import StorageError, check_objects, report_keys
 from services.validator import errors, plan, store
 from services.validator.check import CheckResult, Limits, Stopped, check_file
 from services.validator.errors import FileError
@@ -24,7 +24,7 @@ from services.validator.grades import SchoolLevel
 from services.validator.identity import IdentityError
 from services.validator.mapping import Mappings
 from services.validator.messages import RowCode
-from services.validator.report import ReportWriter, ValidRowsMirror, archive_key
+from services.validator.report import ReportWriter, ValidRowsMirror
 from services.validator.rows import Rules
 from services.validator.source import Upload
 
@@ -142,7 +142,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
             **mapping,
         )
     except (JobCancelled, Stopped):
-        for key in (valid_key, invalid_key, archive_key(job.organisation_id, job.id)):
+        for key in check_objects(job.organisation_id, job.id):
             await asyncio.to_thread(rt.store.delete, key)
         await rt.end_job(job.id, Outcome.CANCELLED, "cancelled during validation")
     return await rt.settle(job.id, JobState.VALIDATING, "cancelled during validation")

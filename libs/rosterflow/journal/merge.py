@@ -9,9 +9,9 @@ import asyncpg
 from rosterflow.db import Connection
 from rosterflow.events import ImportCounts
 from rosterflow.journal import staging
-from rosterflow.journal.arrays import RowArrays, Staged, rows_from_arrays
+from rosterflow.journal.arrays import WITHOUT_GUARDIANS, RowArrays, Staged, rows_from_arrays
 from rosterflow.journal.staging import STAGED
-from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS
+from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS, STAGED_COLUMNS
 
 # From this many new or re-activated patients on, an import refreshes statistics.
 BULK_ROWS = 10_000
@@ -58,9 +58,18 @@ _SQL_PARTS = {
 }
 
 
-def _fill(sql: str) -> str:
+# The same parts for rows that leave every guardian as stored (``arrays.WITHOUT_GUARDIANS``).
+_SQL_PARTS_WITHOUT_GUARDIANS = {
+    **_SQL_PARTS,
+    "guardian_states": "NULL::text AS guardian1_state, NULL::text AS guardian2_state",
+    "guardian_joins": "",
+    "guardian_counts": "0 AS guardians_new, 0 AS guardians_changed",
+}
+
+
+def _fill(sql: str, *, guardians: bool = True) -> str:
     """The statement with its column lists, leaving {staged} and the parameters' names."""
-    for name, part in _SQL_PARTS.items():
+    for name, part in (_SQL_PARTS if guardians else _SQL_PARTS_WITHOUT_GUARDIANS).items():
         sql = sql.replace("{" + name + "}", part)
     return sql
 
@@ -101,7 +110,7 @@ SELECT patient_id, {position}, {given}
 # What applying the staged rows would do, read in one pass before any write.
 # A patient counts once: created, else re-activated, else updated when any of
 # their data, their enrolment or this year's placement differs.
-CLASSIFY = _fill("""
+_CLASSIFY = """
 SELECT count(*) AS staged,
        count(*) FILTER (WHERE p.id IS NULL) AS created,
        count(*) FILTER (WHERE e.status = 'archived') AS reactivated,
@@ -119,7 +128,8 @@ SELECT count(*) AS staged,
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
   CROSS JOIN LATERAL (SELECT {guardian_states}) gs
-""")
+"""
+CLASSIFY = _fill(_CLASSIFY)
 
 # One import or archive at a time per organisation: the counts read before
 # the writes stay true, and the inserts below cannot race another import's
@@ -139,7 +149,7 @@ LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 720
 # of a random page per row for ids drawn at random. A million new patients:
 # the three inserts took 56 s instead of 77 s (EXPLAIN ANALYZE, one run each;
 # the runs vary by ±10 %), the sort ~0.9 s.
-RESOLVED_ROWS = _fill("""
+_RESOLVED_ROWS = """
 SELECT s.*,
        coalesce(p.id, gen_random_uuid()) AS patient_id,
        p.id IS NULL AS new_patient,
@@ -157,10 +167,10 @@ SELECT s.*,
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
  ORDER BY patient_id
-""")
-RESOLVE = "INSERT INTO resolved" + RESOLVED_ROWS
+"""
+RESOLVE = "INSERT INTO resolved" + _fill(_RESOLVED_ROWS)
 # The same classification as CLASSIFY, read off the resolved rows.
-COUNT_RESOLVED = _fill("""
+_COUNT_RESOLVED = """
 SELECT count(*) AS staged,
        count(*) FILTER (WHERE new_patient) AS created,
        count(*) FILTER (WHERE enrolment_status = 'archived') AS reactivated,
@@ -174,11 +184,12 @@ SELECT count(*) AS staged,
        count(*) FILTER (WHERE placement_changed) AS placements_changed,
        {guardian_counts}
   FROM resolved
-""")
+"""
+COUNT_RESOLVED = _fill(_COUNT_RESOLVED)
 # The writes, each reading the resolved rows alone. Their parameters are named
 # here ({organisation}, {unit}, {year}) and numbered for each use: as statements
 # of their own after RESOLVE, or as the parts of APPLY_ROWS.
-WRITES = (
+WRITES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     # (name, the resolved rows' count that says it has something to do, the
     # parameters it uses, statement)
     (
@@ -234,8 +245,9 @@ SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
  WHERE r.placement_changed
    AND pl.unit_id = {unit} AND pl.school_year = {year} AND pl.patient_id = r.patient_id""",
     ),
-    *(write for position in (1, 2) for write in _guardian_writes(position)),
 )
+GUARDIAN_WRITES = tuple(write for position in (1, 2) for write in _guardian_writes(position))
+WRITES = (*WRITES, *GUARDIAN_WRITES)
 # As statements of their own, after RESOLVE filled the session's ``resolved``:
 # each numbers the parameters it uses in their order.
 WRITE_STATEMENTS = {
@@ -243,23 +255,37 @@ WRITE_STATEMENTS = {
     for name, _, params, sql in WRITES
 }
 
+
 # A small set's statements: the same text as the staged ones, reading the rows
 # from arrays. The apply is one statement: RESOLVE's rows as a CTE, the writes
 # as data-modifying CTEs reading it, and COUNT_RESOLVED's counts as its result.
 # A write with nothing to do scans the resolved rows and stops there (EXPLAIN:
 # its join is never executed). The foreign keys are checked at the end of the
 # statement, so an enrolment finds the patient a sibling CTE inserted.
-CLASSIFY_ROWS = CLASSIFY.format(staged=rows_from_arrays(4))
-APPLY_ROWS = (
-    "WITH resolved AS MATERIALIZED ("
-    + RESOLVED_ROWS.format(staged=rows_from_arrays(4))
-    + "),\n"
-    + ",\n".join(
-        f"{name} AS (\n{sql.format(organisation='$1', unit='$2', year='$3')}\n)"
-        for name, _, _, sql in WRITES
+# Each comes in two: by ``RowArrays.guardians``, with the guardians' columns, or
+# without them for rows that leave every guardian as stored.
+def _classify_rows(guardians: bool) -> str:
+    names = STAGED_COLUMNS if guardians else WITHOUT_GUARDIANS
+    return _fill(_CLASSIFY, guardians=guardians).format(staged=rows_from_arrays(4, names))
+
+
+def _apply_rows(guardians: bool) -> str:
+    names = STAGED_COLUMNS if guardians else WITHOUT_GUARDIANS
+    writes = WRITES if guardians else tuple(w for w in WRITES if w not in GUARDIAN_WRITES)
+    return (
+        "WITH resolved AS MATERIALIZED ("
+        + _fill(_RESOLVED_ROWS, guardians=guardians).format(staged=rows_from_arrays(4, names))
+        + "),\n"
+        + ",\n".join(
+            f"{name} AS (\n{sql.format(organisation='$1', unit='$2', year='$3')}\n)"
+            for name, _, _, sql in writes
+        )
+        + _fill(_COUNT_RESOLVED, guardians=guardians)
     )
-    + COUNT_RESOLVED
-)
+
+
+CLASSIFY_ROWS = {guardians: _classify_rows(guardians) for guardians in (True, False)}
+APPLY_ROWS = {guardians: _apply_rows(guardians) for guardians in (True, False)}
 
 
 async def lock_organisation(conn: Connection, organisation_id: UUID) -> None:
@@ -279,7 +305,7 @@ async def classify_staged(
     ``staged``: the relation of the staged rows, or the rows themselves (``RowArrays``)."""
     if isinstance(staged, RowArrays):
         row = await conn.fetchrow(
-            CLASSIFY_ROWS, organisation_id, unit_id, school_year, *staged.columns
+            CLASSIFY_ROWS[staged.guardians], organisation_id, unit_id, school_year, *staged.columns
         )
         assert row is not None
         return _counts(row)
@@ -323,7 +349,7 @@ async def apply_staged(
     if isinstance(staged, RowArrays):
         # One statement, no temporary table: RESOLVE, the writes and the counts.
         row = await conn.fetchrow(
-            APPLY_ROWS, organisation_id, unit_id, school_year, *staged.columns
+            APPLY_ROWS[staged.guardians], organisation_id, unit_id, school_year, *staged.columns
         )
         assert row is not None
         counts = _counts(row)
