@@ -28,6 +28,7 @@ from services.ingest.logic import (
     check_request,
     check_stored_file,
 )
+from services.validator.mapping import Mapped
 
 # How long an HTTP upload waits for the broker before it answers 503.
 PUBLISH_TIMEOUT_SECONDS = 10.0
@@ -248,9 +249,16 @@ async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job 
 
 
 # A job whose file can be checked again under a new column mapping: one whose
-# header did not name the format's columns, or one awaiting confirmation.
+# header did not name the format's columns (or named one twice), or one awaiting
+# confirmation.
 REMAPPABLE_ERRORS = frozenset(
-    {"file_missing_column", "file_no_header", "file_wrong_format", "file_org_not_mapped"}
+    {
+        "file_missing_column",
+        "file_no_header",
+        "file_wrong_format",
+        "file_org_not_mapped",
+        "file_repeated_column",
+    }
 )
 
 
@@ -270,7 +278,7 @@ class NotRemappable(Exception):
 async def remap(
     rt: Runtime,
     job: Job,
-    columns: dict[str, str | None],
+    columns: dict[str, Mapped],
     org_sourced_id: str | None,
     who: events.Requester,
 ) -> Job:

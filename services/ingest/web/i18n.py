@@ -135,6 +135,8 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "plan_unchanged": ("oförändrade", "unchanged"),
     "plan_reactivate": ("återaktiveras", "re-activated"),
     "plan_archive": ("arkiveras", "archived"),
+    "plan_guardians_create": ("nya vårdnadshavare", "new guardians"),
+    "plan_guardians_update": ("vårdnadshavare uppdateras", "guardians updated"),
     "archive_list": ("Arkiveras", "Would be archived"),
     "see_archive_list": ("Se vilka som skulle arkiveras", "See who would be archived"),
     "archive_held_note": (
@@ -184,6 +186,8 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
     "unchanged": ("oförändrade", "unchanged"),
     "reactivated": ("återaktiverade", "re-activated"),
     "archived": ("arkiverade", "archived"),
+    "guardians_created": ("nya vårdnadshavare", "new guardians"),
+    "guardians_updated": ("uppdaterade vårdnadshavare", "updated guardians"),
     "email_status": ("E-post", "Email"),
     "email_sent": ("E-post skickad till dig.", "Email sent to you."),
     "email_pending": ("E-post skickas …", "Email on its way …"),
@@ -292,6 +296,10 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
         "The org in the file that is the unit",
     ),
     "mapping_submit": ("Spara kopplingen och kontrollera igen", "Save the mapping and check again"),
+    "mapping_repeated": (
+        "kolumn {number}, namnet finns flera gånger",
+        "column {number}, the name appears more than once",
+    ),
     "column_not_read": ("Läs inte kolumnen", "Do not read the column"),
     "column_identity": ("Personnummer", "Identity number"),
     "column_given_name": ("Förnamn", "Given name"),
