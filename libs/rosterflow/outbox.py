@@ -10,13 +10,13 @@ announces it commit together or not at all. The relay publishes them:
   for ``INLINE_LEASE_SECONDS``: they are published from memory, no query.
   Rows written inside a caller's transaction are claimed from the table
   first (one query), so only what committed goes out. Published rows are
-  marked sent in one statement a sweep;
+  deleted, in one statement a sweep;
 * every ``kafka.outbox_sweep_seconds`` each instance's sweep takes the rows
   nobody published (a crash between the commit and the publish: after the
   reservation runs out; a broker that was down) with ``FOR UPDATE SKIP
   LOCKED`` under a lease, so instances share them.
 
-Should a relay die between the publish and the mark, the row is published
+Should a relay die between the publish and the delete, the row is published
 again, with the event's own deterministic id, which every consumer's ledger
 skips: at least once, never lost.
 """
@@ -49,8 +49,6 @@ LEASE_SECONDS = 60.0
 INLINE_LEASE_SECONDS = 10.0
 # Rows a sweep takes at once.
 SWEEP_ROWS = 200
-# Sent rows are kept this long, for an operator to see what went out.
-KEEP_SENT_SECONDS = 3600.0
 
 _KINDS: dict[str, type[events.Event]] = {
     spec.event.kind: spec.event for spec in ALL_TOPICS if issubclass(spec.event, events.Event)
@@ -64,7 +62,7 @@ SELECT e, j, k, p::jsonb
 
 CLAIM_JOB = """
 UPDATE outbox SET claimed_until = clock_timestamp() + make_interval(secs => $2)
- WHERE job_id = $1 AND sent_at IS NULL
+ WHERE job_id = $1
    AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
 RETURNING id, kind, payload
 """
@@ -73,31 +71,23 @@ RETURNING id, kind, payload
 CLAIM_DUE = """
 UPDATE outbox SET claimed_until = clock_timestamp() + make_interval(secs => $1)
  WHERE id IN (SELECT id FROM outbox
-               WHERE sent_at IS NULL
-                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
+               WHERE (claimed_until IS NULL OR claimed_until < clock_timestamp())
                  AND created_at < clock_timestamp() - make_interval(secs => $2)
                ORDER BY id LIMIT $3
                  FOR UPDATE SKIP LOCKED)
 RETURNING id, kind, payload
 """
 
-MARK_SENT = "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
+DELETE_SENT = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 # Published from memory: known by job and event id (a job's event ids are its own).
-MARK_PUBLISHED = """
-UPDATE outbox SET sent_at = clock_timestamp()
- WHERE sent_at IS NULL AND (job_id, event_id) IN (
-       SELECT * FROM unnest($1::uuid[], $2::uuid[]))
+DELETE_PUBLISHED = """
+DELETE FROM outbox WHERE (job_id, event_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))
 """
 
-RELEASE = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[]) AND sent_at IS NULL"
+RELEASE = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[])"
 
-DISCARD = "DELETE FROM outbox WHERE job_id = $1 AND sent_at IS NULL"
-
-PRUNE = """
-DELETE FROM outbox WHERE sent_at IS NOT NULL
-   AND sent_at < clock_timestamp() - make_interval(secs => $1)
-"""
+DISCARD = "DELETE FROM outbox WHERE job_id = $1"
 
 
 # The events this process's moves committed by themselves, by job, with when;
@@ -151,14 +141,15 @@ async def discard(conn: Connection, job_id: UUID) -> int:
 
 
 async def claim(conn: Connection, job_id: UUID) -> list[Any]:
-    """Take the job's unsent rows for publishing (oldest first); release or mark them after."""
+    """Take the job's unsent rows for publishing (oldest first); release or delete them after."""
     rows = await conn.fetch(CLAIM_JOB, job_id, LEASE_SECONDS)
     return sorted(rows, key=lambda r: r["id"])
 
 
-async def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
+async def delete_sent(conn: Connection, ids: Sequence[int]) -> None:
+    """Forget rows that were published."""
     if ids:
-        await conn.execute(MARK_SENT, list(ids))
+        await conn.execute(DELETE_SENT, list(ids))
 
 
 def event_of(row: Any) -> events.Event:
@@ -176,7 +167,7 @@ class Relay:
         self._pool = pool
         self._publisher = publisher
         self._settings = settings
-        self._sent_rows: list[int] = []  # published, marked sent in the next sweep
+        self._sent_rows: list[int] = []  # published, deleted by the next sweep
         self._sent_events: list[tuple[UUID, UUID]] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -232,27 +223,27 @@ class Relay:
             self._sent_rows.extend(published)
         return True
 
-    async def _mark(self, conn: Connection) -> None:
+    async def _forget_published(self, conn: Connection) -> None:
         rows, self._sent_rows = self._sent_rows, []
         sent, self._sent_events = self._sent_events, []
         try:
-            await mark_sent(conn, rows)
+            await delete_sent(conn, rows)
             if sent:
-                await conn.execute(MARK_PUBLISHED, [j for j, _ in sent], [e for _, e in sent])
+                await conn.execute(DELETE_PUBLISHED, [j for j, _ in sent], [e for _, e in sent])
         except BaseException:
             self._sent_rows.extend(rows)
             self._sent_events.extend(sent)
             raise
 
     async def sweep(self) -> int:
-        """Mark what was published, then publish what nobody did: the rows published."""
+        """Forget what was published, then publish what nobody did: the rows published."""
         # What was never flushed is the table's now: the sweep takes it once
         # its reservation runs out.
         stale = time.monotonic() - INLINE_LEASE_SECONDS
         for job_id in [j for j, (at, _) in _committed.items() if at < stale]:
             del _committed[job_id]
         async with self._pool().acquire() as conn:
-            await self._mark(conn)
+            await self._forget_published(conn)
             rows = await conn.fetch(
                 CLAIM_DUE, LEASE_SECONDS, self._settings.outbox_sweep_seconds, SWEEP_ROWS
             )
@@ -267,18 +258,17 @@ class Relay:
             self._task = asyncio.create_task(self._run(), name="outbox-sweep")
 
     async def stop(self) -> None:
-        """Stop sweeping; mark what was published (the pool must still be open)."""
+        """Stop sweeping; forget what was published (the pool must still be open)."""
         self._stopping.set()
         if self._task is not None:
             await self._task
             self._task = None
         with contextlib.suppress(*TRANSIENT, asyncpg.PostgresError):
             async with self._pool().acquire() as conn:
-                await self._mark(conn)
+                await self._forget_published(conn)
 
     async def _run(self) -> None:
         interval = self._settings.outbox_sweep_seconds
-        ticks = 0
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
@@ -286,9 +276,5 @@ class Relay:
                 return
             try:
                 await self.sweep()
-                ticks += 1
-                if ticks % 600 == 0:
-                    async with self._pool().acquire() as conn:
-                        await conn.execute(PRUNE, KEEP_SENT_SECONDS)
             except Exception as exc:  # the next sweep tries again
                 log.warning("outbox sweep failed", extra={"error": type(exc).__name__})

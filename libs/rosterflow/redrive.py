@@ -73,5 +73,5 @@ async def redrive(
     rows = await outbox.claim(conn, job.id)
     for row in rows:
         await publish(outbox.event_of(row))
-    await outbox.mark_sent(conn, [row["id"] for row in rows])
+    await outbox.delete_sent(conn, [row["id"] for row in rows])
     return Redriven(event, service, cleared)

@@ -6,6 +6,7 @@ applies migrations and creates topics when the service starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import TracerProvider
 
-from rosterflow import db, events, failures, jobs
+from rosterflow import db, events, failures, holds, jobs
 from rosterflow.cancellation import CancellationWatch
 from rosterflow.events import Outcome
 from rosterflow.failures import PermanentError
@@ -81,18 +82,24 @@ class Runtime:
         await ensure_topics(self.settings.kafka)
         await self.relay.start()
 
-    def handle(self, event_type: type[E], handler: Callable[[E], Awaitable[bool]]) -> None:
+    def handle(
+        self, event_type: type[E], handler: Callable[[E], Awaitable[bool]], *, hold: bool = False
+    ) -> None:
         """Consume an event: the handler loads the job, does its step and transitions; the
         events its transitions wrote are published right after.
 
         The handler returns whether the delivery did anything: False when the
         job was not yet where the handler expects it, so the consumer does not
         record the event as processed and a later delivery of it still runs.
+        ``hold``: a stage's handler, which holds its job while it works
+        (``rosterflow.holds``); the hold is let go after the publish, so the
+        next stage hears of the job one round trip sooner.
         """
 
         async def handled(event: E) -> bool:
-            did = await handler(event)
-            await self.relay.flush(event.job_id)
+            async with holds.holding(self.pool, event.job_id) if hold else contextlib.nullcontext():
+                did = await handler(event)
+                await self.relay.flush(event.job_id)
             return did
 
         self.consumer.handle(event_type, handled)

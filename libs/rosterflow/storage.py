@@ -53,6 +53,25 @@ def report_keys(organisation_id: UUID, job_id: UUID) -> tuple[str, str]:
     return f"{base}/valid.parquet", f"{base}/invalid.parquet"
 
 
+def archive_key(organisation_id: UUID, job_id: UUID) -> str:
+    """The archive set the plan wrote beside the report."""
+    valid_key, _ = report_keys(organisation_id, job_id)
+    return valid_key.rsplit("/", 1)[0] + "/archive.parquet"
+
+
+def check_objects(organisation_id: UUID, job_id: UUID) -> tuple[str, ...]:
+    """Every object a job's check may leave behind: its report, the report's rewrite
+    in progress (``.partial``) and the plan's archive set."""
+    valid_key, invalid_key = report_keys(organisation_id, job_id)
+    return (
+        valid_key,
+        invalid_key,
+        valid_key + ".partial",
+        invalid_key + ".partial",
+        archive_key(organisation_id, job_id),
+    )
+
+
 @dataclass(frozen=True)
 class WrittenObject:
     key: str

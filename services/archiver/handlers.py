@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from rosterflow import events, holds, jobs
+from rosterflow import events, jobs
 from rosterflow.events import Outcome
 from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
@@ -21,16 +21,14 @@ SERVICE = "archiver"
 
 def register(rt: Runtime) -> None:
     async def on_applied(event: events.ImportApplied) -> bool:
-        async with holds.holding(rt.pool, event.job_id):
-            return await proceed(rt, await rt.job(event.job_id))
+        return await proceed(rt, await rt.job(event.job_id))
 
     async def on_decided(event: events.ArchiveDecided) -> bool:
         # The decision is on the job row already (ingest recorded it).
-        async with holds.holding(rt.pool, event.job_id):
-            return await proceed(rt, await rt.job(event.job_id))
+        return await proceed(rt, await rt.job(event.job_id))
 
-    rt.handle(events.ImportApplied, on_applied)
-    rt.handle(events.ArchiveDecided, on_decided)
+    rt.handle(events.ImportApplied, on_applied, hold=True)
+    rt.handle(events.ArchiveDecided, on_decided, hold=True)
 
 
 async def proceed(rt: Runtime, job: Job) -> bool:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 
-from rosterflow import events, holds, jobs
+from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.db import Connection
 from rosterflow.events import Outcome
@@ -31,16 +31,15 @@ class _RolledBack(Exception):
 
 def register(rt: Runtime) -> None:
     async def on_confirmed(event: events.ImportConfirmed) -> bool:
-        async with holds.holding(rt.pool, event.job_id):
-            job = await rt.job(event.job_id)
-            if job.state is JobState.IMPORTING:
-                if job.cancel_requested_at is not None:
-                    await rt.end_job(job.id, Outcome.CANCELLED, "cancelled before import")
-                else:
-                    await apply(rt, job)
-            return job.state not in _BEFORE
+        job = await rt.job(event.job_id)
+        if job.state is JobState.IMPORTING:
+            if job.cancel_requested_at is not None:
+                await rt.end_job(job.id, Outcome.CANCELLED, "cancelled before import")
+            else:
+                await apply(rt, job)
+        return job.state not in _BEFORE
 
-    rt.handle(events.ImportConfirmed, on_confirmed)
+    rt.handle(events.ImportConfirmed, on_confirmed, hold=True)
 
 
 # States the job passes before the importer's: a confirmation cannot find it there.

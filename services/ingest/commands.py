@@ -20,7 +20,7 @@ from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import archive
 from rosterflow.runtime import Runtime
-from rosterflow.storage import StorageError
+from rosterflow.storage import StorageError, check_objects
 from services.ingest import store
 from services.ingest.logic import (
     Rejection,
@@ -28,6 +28,7 @@ from services.ingest.logic import (
     check_request,
     check_stored_file,
 )
+from services.validator.mapping import Mapped
 
 # How long an HTTP upload waits for the broker before it answers 503.
 PUBLISH_TIMEOUT_SECONDS = 10.0
@@ -212,6 +213,11 @@ async def _end_unheld(rt: Runtime, job_id: UUID) -> bool:
             )
         else:
             await rt.end_job(job_id, Outcome.CANCELLED, f"cancelled while {job.state.value}")
+        if job.state in (JobState.RECEIVED, JobState.VALIDATING):
+            # A check that stopped half-way (its validator died) may have left
+            # part of its report: nobody will read it.
+            for key in check_objects(job.organisation_id, job.id):
+                await asyncio.to_thread(rt.store.delete, key)
     return True
 
 
@@ -243,9 +249,16 @@ async def undo_archive(rt: Runtime, job_id: UUID, who: events.Requester) -> Job 
 
 
 # A job whose file can be checked again under a new column mapping: one whose
-# header did not name the format's columns, or one awaiting confirmation.
+# header did not name the format's columns (or named one twice), or one awaiting
+# confirmation.
 REMAPPABLE_ERRORS = frozenset(
-    {"file_missing_column", "file_no_header", "file_wrong_format", "file_org_not_mapped"}
+    {
+        "file_missing_column",
+        "file_no_header",
+        "file_wrong_format",
+        "file_org_not_mapped",
+        "file_repeated_column",
+    }
 )
 
 
@@ -265,7 +278,7 @@ class NotRemappable(Exception):
 async def remap(
     rt: Runtime,
     job: Job,
-    columns: dict[str, str | None],
+    columns: dict[str, Mapped],
     org_sourced_id: str | None,
     who: events.Requester,
 ) -> Job:

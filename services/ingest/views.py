@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -9,7 +10,9 @@ from uuid import UUID
 from pydantic import BaseModel, Field, field_validator
 
 from rosterflow.jobs import Job, JobState
+from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS, GUARDIANS
 from services.validator.header import CANONICAL
+from services.validator.mapping import Mapped
 
 T = TypeVar("T")
 
@@ -145,6 +148,21 @@ class IssueRow(BaseModel):
     message_en: str | None
 
 
+class GuardianView(BaseModel):
+    """A guardian of the student as the file gives them (contact data as checked)."""
+
+    place: int = Field(description="The guardian's place in the row: 1 or 2")
+    name: str | None
+    identity_number: str | None = Field(description="12 characters, where given and valid")
+    email: str | None
+    phone: str | None
+    phone_2: str | None
+    phone_3: str | None
+    street: str | None
+    postcode: str | None
+    city: str | None
+
+
 class ValidRow(BaseModel):
     line: int
     identity_number: str
@@ -160,9 +178,53 @@ class ValidRow(BaseModel):
     class_name: str | None
     email: str | None
     phone: str | None
+    phone_2: str | None
+    phone_3: str | None
     street: str | None
     postcode: str | None
     city: str | None
+    protected_identity: bool = Field(
+        description="A protected identity: no contact data of the student's, nor of their "
+        "guardians', is shown (the check dropped it before any rule ran)"
+    )
+    guardians: list[GuardianView] = Field(
+        description="Up to two, in the file's order; a guardian the row leaves blank is not listed"
+    )
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ValidRow:
+        """A row of the report's valid rows (rosterflow.report.VALID_ROWS_SCHEMA); a report
+        written before a column existed reads as without it."""
+        protected = bool(row.get("protected_identity"))
+        # The check already dropped a protected student's contact data; the answer
+        # holds none even if a report said otherwise.
+        contact = {c: None if protected else row.get(c) for c in CONTACT_COLUMNS}
+        guardians = []
+        for place, prefix in enumerate(GUARDIANS, start=1):
+            fields = {f: row.get(f"{prefix}_{f}") for f in GUARDIAN_FIELDS}
+            if all(v is None for v in fields.values()):
+                continue
+            if protected:
+                fields.update(dict.fromkeys(CONTACT_COLUMNS))
+            guardians.append(GuardianView(place=place, **fields))
+        return cls(
+            **{n: row[n] for n in _ROW_FIELDS},
+            **contact,
+            protected_identity=protected,
+            guardians=guardians,
+        )
+
+
+_ROW_FIELDS = (
+    "line",
+    "identity_number",
+    "identity_kind",
+    "given_name",
+    "family_name",
+    "school_form",
+    "grade_year",
+    "class_name",
+)
 
 
 class ArchiveCandidate(BaseModel):
@@ -178,6 +240,11 @@ class PlanView(BaseModel):
     reactivate: int
     archive: int
     archive_held: bool = Field(description="Archiving waits for an administrator's approval")
+    guardians_create: int = Field(description="Guardians the import would store for the first time")
+    guardians_update: int = Field(description="Stored guardians whose data the import would change")
+    guardians_unchanged: int = Field(
+        0, description="Guardians the file names as they are already stored"
+    )
     archive_candidates: Page[ArchiveCandidate] | None = Field(
         description="Who would be archived (with archive missing), paged"
     )
@@ -215,9 +282,11 @@ class UnitOptions(BaseModel):
 class ColumnMappingRequest(BaseModel):
     """The administrator's mapping of a file's columns, remembered for its header."""
 
-    columns: dict[str, str | None] = Field(
+    columns: dict[str, str | list[str | None] | None] = Field(
         description="Header name as the check result's column_mapping.header shows it → the "
-        "column it holds, or null for a column not to read"
+        "column it holds, or null for a column not to read; for a name the header has more "
+        "than once (ignoring case, spaces and å/ä/ö), a list with one of those for each of "
+        "its columns in the header's order (a column or null each)"
     )
     org_sourced_id: str | None = Field(
         default=None,
@@ -227,8 +296,9 @@ class ColumnMappingRequest(BaseModel):
 
     @field_validator("columns")
     @classmethod
-    def _known_columns(cls, columns: dict[str, str | None]) -> dict[str, str | None]:
-        unknown = {c for c in columns.values() if c is not None} - set(CANONICAL)
+    def _known_columns(cls, columns: dict[str, Mapped]) -> dict[str, Mapped]:
+        chosen = {c for v in columns.values() for c in (v if isinstance(v, list) else [v])}
+        unknown = {c for c in chosen if c is not None} - set(CANONICAL)
         if unknown:
             raise ValueError(f"unknown roster columns {sorted(unknown)[:10]}")
         return columns

@@ -116,8 +116,10 @@ def repeated_column(header: str) -> FileError:
     header = shown(header)
     return FileError(
         FileCode.REPEATED_COLUMN,
-        f"Kolumnen {header!r} finns mer än en gång i rubrikraden. Ta bort den ena.",
-        f"The column {header!r} appears more than once in the header row. Remove one of them.",
+        f"Kolumnen {header!r} finns mer än en gång i rubrikraden. Koppla vilken av dem "
+        "som ska läsas, eller ta bort den ena.",
+        f"The column {header!r} appears more than once in the header row. Map which of them "
+        "to read, or remove one of them.",
     )
 
 

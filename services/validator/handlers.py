@@ -9,21 +9,21 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from rosterflow import events, holds, jobs
+from rosterflow import events, jobs
 from rosterflow.cancellation import JobCancelled
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
 from rosterflow.journal import job_tables
 from rosterflow.ops import metrics
 from rosterflow.runtime import Runtime, record_progress
-from rosterflow.storage import StorageError, report_keys
+from rosterflow.storage import StorageError, check_objects, report_keys
 from services.validator import errors, plan, store
 from services.validator.check import CheckResult, Limits, Stopped, check_file
 from services.validator.errors import FileError
 from services.validator.identity import IdentityError
 from services.validator.mapping import Mappings
 from services.validator.messages import RowCode
-from services.validator.report import ReportWriter, ValidRowsMirror, archive_key
+from services.validator.report import ReportWriter, ValidRowsMirror
 from services.validator.rows import Rules
 from services.validator.source import Upload
 
@@ -36,24 +36,23 @@ log = logging.getLogger(__name__)
 
 def register(rt: Runtime) -> None:
     async def on_accepted(event: events.JobAccepted) -> bool:
-        async with holds.holding(rt.pool, event.job_id):
-            async with rt.pool.acquire() as conn:
-                job = await jobs.transition(
-                    conn,
-                    event.job_id,
-                    JobState.RECEIVED,
-                    JobState.VALIDATING,
-                    "validation started",
-                    validation_started_at=datetime.now(UTC),
-                ) or await jobs.get(conn, event.job_id)
-            if job is None:
-                return False  # not registered (yet): an accepted job always is, first
-            # VALIDATING again after a crash: the check is repeatable, run it anew.
-            if job.state is JobState.VALIDATING:
-                await validate(rt, job)
-            return True
+        async with rt.pool.acquire() as conn:
+            job = await jobs.transition(
+                conn,
+                event.job_id,
+                JobState.RECEIVED,
+                JobState.VALIDATING,
+                "validation started",
+                validation_started_at=datetime.now(UTC),
+            ) or await jobs.get(conn, event.job_id)
+        if job is None:
+            return False  # not registered (yet): an accepted job always is, first
+        # VALIDATING again after a crash: the check is repeatable, run it anew.
+        if job.state is JobState.VALIDATING:
+            await validate(rt, job)
+        return True
 
-    rt.handle(events.JobAccepted, on_accepted)
+    rt.handle(events.JobAccepted, on_accepted, hold=True)
 
 
 async def validate(rt: Runtime, job: Job) -> Job:
@@ -150,7 +149,7 @@ async def validate(rt: Runtime, job: Job) -> Job:
             **mapping,
         )
     except (JobCancelled, Stopped):
-        for key in (valid_key, invalid_key, archive_key(job.organisation_id, job.id)):
+        for key in check_objects(job.organisation_id, job.id):
             await asyncio.to_thread(rt.store.delete, key)
         await rt.end_job(job.id, Outcome.CANCELLED, "cancelled during validation")
     return await rt.settle(job.id, JobState.VALIDATING, "cancelled during validation")

@@ -21,6 +21,7 @@ import difflib
 import hashlib
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -29,7 +30,14 @@ from importlib import resources
 from typing import Any
 
 from services.validator.errors import shown
-from services.validator.header import CANONICAL, REQUIRED, clean_header, fold
+from services.validator.header import (
+    CANONICAL,
+    POSITION_MARK,
+    REQUIRED,
+    at_position,
+    clean_header,
+    fold,
+)
 from services.validator.identity import IdentityError, parse_identity
 
 # How alike two folded names must be to suggest one for the other.
@@ -82,7 +90,9 @@ class Unmatched:
     suggestion: str | None
     """A canonical column, or None when nothing suggests one."""
     reason: str | None
-    """``name`` (a known name), ``name_likeness``, ``values`` or ``preset:<system>``."""
+    """``name`` (a known name), ``name_likeness``, ``values``, ``preset:<system>`` or
+    ``repeated``: one of the header's columns that name the same roster column (or have
+    one name), listed each so that a mapping says which is read as what."""
 
 
 @dataclass(frozen=True)
@@ -117,26 +127,48 @@ def report(
     *,
     applied: bool,
     today: date,
+    repeated: Mapping[str, Sequence[int]] | None = None,
 ) -> ColumnReport:
-    """The file's unmatched columns with suggestions; ``taken``: canonical column → position."""
-    free = [c for c in CANONICAL if c not in taken]
+    """The file's unmatched columns with suggestions; ``taken``: canonical column → position;
+    ``repeated``: canonical column → the positions of the columns that all name it.
+
+    A repeated column's first position is suggested as the column its name means, the
+    others nothing: reading the first is what the administrator most often wants, and two
+    suggestions of one column could not be saved. A column whose name the header repeats
+    is listed even when read (as what it is read as), so that a mapping names each of them.
+    """
+    repeats = repeated or {}
+    free = [c for c in CANONICAL if c not in taken and c not in repeats]
+    first_of = {positions[0]: column for column, positions in repeats.items()}
+    unresolved = {p for positions in repeats.values() for p in positions}
+    read_as = {position: column for column, position in taken.items()}
+    names = Counter(fold(clean_header(h)) for h in header)
     unmatched: list[Unmatched] = []
     for position, raw in enumerate(header):
         name = clean_header(raw)
-        if position in taken.values() or not fold(name):
+        if not fold(name):
             continue
-        suggestion, reason = _by_name(fold(name), free, aliases)
-        if suggestion is None:
-            values = [row[position] for row in samples if position < len(row)]
-            suggestion, reason = _by_values(values, free, today)
-        if suggestion is not None:
-            free.remove(suggestion)
+        suggestion: str | None
+        reason: str | None
+        if position in unresolved:
+            suggestion, reason = first_of.get(position), "repeated"
+        elif names[fold(name)] > 1 and position in read_as:
+            suggestion, reason = read_as[position], "repeated"
+        elif position in read_as:
+            continue
+        else:
+            suggestion, reason = _by_name(fold(name), free, aliases)
+            if suggestion is None:
+                values = [row[position] for row in samples if position < len(row)]
+                suggestion, reason = _by_values(values, free, today)
+            if suggestion is not None:
+                free.remove(suggestion)
         unmatched.append(Unmatched(shown(name), position, suggestion, reason))
     return ColumnReport(
         header=[shown(clean_header(h)) for h in header],
         key=header_key(header),
         unmatched=unmatched,
-        missing=[c for c in REQUIRED if c not in taken],
+        missing=[c for c in REQUIRED if c not in taken and c not in repeats],
         applied=applied,
     )
 
@@ -144,6 +176,8 @@ def report(
 def _known_names(aliases: Mapping[str, str]) -> Iterable[tuple[str, str, str]]:
     """(folded name, canonical column, reason) for every name a suggestion may come from."""
     for name, column in aliases.items():
+        if name.startswith(POSITION_MARK):  # a column by position, not a name
+            continue
         yield name, column, "name"
     for preset in presets():
         for name, column in preset.aliases.items():
@@ -181,12 +215,18 @@ def _by_values(
     return None, None
 
 
+Mapped = str | list[str | None] | None
+"""What a header name is mapped to: a canonical column, None (not read) or, for a name the
+header repeats, one of those for each of its columns in the header's order."""
+
+
 @dataclass(frozen=True)
 class Remembered:
     """The administrator's mapping for one header of the unit's files in one format."""
 
-    columns: Mapping[str, str | None]
-    """Header name as written → canonical column, or None: the column is not read."""
+    columns: Mapping[str, Mapped]
+    """Header name as written → canonical column, or None: the column is not read; a list
+    for a name the header repeats (``Mapped``)."""
     org_sourced_id: str | None = None
     """OneRoster: the org whose students the unit takes."""
 
@@ -195,7 +235,20 @@ Mappings = Mapping[str, Remembered]
 """The unit's remembered mappings in one format, by header_key."""
 
 
-def mapped_aliases(mapping: Remembered | None) -> dict[str, str]:
-    """A remembered mapping as folded aliases ("" for a column not read)."""
-    columns = mapping.columns if mapping else {}
-    return {fold(clean_header(name)): column or "" for name, column in columns.items()}
+def mapped_aliases(mapping: Remembered | None, header: Sequence[str]) -> dict[str, str]:
+    """A remembered mapping as folded aliases ("" for a column not read) for this header; a
+    name's list maps the header's columns of that name one by one, by position."""
+    aliases: dict[str, str] = {}
+    for name, column in (mapping.columns if mapping else {}).items():
+        if isinstance(column, list):
+            for position, each in zip(columns_named(header, name), column, strict=False):
+                aliases[at_position(position)] = each or ""
+        else:
+            aliases[fold(clean_header(name))] = column or ""
+    return aliases
+
+
+def columns_named(header: Sequence[str], name: str) -> list[int]:
+    """The positions of the header's columns whose name folds as ``name`` (as shown)."""
+    folded = fold(clean_header(name))
+    return [p for p, cell in enumerate(header) if fold(shown(clean_header(cell))) == folded]

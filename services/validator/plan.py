@@ -37,11 +37,10 @@ from rosterflow.journal import arrays, encoding, job_tables, merge, staging
 from rosterflow.journal.archive import archive_plan
 from rosterflow.report import STAGED_COLUMNS
 from rosterflow.runtime import Runtime
-from rosterflow.storage import ObjectStore
+from rosterflow.storage import ObjectStore, archive_key
 from services.validator import store
 from services.validator.duplicates import Resolution
 from services.validator.messages import RowCode
-from services.validator.report import archive_key
 
 log = logging.getLogger(__name__)
 

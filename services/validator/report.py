@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Protocol
-from uuid import UUID
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rosterflow.report import VALID_ROWS_SCHEMA
-from rosterflow.storage import ObjectStore, report_keys
+from rosterflow.storage import ObjectStore
 from services.validator.duplicates import Resolution
 from services.validator.messages import messages
 from services.validator.rows import ISSUE_SCHEMA
@@ -40,11 +39,6 @@ _REPORT_DICTIONARY = ["column", "code", "severity", "message_sv", "message_en"]
 # a batch of valid rows is staged a group at a time too.
 VALID_ROW_GROUP = 65_536
 ISSUE_ROW_GROUP = 16_384
-
-
-def archive_key(organisation_id: UUID, job_id: UUID) -> str:
-    valid_key, _ = report_keys(organisation_id, job_id)
-    return valid_key.rsplit("/", 1)[0] + "/archive.parquet"
 
 
 def with_messages(issues: pa.Table) -> pa.Table:

@@ -17,6 +17,10 @@ async def test_the_four_steps_import_a_roster_and_the_email_arrives(
 ) -> None:
     numbers = school_age_numbers()
     roster = sample_roster(60, numbers, invalid=3)
+    # The first 20 students name a guardian: the plan and the outcome count them.
+    roster.header.append("Vårdnadshavare 1 namn")
+    for index, row in enumerate(roster.rows):
+        row.append(f"Karin Vårdnad {index}" if index < 20 else "")
     school = await seed_school(conn, name="Solbackens skola")
     leavers = numbers[100:103]
     await seed_active_patients(conn, school, leavers)
@@ -51,6 +55,8 @@ async def test_the_four_steps_import_a_roster_and_the_email_arrives(
     await expect(page.get_by_role("heading", name="Kontrollera filen")).to_be_visible()
     await expect(page.locator("#plan")).to_contain_text("60 skapas")
     await expect(page.locator("#plan")).to_contain_text("3 arkiveras")
+    await expect(page.locator("#plan-guardians-create")).to_have_text("20 nya vårdnadshavare")
+    await expect(page.locator("#plan-guardians-update")).to_have_text("0 vårdnadshavare uppdateras")
     await expect(page.locator("#archive-list tbody tr")).to_have_count(3)
     await expect(page.locator("#rows tbody tr")).to_have_count(50)  # a page of 60
     await expect(page.get_by_text("1–50 av 60")).to_be_visible()
@@ -73,6 +79,7 @@ async def test_the_four_steps_import_a_roster_and_the_email_arrives(
     await expect(page.get_by_role("heading", name="Resultat")).to_be_visible()
     await expect(page.locator(".figures").first).to_contain_text("60 skapade")
     await expect(page.locator(".figures").first).to_contain_text("3 arkiverade")
+    await expect(page.locator("#outcome-guardians-created")).to_have_text("20 nya vårdnadshavare")
     await expect(page.locator("#rows caption")).to_have_text("Importerade patienter")
     await expect(page.locator("#rows tbody tr")).to_have_count(50)
 

@@ -137,6 +137,9 @@ async def test_the_happy_path_by_keyboard_alone(
     page: Page, stack: Stack, conn: asyncpg.Connection
 ) -> None:
     roster = sample_roster(12, school_age_numbers(), invalid=1)
+    roster.header += ["Guardian 1 name", "Guardian 2 name"]
+    for row in roster.rows:
+        row += ["Karin Berg", "Olof Berg"]
     school = await seed_school(conn)
     await sign_in(page, stack, school.organisation_id, language="en")
 
@@ -158,6 +161,8 @@ async def test_the_happy_path_by_keyboard_alone(
     await page.keyboard.press("Enter")
     await page.wait_for_url(re.compile(r"/ui/imports/"))
     await expect(page.locator("#state-text")).to_have_text("Awaiting confirmation", timeout=60_000)
+    await expect(page.locator("#plan-guardians-create")).to_have_text("24 new guardians")
+    await expect(page.locator("#plan-guardians-update")).to_have_text("0 guardians updated")
 
     await tab_to(page, "#tab-invalid")
     await page.keyboard.press("Enter")
@@ -176,6 +181,7 @@ async def test_the_happy_path_by_keyboard_alone(
     await page.keyboard.press("Enter")
     await expect(page.locator("#state-text")).to_have_text("Completed", timeout=60_000)
     await expect(page.locator(".figures").first).to_contain_text("12 created")
+    await expect(page.locator("#outcome-guardians-created")).to_have_text("24 new guardians")
     await tab_to(page, "#job-actions a.primary")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Patient/student imports")).to_be_visible()

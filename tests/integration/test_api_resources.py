@@ -108,6 +108,80 @@ async def test_the_check_result_is_paged_and_filtered(
     assert {c["identity_number"] for c in plan["archive_candidates"]["items"]} <= set(leavers)
 
 
+# The protected student's own and their guardian's contact data: shown, it leaked.
+SECRET = ("Hemligvägen 7", "hemlig@example.org", "070-999 88 77", "Gömstaby")
+HOUSEHOLD_HEADER = (
+    "Personnummer;Förnamn;Efternamn;Årskurs;Klass;E-post;Telefon;Telefon 2;Telefon 3;"
+    "Gatuadress;Postnummer;Postort;Skyddad identitet;Vårdnadshavare 1 namn;"
+    "Vårdnadshavare 1 personnummer;Vårdnadshavare 1 e-post;Vårdnadshavare 1 telefon;"
+    "Vårdnadshavare 1 telefon 2;Vårdnadshavare 1 gatuadress;Vårdnadshavare 1 postnummer;"
+    "Vårdnadshavare 1 postort;Vårdnadshavare 2 namn;Vårdnadshavare 2 telefon 3"
+)
+
+
+async def test_the_valid_rows_show_phones_guardians_and_the_mark_but_no_protected_contact(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    open_student, hidden, lone = school_age_numbers()[200:203]
+    karin, eva = school_age_numbers(1970, 1985)[:2]
+    rows = [
+        f"{open_student};Bo;Berg;3;3A;bo@example.org;070-123 45 67;08-765 43 21;0910-123 45;"
+        f"Storgatan 1;12345;Umeå;nej;Karin Berg;{karin};karin@example.org;070-111 22 33;"
+        "08-111 22 33;Storgatan 1;12345;Umeå;Olof Berg;070-222 33 44",
+        f"{hidden};Alva;Ek;4;4B;{SECRET[1]};{SECRET[2]};{SECRET[2]};{SECRET[2]};{SECRET[0]};"
+        f"54321;{SECRET[3]};ja;Eva Ek;{eva};{SECRET[1]};{SECRET[2]};{SECRET[2]};{SECRET[0]};"
+        f"54321;{SECRET[3]};Per Ek;{SECRET[2]}",
+        f"{lone};Cleo;Lund;5;5C;;;;;;;;;;;;;;;;;;",
+    ]
+    body = ("\r\n".join([HOUSEHOLD_HEADER, *rows]) + "\r\n").encode()
+    school = await seed_school(conn)
+    org = school.organisation_id
+    headers = bearer(mint_token([org]))
+    async with pipeline(settings, "validator"), ingest_api(settings) as api:
+        job = await upload(api, org, school.unit_id, body)
+        checked = await reaches(api, org, job["id"], "awaiting_confirmation")
+        answer = await api.client.get(f"/v1/imports/{job['id']}/rows/valid", headers=headers)
+        plan = (await api.client.get(f"/v1/imports/{job['id']}/plan", headers=headers)).json()
+    assert answer.status_code == 200, answer.text
+    # Bo's two, and Alva's two by name and identity number.
+    assert (plan["guardians_create"], plan["guardians_update"]) == (4, 0)
+    assert checked["check_result"]["counts"]["protected_identities"] == 1
+    shown = {r["identity_number"]: r for r in answer.json()["items"]}
+    assert set(shown) == {open_student, hidden, lone}
+    bo = shown[open_student]
+    assert bo["protected_identity"] is False
+    assert (bo["phone"], bo["phone_2"], bo["phone_3"]) == (
+        "070-123 45 67", "08-765 43 21", "0910-123 45"
+    )  # fmt: skip
+    assert bo["guardians"] == [
+        {
+            "place": 1, "name": "Karin Berg", "identity_number": karin,
+            "email": "karin@example.org", "phone": "070-111 22 33", "phone_2": "08-111 22 33",
+            "phone_3": None, "street": "Storgatan 1", "postcode": "123 45", "city": "Umeå",
+        },
+        {
+            "place": 2, "name": "Olof Berg", "identity_number": None, "email": None,
+            "phone": None, "phone_2": None, "phone_3": "070-222 33 44", "street": None,
+            "postcode": None, "city": None,
+        },
+    ]  # fmt: skip
+    alva = shown[hidden]
+    assert alva["protected_identity"] is True
+    contact = ("email", "phone", "phone_2", "phone_3", "street", "postcode", "city")
+    assert [alva[c] for c in contact] == [None] * len(contact)
+    # Their guardians keep name and identity number, nothing else.
+    assert [(g["place"], g["name"], g["identity_number"]) for g in alva["guardians"]] == [
+        (1, "Eva Ek", eva),
+        (2, "Per Ek", None),
+    ]
+    for guardian in alva["guardians"]:
+        assert [guardian[c] for c in contact] == [None] * len(contact)
+    assert shown[lone]["guardians"] == []
+    assert shown[lone]["protected_identity"] is False
+    for value in SECRET:
+        assert value not in answer.text
+
+
 async def test_the_overview_lists_the_organisations_imports_newest_first(
     settings: Settings, conn: asyncpg.Connection
 ) -> None:

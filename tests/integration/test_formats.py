@@ -144,6 +144,56 @@ async def test_a_mapping_names_only_the_files_columns_each_once(
     assert other.status_code == 404
 
 
+async def test_a_repeated_column_is_mapped_to_the_one_to_read_and_the_file_checked_again(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    school = await seed_school(conn)
+    content = (
+        "Personnummer;Förnamn;Efternamn;Klass;Klass\r\n"
+        f"{NUMBERS[0]};Märta;Åberg;Grupp 1;7A\r\n{NUMBERS[1]};Bo;Öst;Grupp 2;8B\r\n"
+    ).encode("cp1252")
+    admin = Api.admin_of(school.organisation_id)
+    async with pipeline(settings, "ingest", "validator") as p, ingest_api(settings) as api:
+        sent = await p.upload(school, content)
+        failed = await p.tap.next(events.JobFinished, sent.job_id)
+        view = (await api.client.get(f"/v1/imports/{sent.job_id}", headers=admin)).json()
+        path = f"/v1/imports/{sent.job_id}/column-mapping"
+        both = await api.client.post(path, json={"columns": {"Klass": "class"}}, headers=admin)
+        short = await api.client.post(path, json={"columns": {"Klass": ["class"]}}, headers=admin)
+        answer = await api.client.post(
+            path, json={"columns": {"Klass": [None, "class"]}}, headers=admin
+        )
+        assert answer.status_code == 202, answer.text
+        again = UUID(answer.json()["id"])
+        validated = await p.tap.next(events.JobValidated, again)
+        rows = (await api.client.get(f"/v1/imports/{again}/rows/valid", headers=admin)).json()
+
+    assert failed.outcome is events.Outcome.FAILED
+    assert failed.error_code == "file_repeated_column"
+    assert view["error_code"] == "file_repeated_column"
+    found = view["column_mapping"]
+    assert found["header"] == ["Personnummer", "Förnamn", "Efternamn", "Klass", "Klass"]
+    assert found["missing"] == []
+    assert found["unmatched"] == [
+        {"name": "Klass", "position": 3, "suggestion": "class", "reason": "repeated"},
+        {"name": "Klass", "position": 4, "suggestion": None, "reason": "repeated"},
+    ]
+    # Read twice as the class, or a list that leaves a column out: refused, nothing saved.
+    assert (both.status_code, both.json()["error"]["code"]) == (422, "column_mapped_twice")
+    assert (short.status_code, short.json()["error"]["code"]) == (422, "column_count_mismatch")
+    assert (validated.counts.valid, validated.counts.invalid) == (2, 0)
+    assert validated.detected.columns["class"] == "Klass"
+    assert {r["identity_number"]: r["class_name"] for r in rows["items"]} == {
+        NUMBERS[0]: "7A",
+        NUMBERS[1]: "8B",
+    }
+    assert (await final_job(conn, sent.job_id)).superseded_by == again
+    saved = await conn.fetchval(
+        "SELECT columns FROM column_mappings WHERE unit_id = $1", school.unit_id
+    )
+    assert saved == {"Klass": [None, "class"]}
+
+
 async def test_a_oneroster_zip_is_imported_once_its_org_and_identity_column_are_mapped(
     settings: Settings, conn: asyncpg.Connection
 ) -> None:

@@ -151,6 +151,41 @@ async def test_protected_identities_and_guardians_by_each_apply_path(
         await conn.close()
 
 
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_a_file_that_names_no_guardian_leaves_them_as_stored(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    if path != "arrays":
+        monkeypatch.setattr(arrays, "ARRAY_ROWS", 0)
+    conn = await db.connect(database_dsn)
+    try:
+        school = await seed_school(conn)
+        await by_arrays(conn, school, _table(BEFORE))
+        stored, before = await journal(conn, school), await versions(conn, school)
+        # A's name changes; no guardian column, nobody protected.
+        plain = _table(
+            [
+                {"identity_number": A, "given_name": "Alma", **HOME},
+                {"identity_number": C, "given_name": "Cleo"},
+            ]
+        )
+        if path == "arrays":
+            assert not arrays.RowArrays.of(plain).guardians  # the statements without them
+        plan, applied = await PATHS[path](conn, school, plain)
+        assert (
+            plan == applied == events.ImportCounts(created=0, updated=1, unchanged=1, reactivated=0)
+        )
+        after = await versions(conn, school)
+        assert {k: v for k, v in after.items() if k[1] is not None} == {
+            k: v for k, v in before.items() if k[1] is not None
+        }  # no guardian row written
+        assert [r[:1] + r[2:] for r in await journal(conn, school)] == [
+            r[:1] + r[2:] for r in stored
+        ]
+    finally:
+        await conn.close()
+
+
 async def test_the_three_apply_paths_give_the_same_journal(
     database_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -252,7 +252,7 @@ async def test_a_dropped_database_connection_mid_import_is_retried(
             async def blocked_importer() -> int | None:
                 # Inside the locking transaction the activity view is a snapshot: refresh it.
                 await conn.execute("SELECT pg_stat_clear_snapshot()")
-                pid: int | None = await conn.fetchval(WAITING_IMPORT, merge.APPLY_ROWS[:200])
+                pid: int | None = await conn.fetchval(WAITING_IMPORT, merge.APPLY_ROWS[False][:200])
                 return pid
 
             pid = await wait_for(blocked_importer, what="the import waiting on the lock")
@@ -280,7 +280,7 @@ async def test_an_importer_killed_mid_transaction_completes_the_job_once_after_r
 
             async def importing() -> int | None:
                 await conn.execute("SELECT pg_stat_clear_snapshot()")
-                pid: int | None = await conn.fetchval(WAITING_IMPORT, merge.APPLY_ROWS[:200])
+                pid: int | None = await conn.fetchval(WAITING_IMPORT, merge.APPLY_ROWS[False][:200])
                 return pid
 
             await wait_for(importing, within=60, what="the import inside its transaction")
@@ -316,7 +316,7 @@ async def test_a_cancel_during_the_import_rolls_it_back(
 
         async def importing() -> bool:
             await conn.execute("SELECT pg_stat_clear_snapshot()")
-            return bool(await conn.fetchval(WAITING_IMPORT, merge.APPLY_ROWS[:200]))
+            return bool(await conn.fetchval(WAITING_IMPORT, merge.APPLY_ROWS[False][:200]))
 
         await wait_for(importing, what="the import inside its transaction")
         await commands.cancel(p.any, upload.job_id, ADMIN, broadcast=True)

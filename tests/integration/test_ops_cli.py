@@ -57,7 +57,7 @@ async def registered_only(p: Pipeline, conn: asyncpg.Connection) -> events.JobAc
     )
     assert await jobs.register(conn, upload)
     # Sent, as far as the outbox knows, and lost on the way.
-    await conn.execute("UPDATE outbox SET sent_at = now() WHERE job_id = $1", job_id)
+    await conn.execute("DELETE FROM outbox WHERE job_id = $1", job_id)
     accepted = events.JobAccepted.for_job(job_id, request=upload.request, file=upload.file)
     assert isinstance(accepted, events.JobAccepted)
     return accepted

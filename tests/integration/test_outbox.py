@@ -29,7 +29,7 @@ from rosterflow.testing import (
 from services.importer.handlers import register as register_importer
 from tests.support.pipeline import stored_upload
 
-UNSENT = "SELECT kind FROM outbox WHERE job_id = $1 AND sent_at IS NULL ORDER BY id"
+UNSENT = "SELECT kind FROM outbox WHERE job_id = $1 ORDER BY id"
 
 
 class _Rollback(Exception):
@@ -44,7 +44,7 @@ async def registered(settings: Settings, conn: asyncpg.Connection) -> Job:
     job = await jobs.register(conn, upload)
     assert job is not None
     assert [r["kind"] for r in await conn.fetch(UNSENT, job.id)] == ["job_accepted"]
-    await conn.execute("UPDATE outbox SET sent_at = now() WHERE job_id = $1", job.id)
+    await conn.execute("DELETE FROM outbox WHERE job_id = $1", job.id)
     return job
 
 
@@ -70,7 +70,7 @@ async def test_a_transition_and_its_event_commit_together_or_not_at_all(
     # Outside a transaction the transition makes its own around both.
     ended = await jobs.finish(conn, job.id, Outcome.FAILED, "test", error_code="x")
     assert ended is not None
-    rows = await conn.fetch("SELECT * FROM outbox WHERE job_id = $1 AND sent_at IS NULL", job.id)
+    rows = await conn.fetch("SELECT * FROM outbox WHERE job_id = $1", job.id)
     assert len(rows) == 1
     event = outbox.event_of(rows[0])
     # The deterministic id every re-publication of it carries.
@@ -91,10 +91,10 @@ async def test_the_relay_publishes_an_event_a_crash_left_unsent(
     async with EventTap(settings.kafka) as tap, running(Runtime(settings, "archiver")):
         finished = await tap.next(events.JobFinished, job.id)
 
-        async def marked() -> bool:
+        async def forgotten() -> bool:
             return not await conn.fetch(UNSENT, job.id)
 
-        await wait_for(marked, within=10, what="the event marked sent")
+        await wait_for(forgotten, within=10, what="the published row deleted")
     assert finished.event_id == ended.finished_event().event_id
     assert finished.outcome is Outcome.CANCELLED
     assert len(tap.of(events.JobFinished, job.id)) == 1

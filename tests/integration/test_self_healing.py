@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
+import pytest
 from prometheus_client import REGISTRY
 
 from rosterflow import events, healing, holds, jobs
@@ -20,6 +21,7 @@ from rosterflow.journal import job_tables
 from rosterflow.kafka.broker import group_name
 from rosterflow.kafka.consuming import STAGE_ATTEMPTS_EXHAUSTED
 from rosterflow.settings import HealingSettings, Settings
+from rosterflow.storage import ObjectStore, StorageError, check_objects
 from rosterflow.testing import (
     School,
     bearer,
@@ -98,6 +100,11 @@ async def test_the_platforms_cancel_of_a_job_stuck_in_validating_ends_it(
             conn, upload.job_id, JobState.RECEIVED, JobState.VALIDATING, "validation started"
         )
         assert moved is not None
+        # What the dead validator had written of its report.
+        store = ObjectStore.from_settings(settings.storage)
+        left = check_objects(school.organisation_id, upload.job_id)
+        for key in left[1:4]:
+            store.write_bytes(key, b"PAR1 half a report")
         await p.any.publisher.publish(
             events.CancelRequested(job_id=upload.job_id, requested_by=upload.requested_by)
         )
@@ -105,6 +112,9 @@ async def test_the_platforms_cancel_of_a_job_stuck_in_validating_ends_it(
     assert finished.outcome is events.Outcome.CANCELLED
     assert (await final_job(conn, upload.job_id)).state is JobState.CANCELLED
     assert (await causes(conn, upload.job_id))[-1] == "cancelled while validating"
+    for key in left:
+        with pytest.raises(StorageError):
+            store.size(key)
 
 
 def quick(settings: Settings) -> Settings:

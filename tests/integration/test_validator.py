@@ -14,7 +14,7 @@ import pytest
 from rosterflow import events
 from rosterflow.jobs import JobState
 from rosterflow.settings import Settings, StorageSettings
-from rosterflow.storage import StorageError, report_keys
+from rosterflow.storage import StorageError, archive_key, report_keys
 from rosterflow.testing import (
     sample_roster,
     school_age_numbers,
@@ -23,7 +23,6 @@ from rosterflow.testing import (
     wait_for,
 )
 from services.validator import reading
-from services.validator.report import archive_key
 from tests.support.gates import GatedStorage
 from tests.support.pipeline import final_job, new_admin, pipeline
 

@@ -93,3 +93,58 @@ def test_a_preset_header_below_a_title_is_found_for_the_suggestions() -> None:
     error = _failed(data, FileFormat.SCHOOLSOFT)
     assert error.columns is not None
     assert error.columns["header"] == ["Pnr", "Tilltalsnamn", "Efternamn", "Klasskod"]
+
+
+REPEATED = "Personnummer;Förnamn;Efternamn;Telefon;telefon;Mobil"
+
+
+def test_a_repeated_column_fails_the_check_with_each_of_its_columns_listed() -> None:
+    data = f"{REPEATED}\r\n{NUMBERS[0]};Bo;Ek;070-111 22 33;08-123 45 67;\r\n".encode()
+
+    error = _failed(data)
+
+    assert error.code == "file_repeated_column"
+    assert error.columns is not None
+    assert error.columns["missing"] == []
+    assert error.columns["unmatched"] == [
+        {"name": "Telefon", "position": 3, "suggestion": "phone", "reason": "repeated"},
+        {"name": "telefon", "position": 4, "suggestion": None, "reason": "repeated"},
+        {"name": "Mobil", "position": 5, "suggestion": None, "reason": "repeated"},
+    ]  # Mobil is another of the template's names for the phone
+
+
+def test_a_remembered_mapping_says_which_of_the_repeated_columns_is_read_as_what() -> None:
+    data = f"{REPEATED}\r\n{NUMBERS[0]};Bo;Ek;070-111 22 33;08-123 45 67;\r\n".encode()
+    mapping = Remembered({"Telefon": [None, "phone_2"], "Mobil": "phone"})
+
+    result = run_check(data, mappings={header_key(REPEATED.split(";")): mapping})
+
+    assert valid_identities(result) == [NUMBERS[0]]
+    assert result.detected.columns["phone_2"] == "telefon"
+    assert result.detected.columns["phone"] == "Mobil"
+    assert result.valid.column("phone_2").to_pylist() == ["08-123 45 67"]
+    assert result.valid.column("phone").to_pylist() == [None]
+
+
+def test_a_repeated_required_column_is_read_from_the_column_the_mapping_names() -> None:
+    header = "Personnummer;Förnamn;Efternamn;Personnummer"
+    data = f"{header}\r\n{NUMBERS[0]}x;Bo;Ek;{NUMBERS[1]}\r\n".encode()
+    error = _failed(data)
+    assert error.code == "file_repeated_column"
+    assert error.columns is not None
+    assert [(c["position"], c["suggestion"]) for c in error.columns["unmatched"]] == [
+        (0, "identity"),
+        (3, None),
+    ]
+    mapping = Remembered({"Personnummer": [None, "identity"]})
+
+    result = run_check(data, mappings={header_key(header.split(";")): mapping})
+
+    assert valid_identities(result) == [NUMBERS[1]]
+
+
+def test_the_api_maps_a_repeated_name_by_a_list_of_canonical_columns() -> None:
+    body = ColumnMappingRequest(columns={"Telefon": ["phone", None]})
+    assert body.columns["Telefon"] == ["phone", None]
+    with pytest.raises(ValidationError):
+        ColumnMappingRequest(columns={"Telefon": ["phone", "shoe_size"]})

@@ -215,20 +215,22 @@ def test_fold_ignores_case_spacing_and_swedish_accents() -> None:
 
 
 @pytest.mark.parametrize(
-    "header",
+    ("header", "repeated"),
     [
-        "Personnummer;Förnamn;Efternamn;Förnamn",
-        "Personnummer;Förnamn;Efternamn;given_name",
-        "Personnummer;personal_id;Förnamn;Efternamn",
+        ("Personnummer;Förnamn;Efternamn;Förnamn", {"given_name": [1, 3]}),
+        ("Personnummer;Förnamn;Efternamn;given_name", {"given_name": [1, 3]}),
+        ("Personnummer;personal_id;Förnamn;Efternamn", {"identity": [0, 1]}),
     ],
 )
-def test_repeated_column_is_rejected(header: str) -> None:
+def test_a_repeated_column_is_read_from_none_of_its_columns(
+    header: str, repeated: dict[str, list[int]]
+) -> None:
     _, fields = header_fields(f"{header}\n".encode(), "utf-8")
 
-    with pytest.raises(FileError) as raised:
-        map_header(fields, ALIASES)
+    layout = map_header(fields, ALIASES)
 
-    assert raised.value.code == "file_repeated_column"
+    assert layout.repeated == repeated
+    assert not set(repeated) & set(layout.positions)
 
 
 # --- rows -------------------------------------------------------------------

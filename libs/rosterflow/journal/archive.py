@@ -30,8 +30,8 @@ SELECT count(*) FROM {staged} s
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
  WHERE e.status IS DISTINCT FROM 'active'
 """
-# The same, reading a small set's rows from arrays.
-COUNT_JOINING_ROWS = COUNT_JOINING.format(staged=rows_from_arrays(3))
+# The same, reading a small set's identity numbers from an array.
+COUNT_JOINING_ROWS = COUNT_JOINING.format(staged=rows_from_arrays(3, ("identity_number",)))
 
 ARCHIVE = """
 UPDATE enrolments e SET status = 'archived', archived_at = now(), archived_by_job = $3
@@ -74,7 +74,7 @@ async def archive_plan(
     if before_import:
         if isinstance(staged, RowArrays):
             active += await conn.fetchval(
-                COUNT_JOINING_ROWS, organisation_id, unit_id, *staged.columns
+                COUNT_JOINING_ROWS, organisation_id, unit_id, staged.column("identity_number")
             )
         else:
             active += await conn.fetchval(

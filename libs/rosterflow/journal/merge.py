@@ -12,9 +12,9 @@ import asyncpg
 from rosterflow.db import Connection
 from rosterflow.events import ImportCounts
 from rosterflow.journal import staging
-from rosterflow.journal.arrays import RowArrays, Staged, rows_from_arrays
+from rosterflow.journal.arrays import WITHOUT_GUARDIANS, RowArrays, Staged, rows_from_arrays
 from rosterflow.journal.staging import STAGED
-from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS
+from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS, STAGED_COLUMNS
 
 # From this many new or re-activated patients on, an import refreshes statistics.
 BULK_ROWS = 10_000
@@ -69,9 +69,18 @@ _SQL_PARTS = {
 }
 
 
-def _fill(sql: str) -> str:
+# The same parts for rows that leave every guardian as stored (``arrays.WITHOUT_GUARDIANS``).
+_SQL_PARTS_WITHOUT_GUARDIANS = {
+    **_SQL_PARTS,
+    "guardian_states": "NULL::text AS guardian1_state, NULL::text AS guardian2_state",
+    "guardian_joins": "",
+    "guardian_counts": "0 AS guardians_new, 0 AS guardians_changed, 0 AS guardians_same",
+}
+
+
+def _fill(sql: str, *, guardians: bool = True) -> str:
     """The statement with its column lists, leaving {staged} and the parameters' names."""
-    for name, part in _SQL_PARTS.items():
+    for name, part in (_SQL_PARTS if guardians else _SQL_PARTS_WITHOUT_GUARDIANS).items():
         sql = sql.replace("{" + name + "}", part)
     return sql
 
@@ -120,7 +129,7 @@ SELECT patient_id, {position}, {given}
 # What applying the staged rows would do, read in one pass before any write.
 # A patient counts once: created, else re-activated, else updated when any of
 # their data, their enrolment or this year's placement differs.
-CLASSIFY = _fill("""
+_CLASSIFY = """
 SELECT count(*) AS staged,
        count(*) FILTER (WHERE p.id IS NULL) AS created,
        count(*) FILTER (WHERE e.status = 'archived') AS reactivated,
@@ -138,7 +147,8 @@ SELECT count(*) AS staged,
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
   CROSS JOIN LATERAL (SELECT {guardian_states}) gs
-""")
+"""
+CLASSIFY = _fill(_CLASSIFY)
 
 # One import or archive at a time per organisation: the counts read before
 # the writes stay true, and the inserts below cannot race another import's
@@ -158,7 +168,7 @@ LOCK_ORGANISATION = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 720
 # of a random page per row for ids drawn at random. A million new patients:
 # the three inserts took 56 s instead of 77 s (EXPLAIN ANALYZE, one run each;
 # the runs vary by ±10 %), the sort ~0.9 s.
-RESOLVED_ROWS = _fill("""
+_RESOLVED_ROWS = """
 SELECT s.*,
        coalesce(p.id, gen_random_uuid()) AS patient_id,
        p.id IS NULL AS new_patient,
@@ -176,10 +186,10 @@ SELECT s.*,
   LEFT JOIN enrolments e ON e.unit_id = $2 AND e.patient_id = p.id
   LEFT JOIN placements pl ON pl.unit_id = $2 AND pl.school_year = $3 AND pl.patient_id = p.id
  ORDER BY patient_id
-""")
-RESOLVE = "INSERT INTO resolved" + RESOLVED_ROWS
+"""
+RESOLVE = "INSERT INTO resolved" + _fill(_RESOLVED_ROWS)
 # The same classification as CLASSIFY, read off the resolved rows.
-COUNT_RESOLVED = _fill("""
+_COUNT_RESOLVED = """
 SELECT count(*) AS staged,
        count(*) FILTER (WHERE new_patient) AS created,
        count(*) FILTER (WHERE enrolment_status = 'archived') AS reactivated,
@@ -193,7 +203,8 @@ SELECT count(*) AS staged,
        count(*) FILTER (WHERE placement_changed) AS placements_changed,
        {guardian_counts}
   FROM resolved
-""")
+"""
+COUNT_RESOLVED = _fill(_COUNT_RESOLVED)
 # The writes, each reading the resolved rows alone. Their parameters are named
 # here ({organisation}, {unit}, {year}) and numbered for each use: as statements
 # of their own after RESOLVE, or as the parts of APPLY_ROWS.
@@ -251,23 +262,26 @@ SELECT patient_id, {unit}, {year}, school_form, grade_year, class_name
  WHERE r.placement_changed
    AND pl.unit_id = {unit} AND pl.school_year = {year} AND pl.patient_id = r.patient_id""",
     ),
-    *(write for position in (1, 2) for write in _guardian_writes(position)),
 )
+GUARDIAN_WRITES = tuple(write for position in (1, 2) for write in _guardian_writes(position))
+WRITES = (*WRITES, *GUARDIAN_WRITES)
 # As statements of their own, after RESOLVE filled the session's ``resolved``:
 # each numbers the parameters it uses in their order.
 WRITE_STATEMENTS = {
     name: sql.format(**{p: f"${i}" for i, p in enumerate(params, 1)})
     for name, _, params, sql in WRITES
 }
-GUARDIAN_WRITES = tuple(write for write in WRITES if write[0].startswith("guardians"))
 
 
+# A small set's statements: the same text as the staged ones, reading the rows
+# from arrays. The apply is one statement: RESOLVE's rows as a CTE, the writes
+# as data-modifying CTEs reading it, and COUNT_RESOLVED's counts as its result.
+# A write with nothing to do scans the resolved rows and stops there (EXPLAIN:
+# its join is never executed). The foreign keys are checked at the end of the
+# statement, so an enrolment finds the patient a sibling CTE inserted.
+# Each comes in two: by ``RowArrays.guardians``, with the guardians' columns, or
+# without them for rows that leave every guardian as stored.
 def _apply_rows(resolved_rows: str, writes: tuple[Write, ...], counts: str) -> str:
-    """A small set's apply as one statement: the resolved rows as a CTE, the writes as
-    data-modifying CTEs reading it, and the counts as its result. A write with nothing
-    to do scans the resolved rows and stops there (EXPLAIN: its join is never
-    executed). The foreign keys are checked at the end of the statement, so an
-    enrolment finds the patient a sibling CTE inserted."""
     return (
         f"WITH resolved AS MATERIALIZED ({resolved_rows}),\n"
         + ",\n".join(
@@ -278,10 +292,22 @@ def _apply_rows(resolved_rows: str, writes: tuple[Write, ...], counts: str) -> s
     )
 
 
-# A small set's statements: the same text as the staged ones, reading the rows
-# from arrays.
-CLASSIFY_ROWS = CLASSIFY.format(staged=rows_from_arrays(4))
-APPLY_ROWS = _apply_rows(RESOLVED_ROWS.format(staged=rows_from_arrays(4)), WRITES, COUNT_RESOLVED)
+def _arrays(guardians: bool) -> str:
+    return rows_from_arrays(4, STAGED_COLUMNS if guardians else WITHOUT_GUARDIANS)
+
+
+CLASSIFY_ROWS = {
+    guardians: _fill(_CLASSIFY, guardians=guardians).format(staged=_arrays(guardians))
+    for guardians in (True, False)
+}
+APPLY_ROWS = {
+    guardians: _apply_rows(
+        _fill(_RESOLVED_ROWS, guardians=guardians).format(staged=_arrays(guardians)),
+        WRITES if guardians else tuple(w for w in WRITES if w not in GUARDIAN_WRITES),
+        _fill(_COUNT_RESOLVED, guardians=guardians),
+    )
+    for guardians in (True, False)
+}
 
 # A guardian file (FileFormat.guardians_only): its rows, up to two a student
 # each naming one guardian, as one row a student of the unit, shaped like a
@@ -323,10 +349,8 @@ SELECT {guardian_counts}
   FROM resolved
 """)
 GUARDIAN_CLASSIFY = "WITH resolved AS (" + GUARDIAN_RESOLVED_ROWS + ")" + COUNT_GUARDIANS
-GUARDIAN_CLASSIFY_ROWS = GUARDIAN_CLASSIFY.format(staged=rows_from_arrays(3))
-GUARDIAN_APPLY_ROWS = _apply_rows(
-    GUARDIAN_RESOLVED_ROWS.format(staged=rows_from_arrays(3)), GUARDIAN_WRITES, COUNT_GUARDIANS
-)
+# A guardian file's rows always give a guardian: its arrays carry every column.
+_GUARDIAN_ARRAYS = rows_from_arrays(3)
 
 
 @dataclass(frozen=True)
@@ -334,10 +358,11 @@ class _Kind:
     """The statements of one kind of import: a roster's, or a guardian file's."""
 
     classify: str
-    classify_rows: str
+    classify_rows: dict[bool, str]
+    """By ``RowArrays.guardians``."""
     resolve: str
     count: str
-    apply_rows: str
+    apply_rows: dict[bool, str]
     writes: tuple[Write, ...]
     counts: Callable[[asyncpg.Record], ImportCounts]
     with_year: bool
@@ -351,28 +376,26 @@ class _Kind:
 def _counts(row: asyncpg.Record) -> ImportCounts:
     """CLASSIFY's or COUNT_RESOLVED's counts: a patient counts once."""
     created, updated, reactivated = row["created"], row["updated"], row["reactivated"]
-    return ImportCounts(
-        created=created,
-        updated=updated,
-        reactivated=reactivated,
-        unchanged=row["staged"] - created - updated - reactivated,
-        **_guardian_counts(row).model_dump(include=_GUARDIAN_COUNTS),
+    return _guardian_counts(row).model_copy(
+        update={
+            "created": created,
+            "updated": updated,
+            "reactivated": reactivated,
+            "unchanged": row["staged"] - created - updated - reactivated,
+        }
     )
 
 
-_GUARDIAN_COUNTS = {"guardians_created", "guardians_updated", "guardians_unchanged"}
-
-
-def _guardian_counts(row: asyncpg.Record) -> ImportCounts:
-    """A guardian file's counts: guardians only, no patient is written."""
+def _guardian_counts(row: asyncpg.Record | None) -> ImportCounts:
+    """A guardian file's counts (guardians only: it writes no patient); None: no rows."""
     return ImportCounts(
         created=0,
         updated=0,
         unchanged=0,
         reactivated=0,
-        guardians_created=row["guardians_new"],
-        guardians_updated=row["guardians_changed"],
-        guardians_unchanged=row["guardians_same"],
+        guardians_created=row["guardians_new"] if row else 0,
+        guardians_updated=row["guardians_changed"] if row else 0,
+        guardians_unchanged=row["guardians_same"] if row else 0,
     )
 
 
@@ -381,10 +404,14 @@ _ROSTER = _Kind(
 )
 _GUARDIAN_FILE = _Kind(
     GUARDIAN_CLASSIFY,
-    GUARDIAN_CLASSIFY_ROWS,
+    {True: GUARDIAN_CLASSIFY.format(staged=_GUARDIAN_ARRAYS)},
     "INSERT INTO resolved" + GUARDIAN_RESOLVED_ROWS,
     COUNT_GUARDIANS,
-    GUARDIAN_APPLY_ROWS,
+    {
+        True: _apply_rows(
+            GUARDIAN_RESOLVED_ROWS.format(staged=_GUARDIAN_ARRAYS), GUARDIAN_WRITES, COUNT_GUARDIANS
+        )
+    },
     GUARDIAN_WRITES,
     _guardian_counts,
     with_year=False,
@@ -416,7 +443,9 @@ async def classify_staged(
     kind = _kind(guardians_only)
     args = kind.args(organisation_id, unit_id, school_year)
     if isinstance(staged, RowArrays):
-        row = await conn.fetchrow(kind.classify_rows, *args, *staged.columns)
+        if staged.guardians not in kind.classify_rows:
+            return _guardian_counts(None)  # a guardian file without a valid row
+        row = await conn.fetchrow(kind.classify_rows[staged.guardians], *args, *staged.columns)
         assert row is not None
         return kind.counts(row)
     # A new table has no statistics until analysed; without them the planner
@@ -449,8 +478,10 @@ async def apply_staged(
     args = kind.args(organisation_id, unit_id, school_year)
     await lock_organisation(conn, organisation_id)
     if isinstance(staged, RowArrays):
+        if staged.guardians not in kind.apply_rows:
+            return _guardian_counts(None)  # a guardian file without a valid row
         # One statement, no temporary table: RESOLVE, the writes and the counts.
-        row = await conn.fetchrow(kind.apply_rows, *args, *staged.columns)
+        row = await conn.fetchrow(kind.apply_rows[staged.guardians], *args, *staged.columns)
         assert row is not None
         counts = kind.counts(row)
         await _refresh_statistics(conn, counts)

@@ -1,6 +1,7 @@
 -- The transactional outbox: the event that follows a job's transition,
 -- written in the transition's transaction, published by the relay
--- (rosterflow.outbox) and then marked sent.
+-- (rosterflow.outbox) and then deleted: a row here is an event not yet known
+-- to be published.
 
 CREATE TABLE outbox (
     id             bigserial PRIMARY KEY,
@@ -12,10 +13,8 @@ CREATE TABLE outbox (
     -- leaves a row younger than a sweep to the relay of the commit.
     created_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
     -- Taken by a relay until then; after it another may take the row again.
-    claimed_until  timestamptz,
-    sent_at        timestamptz
+    claimed_until  timestamptz
 );
 
--- The relay right after a commit takes the job's unsent rows; the sweep the oldest.
-CREATE INDEX outbox_unsent_by_job ON outbox (job_id) WHERE sent_at IS NULL;
-CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+-- The relay right after a commit takes the job's rows; the sweep the oldest (by id).
+CREATE INDEX outbox_by_job ON outbox (job_id);

@@ -18,6 +18,7 @@ from services.ingest.auth import CallerDep
 from services.ingest.errors import ApiError, import_not_found, responses
 from services.ingest.logic import check_request
 from services.ingest.views import ColumnMappingRequest, JobView, NotificationView
+from services.validator.mapping import columns_named
 
 router = APIRouter(prefix="/v1", tags=["imports"])
 
@@ -159,9 +160,10 @@ async def map_columns(
     """Map the file's columns and check the same file again, without uploading it again.
 
     For a job whose header did not name the format's columns (failed with
-    ``file_missing_column``, ``file_no_header``, ``file_wrong_format`` or
-    ``file_org_not_mapped``, with the job's ``column_mapping``) or one
-    awaiting confirmation.
+    ``file_missing_column``, ``file_no_header``, ``file_wrong_format``,
+    ``file_org_not_mapped`` or ``file_repeated_column``, with the job's
+    ``column_mapping``) or one awaiting confirmation. A name the header has
+    more than once is mapped with a list: one entry per column of that name.
     The mapping is remembered for the unit, the format and this header: the
     next file with the same header is read with it. The check runs as a new
     job on the stored file (the answer); this one is superseded by it.
@@ -176,8 +178,24 @@ async def map_columns(
             "Map only columns the file's header has.",
             {"columns": unknown[:20]},
         )
-    chosen = [c for c in body.columns.values() if c is not None]
-    if len(chosen) != len(set(chosen)):
+    chosen: list[str | None] = []
+    for name, column in body.columns.items():
+        named = columns_named(header, name)
+        if isinstance(column, list):
+            if len(column) != len(named):
+                raise ApiError(
+                    422,
+                    "column_count_mismatch",
+                    "A list maps each of the header's columns of that name, in order: "
+                    "give one entry for each.",
+                    {"column": name[:60], "columns": len(named)},
+                )
+            chosen += column
+        else:
+            # A name the header repeats is read once for each of its columns.
+            chosen += [column] * len(named)
+    mapped = [c for c in chosen if c is not None]
+    if len(mapped) != len(set(mapped)):
         raise ApiError(422, "column_mapped_twice", "Map each column of the roster once.")
     try:
         again = await commands.remap(

@@ -57,7 +57,7 @@ async def valid_rows(
     job = await access.job_of(rt, caller, job_id)
     key = _check(job).report.valid_rows_key
     total, rows = await _read(reports.page, rt.store, key, offset, limit)
-    return Page(total=total, offset=offset, limit=limit, items=[ValidRow(**r) for r in rows])
+    return Page(total=total, offset=offset, limit=limit, items=[ValidRow.of(r) for r in rows])
 
 
 @router.get("/rows/invalid", responses=responses(404, 409, 410))

@@ -22,6 +22,7 @@ from services.ingest.views import ColumnMappingRequest, JobView, Page
 from services.ingest.web import i18n
 from services.ingest.web.frame import PREFIX, Ui, UiDep
 from services.validator.header import CANONICAL
+from services.validator.mapping import columns_named
 
 router = APIRouter(prefix=PREFIX + "/imports/{job_id}")
 
@@ -135,9 +136,18 @@ async def map_columns(ui: UiDep, job_id: UUID) -> RedirectResponse:
     header = found.get("header") or []
     columns: dict[str, Any] = {}
     for entry in found.get("unmatched") or []:
-        chosen = form.get(f"col-{entry['position']}")
-        if isinstance(chosen, str) and entry["position"] < len(header):
-            columns[header[entry["position"]]] = chosen or None
+        position = entry["position"]
+        chosen = form.get(f"col-{position}")
+        if not isinstance(chosen, str) or position >= len(header):
+            continue
+        named = columns_named(header, header[position])
+        if len(named) > 1:
+            # A name the header repeats: one choice per column of that name, in order
+            # (the column report lists each of them).
+            same = columns.setdefault(header[named[0]], [None] * len(named))
+            same[named.index(position)] = chosen or None
+        else:
+            columns[header[position]] = chosen or None
     org = form.get("org")
     try:
         body = ColumnMappingRequest(

@@ -105,7 +105,7 @@ def open_roster(
     # the columns any known system names, else the first row, is judged.
     candidates = reader.header_rows()
     remembered = {
-        line: mapped_aliases((mappings or {}).get(header_key(fields)))
+        line: mapped_aliases((mappings or {}).get(header_key(fields)), fields)
         for line, fields in candidates
     }
     line = next(
@@ -134,7 +134,14 @@ def open_roster(
         samples,
         applied=bool(mapped),
         today=today,
+        repeated=layout.repeated,
     )
+    if layout.repeated:
+        # Which of the columns is meant is the administrator's to say: a mapping can.
+        first = min(positions[0] for positions in layout.repeated.values())
+        repeated = errors.repeated_column(clean_header(header[first]))
+        repeated.columns = {**columns.as_json(), **fmt.extra(reader)}
+        raise repeated
     missing = missing_required(layout)
     if not missing:
         try:

@@ -11,8 +11,7 @@ from services.validator.errors import FileError, Label
 from services.validator.header import (
     REQUIRED,
     Layout,
-    clean_header,
-    fold,
+    column_of,
     map_header,
     missing_required,
 )
@@ -71,7 +70,7 @@ class RosterFormat:
     def names_required(self, header: list[str], mapped: Mapping[str, str] | None = None) -> bool:
         """The row names every required column (perhaps more than once)."""
         aliases = {**self.aliases, **mapped} if mapped else self.aliases
-        named = {aliases.get(fold(clean_header(cell))) for cell in header}
+        named = {column_of(position, cell, aliases) for position, cell in enumerate(header)}
         return all(column in named for column in REQUIRED)
 
     def prepare(self, reader: Reader, remembered: Remembered | None) -> None:
@@ -88,7 +87,6 @@ class RosterFormat:
 
     def fits(self, header: list[str]) -> bool:
         """Every required column is named the way this format names it."""
-        try:
-            return not missing_required(self.layout(header))
-        except FileError:  # a repeated column: not this format's file either
-            return False
+        layout = self.layout(header)
+        # A repeated column: not this format's file either.
+        return not layout.repeated and not missing_required(layout)
