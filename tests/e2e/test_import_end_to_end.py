@@ -66,6 +66,7 @@ async def test_a_roster_is_checked_confirmed_applied_archived_and_emailed(
                 "archive_held": False,
                 "guardians_create": 0,
                 "guardians_update": 0,
+                "guardians_unchanged": 0,
             }
 
             assert (await client.post(f"/v1/imports/{job_id}/confirm")).status_code == 200
@@ -80,6 +81,7 @@ async def test_a_roster_is_checked_confirmed_applied_archived_and_emailed(
         "reactivated": 0,
         "guardians_created": 0,
         "guardians_updated": 0,
+        "guardians_unchanged": 0,
     }
     assert done["archived_count"] == 5
     archived = await conn.fetch(

@@ -53,6 +53,7 @@ async def test_an_import_runs_end_to_end_on_s3_storage(
             "reactivated": 0,
             "guardians_created": 0,
             "guardians_updated": 0,
+            "guardians_unchanged": 0,
         }
         assert job.archived_count == len(files.leavers)
         assert job.check_result is not None
