@@ -36,6 +36,9 @@ async def test_the_four_steps_import_a_roster_and_the_email_arrives(
     await expect(page.get_by_label("Skola eller mottagning")).to_have_value(str(school.unit_id))
     # A compulsory school: "treat as upper secondary" is not offered.
     await expect(page.get_by_label("Hantera som gymnasieskola")).to_be_hidden()
+    # Every format of the registry is offered, SchoolSoft's guardian file among them.
+    guardian_file = page.locator("#format option[value=schoolsoft_guardians]")
+    await expect(guardian_file).to_have_text("SchoolSoft vårdnadshavare (CSV/XLSX)")
     await page.get_by_label("Arkivera patienter som inte återfinns i importfilen").check()
     await accessible(page)
     await shot(page, "step1-importinformation")
@@ -57,6 +60,9 @@ async def test_the_four_steps_import_a_roster_and_the_email_arrives(
     await expect(page.locator("#plan")).to_contain_text("3 arkiveras")
     await expect(page.locator("#plan-guardians-create")).to_have_text("20 nya vårdnadshavare")
     await expect(page.locator("#plan-guardians-update")).to_have_text("0 vårdnadshavare uppdateras")
+    await expect(page.locator("#plan-guardians-unchanged")).to_have_text(
+        "0 vårdnadshavare oförändrade"
+    )
     await expect(page.locator("#archive-list tbody tr")).to_have_count(3)
     await expect(page.locator("#rows tbody tr")).to_have_count(50)  # a page of 60
     await expect(page.get_by_text("1–50 av 60")).to_be_visible()
