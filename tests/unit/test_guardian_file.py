@@ -13,6 +13,7 @@ from services.validator import check
 from services.validator.errors import FileError
 from services.validator.formats import FORMATS
 from tests.support.checks import Checked, issues_by_line, run_check
+from tests.support.workbooks import xlsx
 
 STUDENTS = school_age_numbers()[:6]
 GUARDIANS = school_age_numbers(1970, 1985)[:8]
@@ -91,9 +92,14 @@ def test_utf8_with_a_bom_and_a_workbook_read_the_same() -> None:
                         students=STUDENTS)  # fmt: skip
     bom = run_check(guardian_file(*rows, encoding="utf-8-sig"),
                     fmt=FileFormat.SCHOOLSOFT_GUARDIANS, students=STUDENTS)  # fmt: skip
+    sheet = xlsx(HEADER.split(";"), rows[0].split(";"))
+    workbook = run_check(sheet, fmt=FileFormat.SCHOOLSOFT_GUARDIANS, students=STUDENTS)
 
     assert guardians_of(windows) == guardians_of(bom)
     assert guardians_of(bom)[STUDENTS[0]][0]["name"] == "Märta Ödman"
+    # A workbook's empty cells are no values either: the same guardian.
+    assert guardians_of(workbook)[STUDENTS[0]][0] == guardians_of(bom)[STUDENTS[0]][0]
+    assert workbook.detected.header_line == 1
 
 
 def test_every_row_rule_of_a_guardian_file() -> None:
