@@ -13,7 +13,7 @@ from rosterflow import db, events
 from rosterflow.journal import arrays
 from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS
 from rosterflow.testing import School, school_age_numbers, seed_school
-from tests.support.staging import APPLY_PATHS, by_arrays, staged_table
+from tests.support.staging import APPLY_PATHS, by_arrays, row_versions, staged_table
 
 A, B, C, ELSEWHERE = school_age_numbers()[:4]
 KARIN, OLOF, EVA = school_age_numbers(1970, 1985)[:3]
@@ -80,29 +80,6 @@ async def _guardians(conn: db.Connection, school: School) -> list[tuple[object, 
     return [tuple(r.values()) for r in rows]
 
 
-async def _versions(conn: db.Connection, school: School) -> dict[tuple[str, str], str]:
-    """Each row's xmin (patients, their enrolments and placements, guardians): a row
-    written again gets a new one."""
-    rows = await conn.fetch(
-        """SELECT p.identity_number AS key, 'patient' AS what, p.xmin::text AS v
-             FROM patients p WHERE p.organisation_id = $1
-           UNION ALL
-           SELECT p.identity_number, 'enrolment', e.xmin::text
-             FROM enrolments e JOIN patients p ON p.id = e.patient_id
-            WHERE p.organisation_id = $1
-           UNION ALL
-           SELECT p.identity_number, 'placement', pl.xmin::text
-             FROM placements pl JOIN patients p ON p.id = pl.patient_id
-            WHERE p.organisation_id = $1
-           UNION ALL
-           SELECT p.identity_number, g.position::text, g.xmin::text
-             FROM guardians g JOIN patients p ON p.id = g.patient_id
-            WHERE p.organisation_id = $1""",
-        school.organisation_id,
-    )
-    return {(r["key"], r["what"]): r["v"] for r in rows}
-
-
 @pytest.mark.parametrize("path", list(PATHS))
 async def test_a_guardian_file_writes_the_guardians_of_the_units_students_only(
     database_dsn: str, monkeypatch: pytest.MonkeyPatch, path: str
@@ -123,7 +100,7 @@ async def test_a_guardian_file_writes_the_guardians_of_the_units_students_only(
         )
         elsewhere = School(school.organisation_id, other.unit_id)
         await by_arrays(conn, elsewhere, _rows([{"identity_number": ELSEWHERE}], students=True))
-        before = await _versions(conn, school)
+        before = await row_versions(conn, school)
 
         plan, applied = await apply(conn, school, _rows(GUARDIAN_FILE), guardians_only=True)
 
@@ -139,19 +116,19 @@ async def test_a_guardian_file_writes_the_guardians_of_the_units_students_only(
             (B, 1, "Eva Ek", EVA, *no_contact),
             (C, 1, "Nils Lund", None, None, "070-222 33 44", *no_contact[2:]),
         ]
-        written = await _versions(conn, school)
+        written = await row_versions(conn, school)
         # No patient, enrolment or placement was written; only guardians.
-        assert {k: v for k, v in written.items() if not k[1].isdigit()} == {
-            k: v for k, v in before.items() if not k[1].isdigit()
+        assert {k: v for k, v in written.items() if k[0] != "guardians"} == {
+            k: v for k, v in before.items() if k[0] != "guardians"
         }
-        assert written[(A, "1")] != before[(A, "1")]
+        assert written[("guardians", A, 1)] != before[("guardians", A, 1)]
 
         # The same file again changes nothing, and writes nothing.
         again_plan, again = await apply(conn, school, _rows(GUARDIAN_FILE), guardians_only=True)
         assert again_plan == again == events.ImportCounts(
             created=0, updated=0, unchanged=0, reactivated=0, guardians_unchanged=4
         )  # fmt: skip
-        assert await _versions(conn, school) == written
+        assert await row_versions(conn, school) == written
     finally:
         await conn.close()
 

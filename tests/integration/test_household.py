@@ -12,7 +12,7 @@ from rosterflow import db, events
 from rosterflow.journal import arrays
 from rosterflow.report import CONTACT_COLUMNS, GUARDIAN_FIELDS
 from rosterflow.testing import School, school_age_numbers, seed_school
-from tests.support.staging import APPLY_PATHS, by_arrays, staged_table
+from tests.support.staging import APPLY_PATHS, by_arrays, row_versions, staged_table
 
 A, B, C = school_age_numbers()[:3]
 KARIN, OLOF = school_age_numbers(1970, 1985)[:2]
@@ -87,20 +87,6 @@ async def journal(conn: db.Connection, school: School) -> list[tuple[object, ...
     return [tuple(r.values()) for r in rows]
 
 
-async def versions(conn: db.Connection, school: School) -> dict[tuple[str, object], str]:
-    """Each row's xmin: a row written again gets a new one."""
-    rows = await conn.fetch(
-        """SELECT p.identity_number AS key, NULL::smallint AS position, p.xmin::text AS v
-             FROM patients p WHERE p.organisation_id = $1
-           UNION ALL
-           SELECT p.identity_number, g.position, g.xmin::text
-             FROM guardians g JOIN patients p ON p.id = g.patient_id
-            WHERE p.organisation_id = $1""",
-        school.organisation_id,
-    )
-    return {(r["key"], r["position"]): r["v"] for r in rows}
-
-
 @pytest.mark.parametrize("path", list(PATHS))
 async def test_protected_identities_and_guardians_by_each_apply_path(
     database_dsn: str, monkeypatch: pytest.MonkeyPatch, path: str
@@ -112,7 +98,7 @@ async def test_protected_identities_and_guardians_by_each_apply_path(
     try:
         school = await seed_school(conn)
         await by_arrays(conn, school, _table(BEFORE))
-        before = await versions(conn, school)
+        before = await row_versions(conn, school)
 
         plan, applied = await apply(conn, school, _table(AFTER))
 
@@ -135,8 +121,9 @@ async def test_protected_identities_and_guardians_by_each_apply_path(
             (1, "Olof Ek", "Nygatan 3"), (2, "Eva Ek", None),
         ]  # fmt: skip
         # The same file again changes nothing, and writes nothing.
-        written = await versions(conn, school)
-        assert written[(C, None)] == before[(C, None)]  # C's own data did not change
+        written = await row_versions(conn, school)
+        # C's own data did not change.
+        assert written[("patients", C, None)] == before[("patients", C, None)]
         again_plan, again = await apply(conn, school, _table(AFTER))
         assert (
             again_plan
@@ -145,7 +132,7 @@ async def test_protected_identities_and_guardians_by_each_apply_path(
                 created=0, updated=0, unchanged=3, reactivated=0, guardians_unchanged=4
             )
         )
-        assert await versions(conn, school) == written
+        assert await row_versions(conn, school) == written
         assert await journal(conn, school) == stored
     finally:
         await conn.close()
@@ -161,7 +148,7 @@ async def test_a_file_that_names_no_guardian_leaves_them_as_stored(
     try:
         school = await seed_school(conn)
         await by_arrays(conn, school, _table(BEFORE))
-        stored, before = await journal(conn, school), await versions(conn, school)
+        stored, before = await journal(conn, school), await row_versions(conn, school)
         # A's name changes; no guardian column, nobody protected.
         plain = _table(
             [
@@ -175,9 +162,9 @@ async def test_a_file_that_names_no_guardian_leaves_them_as_stored(
         assert (
             plan == applied == events.ImportCounts(created=0, updated=1, unchanged=1, reactivated=0)
         )
-        after = await versions(conn, school)
-        assert {k: v for k, v in after.items() if k[1] is not None} == {
-            k: v for k, v in before.items() if k[1] is not None
+        after = await row_versions(conn, school)
+        assert {k: v for k, v in after.items() if k[0] == "guardians"} == {
+            k: v for k, v in before.items() if k[0] == "guardians"
         }  # no guardian row written
         assert [r[:1] + r[2:] for r in await journal(conn, school)] == [
             r[:1] + r[2:] for r in stored

@@ -83,3 +83,30 @@ async def by_job_table(
 
 
 APPLY_PATHS = {"arrays": by_arrays, "staging": by_staging, "job_table": by_job_table}
+
+
+async def row_versions(
+    conn: db.Connection, school: School
+) -> dict[tuple[str, str, int | None], str]:
+    """Each journal row of the school's organisation by table, patient and guardian place
+    (patients, enrolments, placements, guardians), and its xmin: a row written again gets
+    a new one."""
+    rows = await conn.fetch(
+        """SELECT 'patients' AS kind, p.identity_number AS key, NULL::smallint AS position,
+                  p.xmin::text AS v
+             FROM patients p WHERE p.organisation_id = $1
+           UNION ALL
+           SELECT 'enrolments', p.identity_number, NULL, e.xmin::text
+             FROM enrolments e JOIN patients p ON p.id = e.patient_id
+            WHERE p.organisation_id = $1
+           UNION ALL
+           SELECT 'placements', p.identity_number, NULL, pl.xmin::text
+             FROM placements pl JOIN patients p ON p.id = pl.patient_id
+            WHERE p.organisation_id = $1
+           UNION ALL
+           SELECT 'guardians', p.identity_number, g.position, g.xmin::text
+             FROM guardians g JOIN patients p ON p.id = g.patient_id
+            WHERE p.organisation_id = $1""",
+        school.organisation_id,
+    )
+    return {(r["kind"], r["key"], r["position"]): r["v"] for r in rows}
