@@ -27,6 +27,7 @@ from rosterflow.testing import (
     wait_for,
 )
 from services.importer.handlers import register as register_importer
+from tests.support.outbox import memory_relay
 from tests.support.pipeline import stored_upload
 
 UNSENT = "SELECT kind FROM outbox WHERE job_id = $1 ORDER BY id"
@@ -75,6 +76,35 @@ async def test_a_transition_and_its_event_commit_together_or_not_at_all(
     event = outbox.event_of(rows[0])
     # The deterministic id every re-publication of it carries.
     assert event == ended.finished_event().model_copy(update={"occurred_at": event.occurred_at})
+
+
+async def test_a_transaction_s_events_are_published_from_memory_once_it_commits(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    job = await registered(settings, conn)
+    relay, recorder = memory_relay(settings.kafka)
+    assert await relay.flush(job.id)  # its JobAccepted, which registering committed
+    recorder.published.clear()
+
+    async def finish_then_roll_back() -> None:
+        async with outbox.transaction(conn):
+            assert await jobs.finish(conn, job.id, Outcome.FAILED, "test", error_code="x")
+            raise _Rollback
+
+    with pytest.raises(_Rollback):
+        await finish_then_roll_back()
+    assert await relay.flush(job.id)
+    assert recorder.published == []  # nothing of a rolled back transaction
+
+    async with outbox.transaction(conn):
+        ended = await jobs.finish(conn, job.id, Outcome.FAILED, "test", error_code="x")
+    assert ended is not None
+    # Reserved for this process's relay: no sweep takes it meanwhile.
+    assert await conn.fetchval(
+        "SELECT bool_and(claimed_until > clock_timestamp()) FROM outbox WHERE job_id = $1", job.id
+    )
+    assert await relay.flush(job.id)  # from memory: the pool is never asked
+    assert [e.event_id for e in recorder.published] == [ended.finished_event().event_id]
 
 
 async def test_the_relay_publishes_an_event_a_crash_left_unsent(
