@@ -10,6 +10,7 @@ relay publishes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -701,9 +702,12 @@ def next_event(job: Job) -> events.Event | None:
     return following(job, OPERATOR)[-1]
 
 
-async def redrive(conn: Connection, job: Job) -> events.Event | None:
+async def redrive(
+    conn: Connection, job: Job, consumers: Callable[[events.Event], Sequence[str]]
+) -> events.Event | None:
     """Write the event that moves the job on from where it is into the outbox again, and
-    forget every consumer's record of it, so its handler runs and finds where the job is.
+    forget the record of it of every consumer group that reads it (``consumers``), so its
+    handler runs and finds where the job is.
 
     None (and nothing written) when the job waits for a person: awaiting
     confirmation, or its archive held for a decision. Safe at any time: every
@@ -714,6 +718,6 @@ async def redrive(conn: Connection, job: Job) -> events.Event | None:
     if event is None:
         return None
     async with conn.transaction():
-        await conn.execute(db.FORGET_EVENT, event.event_id, job.id)
+        await conn.execute(db.FORGET_EVENT, event.event_id, job.id, list(consumers(event)))
         await outbox.enqueue(conn, [event])
     return event

@@ -15,6 +15,7 @@ import pytest
 from rosterflow import events, jobs, outbox
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.redrive import ledgers_of
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore
@@ -201,22 +202,25 @@ async def test_redrive_writes_the_event_that_moves_the_job_on_into_the_outbox(
 ) -> None:
     job = await registered(settings, conn)
     accepted = events.JobAccepted.for_job(job.id, request=job.request, file=job.file)
+    (validator,) = ledgers_of(settings.kafka, accepted)
     await conn.execute(
-        "INSERT INTO processed_events (consumer, event_id, job_id) VALUES ('a', $1, $2),"
-        " ('b', $1, $2)",
+        "INSERT INTO processed_events (consumer, event_id, job_id) VALUES ($3, $1, $2),"
+        " ('a group that does not read it', $1, $2)",
         accepted.event_id,
         job.id,
+        validator,
     )
-    event = await jobs.redrive(conn, job)
+    event = await jobs.redrive(conn, job, lambda e: ledgers_of(settings.kafka, e))
     assert event is not None
     assert event.event_id == accepted.event_id
     assert [r["kind"] for r in await conn.fetch(UNSENT, job.id)] == ["job_accepted"]
-    assert not await conn.fetchval(
-        "SELECT count(*) FROM processed_events WHERE event_id = $1", accepted.event_id
+    kept = await conn.fetch(
+        "SELECT consumer FROM processed_events WHERE event_id = $1", accepted.event_id
     )
+    assert [r["consumer"] for r in kept] == ["a group that does not read it"]
 
     ended = await jobs.finish(conn, job.id, Outcome.FAILED, "test", error_code="x")
     assert ended is not None
-    again = await jobs.redrive(conn, ended)
+    again = await jobs.redrive(conn, ended, lambda e: ledgers_of(settings.kafka, e))
     assert again is not None
     assert again.event_id == ended.finished_event().event_id
