@@ -22,8 +22,12 @@ _MIGRATION_LOCK = 7_202_611
 
 
 EVENT_SEEN = "SELECT job_id FROM processed_events WHERE consumer = $1 AND event_id = $2"
-# Every consumer's record of one event, for a re-drive.
-FORGET_EVENT = "DELETE FROM processed_events WHERE event_id = $1 AND job_id = $2"
+# The consumers' records of one event, for a re-drive: by the ledger's key, each
+# consumer group named (a look-up by event id alone would read the whole ledger).
+FORGET_EVENT = """
+DELETE FROM processed_events
+ WHERE consumer = ANY($3::text[]) AND event_id = $1 AND job_id = $2
+"""
 RECORD_EVENT = """
 INSERT INTO processed_events (consumer, event_id, job_id) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING

@@ -10,6 +10,7 @@ relay publishes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -353,7 +354,7 @@ async def register(
     """
     if rejected is not None:
         async with conn.transaction():
-            job = await _insert(conn, event, None, claimed=False)
+            job = await _insert(conn, event, None)
             if job is None:
                 return None
             code, message = rejected
@@ -366,15 +367,14 @@ async def register(
                 error_message=message,
             )
     accepted = events.JobAccepted.for_job(event.job_id, request=event.request, file=event.file)
-    committed = not conn.is_in_transaction()
-    job = await _insert(conn, event, accepted, claimed=committed)
+    job = await _insert(conn, event, accepted)
     if job is not None:
-        outbox.written(job.id, [accepted], committed=committed)
+        outbox.written(conn, [accepted])
     return job
 
 
 async def _insert(
-    conn: Connection, event: events.UploadRequested, accepted: events.Event | None, *, claimed: bool
+    conn: Connection, event: events.UploadRequested, accepted: events.Event | None
 ) -> Job | None:
     req, who = event.request, event.requested_by
     row = await conn.fetchrow(
@@ -398,7 +398,7 @@ async def _insert(
         None if accepted is None else accepted.event_id,
         None if accepted is None else accepted.kind,
         None if accepted is None else accepted.model_dump(mode="json"),
-        outbox.INLINE_LEASE_SECONDS if claimed else -outbox.INLINE_LEASE_SECONDS,
+        outbox.lease_seconds(conn),
     )
     return None if row is None else Job.model_validate(dict(row))
 
@@ -440,9 +440,12 @@ async def transition(
         raise ValueError(f"a transition cannot set {sorted(unknown)}")
     assignments = ["state = $3", "updated_at = clock_timestamp()"]
     args: list[Any] = [job_id, [s.value for s in sources], to.value]
-    # Known before the move: from the job as loaded, moved as this transition moves it.
+    # Known before the move: from the job as loaded, moved as this transition moves it;
+    # without it, for a state whose event needs nothing of the job.
     foreseen = (
-        None if job is None else following(job.model_copy(update={"state": to, **columns}), by)
+        _following_alone(job_id, to, by)
+        if job is None
+        else following(job.model_copy(update={"state": to, **columns}), by)
     )
     columns = {
         name: value.model_dump(mode="json") if isinstance(value, BaseModel) else value
@@ -457,12 +460,13 @@ async def transition(
     announce = ""
     inline = not conn.is_in_transaction()
     if foreseen:
-        args.extend(outbox.columns(foreseen))
+        args.extend([*outbox.columns(foreseen), outbox.lease_seconds(conn)])
         n = len(args)
         announce = (
             ", announce AS (INSERT INTO outbox (event_id, job_id, kind, payload, claimed_until)"
-            f" SELECT e, $1, k, p::jsonb, {outbox.lease_until(inline)}"
-            f" FROM moved, unnest(${n - 2}::uuid[], ${n - 1}::text[], ${n}::text[]) AS t(e, k, p))"
+            f" SELECT e, $1, k, p::jsonb, clock_timestamp() + make_interval(secs => ${n})"
+            f" FROM moved, unnest(${n - 3}::uuid[], ${n - 2}::text[], ${n - 1}::text[])"
+            " AS t(e, k, p))"
         )
     # Column names come from _SETTABLE only, never from input.
     # The locking read returns the latest committed state, which is the one
@@ -496,7 +500,7 @@ async def transition(
     if moved is None or moved_job is None:
         return None
     if foreseen:
-        outbox.written(job_id, foreseen, committed=inline)
+        outbox.written(conn, foreseen)
     metrics.on_transition(moved["previous_state"], to.value, moved["in_state"], moved["in_job"])
     metrics.on_columns(columns)
     return moved_job
@@ -649,17 +653,28 @@ OPERATOR = events.Requester(
 )
 
 
+def _following_alone(
+    job_id: UUID, state: JobState, by: events.Requester | None
+) -> list[events.Event] | None:
+    """The events that announce a state and need nothing of the job but its id; None for
+    the states whose events do."""
+    if state is JobState.IMPORTING:
+        return [events.ImportConfirmed.for_job(job_id, confirmed_by=by or OPERATOR)]
+    return None
+
+
 def following(job: Job, by: events.Requester | None = None) -> list[events.Event]:
     """The events that announce the job's state, in order: the one place that says which
     event follows which state (``by``: who moved it, for the events that name them)."""
     state = job.state
+    alone = _following_alone(job.id, state, by)
+    if alone is not None:
+        return alone
     if state is JobState.RECEIVED:
         return [events.JobAccepted.for_job(job.id, request=job.request, file=job.file)]
     if state is JobState.AWAITING_CONFIRMATION:
         assert job.check_result is not None, "a checked job has its check result"
         return [job.check_result.validated(job.id)]
-    if state is JobState.IMPORTING:
-        return [events.ImportConfirmed.for_job(job.id, confirmed_by=by or OPERATOR)]
     if state is JobState.ARCHIVING:
         if job.archive_decision is not None:
             approve = job.archive_decision == "approved"
@@ -692,9 +707,12 @@ def next_event(job: Job) -> events.Event | None:
     return following(job, OPERATOR)[-1]
 
 
-async def redrive(conn: Connection, job: Job) -> events.Event | None:
+async def redrive(
+    conn: Connection, job: Job, consumers: Callable[[events.Event], Sequence[str]]
+) -> events.Event | None:
     """Write the event that moves the job on from where it is into the outbox again, and
-    forget every consumer's record of it, so its handler runs and finds where the job is.
+    forget the record of it of every consumer group that reads it (``consumers``), so its
+    handler runs and finds where the job is.
 
     None (and nothing written) when the job waits for a person: awaiting
     confirmation, or its archive held for a decision. Safe at any time: every
@@ -705,6 +723,6 @@ async def redrive(conn: Connection, job: Job) -> events.Event | None:
     if event is None:
         return None
     async with conn.transaction():
-        await conn.execute(db.FORGET_EVENT, event.event_id, job.id)
+        await conn.execute(db.FORGET_EVENT, event.event_id, job.id, list(consumers(event)))
         await outbox.enqueue(conn, [event])
     return event

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -55,8 +55,8 @@ _KINDS: dict[str, type[events.Event]] = {
 }
 
 ENQUEUE = """
-INSERT INTO outbox (event_id, job_id, kind, payload)
-SELECT e, j, k, p::jsonb
+INSERT INTO outbox (event_id, job_id, kind, payload, claimed_until)
+SELECT e, j, k, p::jsonb, clock_timestamp() + make_interval(secs => $5)
   FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(e, j, k, p)
 """
 
@@ -90,10 +90,12 @@ RELEASE = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[])"
 DISCARD = "DELETE FROM outbox WHERE job_id = $1"
 
 
-# The events this process's moves committed by themselves, by job, with when;
-# and the jobs with rows written inside a caller's transaction (claimed from
-# the table, since only the table knows whether they committed).
+# The events this process's moves committed, by job, with when; the events
+# written inside a ``transaction`` not yet committed, by connection; and the
+# jobs with rows written inside any other transaction of a caller (claimed
+# from the table, since only the table knows whether they committed).
 _committed: dict[UUID, tuple[float, list[events.Event]]] = {}
+_pending: dict[int, list[events.Event]] = {}
 _in_table: set[UUID] = set()
 
 
@@ -106,22 +108,50 @@ def columns(written: Sequence[events.Event]) -> tuple[list[UUID], list[str], lis
     )
 
 
-def lease_until(committed: bool) -> str:
-    """The claim a row written by a move starts with (SQL): reserved for its own relay
-    when the move commits by itself."""
-    if committed:
-        return f"clock_timestamp() + interval '{INLINE_LEASE_SECONDS:g} seconds'"
-    return "NULL::timestamptz"
+@contextlib.asynccontextmanager
+async def transaction(conn: Connection) -> AsyncIterator[None]:
+    """A transaction whose moves' events this process publishes from memory once it
+    commits, as those of a move that commits by itself: no query afterwards to learn
+    which of them committed. A move inside it must not be in a savepoint of its own
+    that rolls back while the transaction commits."""
+    key = id(conn)
+    _pending[key] = []
+    try:
+        async with conn.transaction():
+            yield
+        committed = _pending[key]
+    finally:
+        del _pending[key]
+    _remember(committed)
 
 
-def written(job_id: UUID, events_: Sequence[events.Event], *, committed: bool) -> None:
-    """Note rows a move wrote: ``committed`` (its own statement committed them, reserved
-    for this process) or inside a caller's transaction."""
-    if committed:
-        _, before = _committed.get(job_id, (0.0, []))
-        _committed[job_id] = (time.monotonic(), [*before, *events_])
+def _remember(events_: Sequence[events.Event]) -> None:
+    now = time.monotonic()
+    for event in events_:
+        _, before = _committed.get(event.job_id, (0.0, []))
+        _committed[event.job_id] = (now, [*before, event])
+
+
+def reserved(conn: Connection) -> bool:
+    """Whether rows written on ``conn`` now are this process's to publish from memory: the
+    statement commits by itself, or inside a ``transaction``."""
+    return not conn.is_in_transaction() or id(conn) in _pending
+
+
+def lease_seconds(conn: Connection) -> float:
+    """The claim a row written on ``conn`` now starts with, from now: reserved for this
+    process's relay (``reserved``), else already over."""
+    return INLINE_LEASE_SECONDS if reserved(conn) else -INLINE_LEASE_SECONDS
+
+
+def written(conn: Connection, events_: Sequence[events.Event]) -> None:
+    """Note the rows a statement on ``conn`` wrote, once it ran."""
+    if not conn.is_in_transaction():
+        _remember(events_)
+    elif id(conn) in _pending:
+        _pending[id(conn)].extend(events_)
     else:
-        _in_table.add(job_id)
+        _in_table.update(e.job_id for e in events_)
 
 
 async def enqueue(conn: Connection, written_: Sequence[events.Event]) -> None:
@@ -129,9 +159,10 @@ async def enqueue(conn: Connection, written_: Sequence[events.Event]) -> None:
     if not written_:
         return
     ids, kinds, payloads = columns(written_)
-    await conn.execute(ENQUEUE, ids, [e.job_id for e in written_], kinds, payloads)
-    for job_id in {e.job_id for e in written_}:
-        written(job_id, [], committed=False)
+    await conn.execute(
+        ENQUEUE, ids, [e.job_id for e in written_], kinds, payloads, lease_seconds(conn)
+    )
+    written(conn, written_)
 
 
 async def discard(conn: Connection, job_id: UUID) -> int:

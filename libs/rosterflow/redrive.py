@@ -19,6 +19,7 @@ from rosterflow import db, events, jobs, outbox
 from rosterflow.db import Connection
 from rosterflow.jobs import OPERATOR, Job, next_event
 from rosterflow.kafka.broker import group_name
+from rosterflow.launcher import SERVICES
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import (
     ARCHIVE_DECIDED,
@@ -51,6 +52,12 @@ class Redriven:
     cleared: bool
 
 
+def ledgers_of(kafka: KafkaSettings, event: events.Message) -> list[str]:
+    """The consumer groups of this project that read the event: the ledger's names."""
+    spec = topic_for(type(event))
+    return [group_name(kafka, s, spec) for s in spec.consumers if s in SERVICES]
+
+
 def consumer_of(kafka: KafkaSettings, event: events.Message) -> tuple[str, str]:
     """The service that consumes the event, and its consumer group (the ledger's name)."""
     spec = topic_for(type(event))
@@ -68,7 +75,7 @@ async def redrive(
     service, group = consumer_of(kafka, event)
     cleared = await conn.fetchrow(db.EVENT_SEEN, group, event.event_id) is not None
     # Cleared and written (committed) before the publish: the delivery must not find it.
-    if await jobs.redrive(conn, job) is None:
+    if await jobs.redrive(conn, job, lambda e: ledgers_of(kafka, e)) is None:
         return None
     rows = await outbox.claim(conn, job.id)
     for row in rows:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from rosterflow import events, jobs
+from rosterflow import events, jobs, outbox
 from rosterflow.events import Outcome
 from rosterflow.failures import PermanentError
 from rosterflow.jobs import Job, JobState
@@ -95,7 +95,7 @@ async def archive_and_complete(rt: Runtime, job: Job) -> archive.ArchivePlan | J
     async with (
         rt.pool.acquire() as conn,
         staging.staging(conn) if job.archive_missing else contextlib.nullcontext(),
-        conn.transaction() if job.archive_missing else contextlib.nullcontext(),
+        outbox.transaction(conn) if job.archive_missing else contextlib.nullcontext(),
     ):
         if job.archive_missing:
             identities = await asyncio.to_thread(file_identities, rt.store, job)

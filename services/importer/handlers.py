@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 
-from rosterflow import events, jobs
+from rosterflow import events, jobs, outbox
 from rosterflow.cancellation import JobCancelled
 from rosterflow.db import Connection
 from rosterflow.events import Outcome
@@ -118,7 +118,7 @@ async def apply(rt: Runtime, job: Job) -> Job:
             # A small set touches no temporary table: no staging() around it.
             async with (
                 contextlib.nullcontext() if size is Staging.SMALL else staging.staging(conn),
-                conn.transaction(),
+                outbox.transaction(conn),
             ):
                 staged = await _stage(rt, conn, job, parquet)
                 rt.cancellations.check(job.id)

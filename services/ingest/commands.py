@@ -142,10 +142,7 @@ async def _register(
 
 async def confirm(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | None:
     async with rt.pool.acquire() as conn:
-        job = await jobs.get(conn, job_id)
-        if job is None or job.state is not JobState.AWAITING_CONFIRMATION:
-            return job
-        # The job as read: its ImportConfirmed is written by the move's own statement.
+        # ImportConfirmed needs nothing of the job: the move's own statement writes it.
         moved = await jobs.transition(
             conn,
             job_id,
@@ -154,7 +151,6 @@ async def confirm(rt: Runtime, job_id: UUID, who: events.Requester) -> Job | Non
             f"confirmed by {who.user_id}",
             require_not_cancelled=True,
             by=who,
-            job=job,
             confirmed_at=datetime.now(UTC),
         )
         if moved is None:

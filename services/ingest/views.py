@@ -148,12 +148,9 @@ class IssueRow(BaseModel):
     message_en: str | None
 
 
-class GuardianView(BaseModel):
-    """A guardian of the student as the file gives them (contact data as checked)."""
+class ContactView(BaseModel):
+    """Contact data as checked (rosterflow.report.CONTACT_COLUMNS), a student's or a guardian's."""
 
-    place: int = Field(description="The guardian's place in the row: 1 or 2")
-    name: str | None
-    identity_number: str | None = Field(description="12 characters, where given and valid")
     email: str | None
     phone: str | None
     phone_2: str | None
@@ -163,7 +160,15 @@ class GuardianView(BaseModel):
     city: str | None
 
 
-class ValidRow(BaseModel):
+class GuardianView(ContactView):
+    """A guardian of the student as the file gives them (contact data as checked)."""
+
+    place: int = Field(description="The guardian's place in the row: 1 or 2")
+    name: str | None
+    identity_number: str | None = Field(description="12 characters, where given and valid")
+
+
+class ValidRow(ContactView):
     line: int
     identity_number: str
     identity_kind: str
@@ -176,13 +181,6 @@ class ValidRow(BaseModel):
     school_form: str | None
     grade_year: int | None
     class_name: str | None
-    email: str | None
-    phone: str | None
-    phone_2: str | None
-    phone_3: str | None
-    street: str | None
-    postcode: str | None
-    city: str | None
     protected_identity: bool = Field(
         description="A protected identity: no contact data of the student's, nor of their "
         "guardians', is shown (the check dropped it before any rule ran)"

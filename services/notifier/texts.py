@@ -136,7 +136,8 @@ ERRORS: Final = {
         "file_empty": "Filen är tom.",
         "file_not_text": "Filen är inte en textfil (CSV).",
         "file_no_header": "Filen saknar en rubrikrad med kända kolumnnamn.",
-        "file_repeated_column": "En kolumn förekommer mer än en gång i rubrikraden.",
+        "file_repeated_column": "En kolumn förekommer mer än en gång i rubrikraden. Välj på "
+        "importens sida vilken av dem som ska läsas, så kontrolleras filen igen.",
         "file_missing_column": "Obligatoriska kolumner saknas: rubrikraden måste ha personnummer, "
         "förnamn och efternamn.",
         "file_unreadable": "Filen kunde inte läsas som CSV. Spara den igen som UTF-8- eller "
@@ -174,7 +175,8 @@ ERRORS: Final = {
         "file_empty": "The file is empty.",
         "file_not_text": "The file is not a text (CSV) file.",
         "file_no_header": "The file has no header row with known column names.",
-        "file_repeated_column": "A column appears more than once in the header row.",
+        "file_repeated_column": "A column appears more than once in the header row. Choose on "
+        "the import's page which of them to read, and the file is checked again.",
         "file_missing_column": "Required columns are missing: the header row must name the "
         "identity number, given name and family name.",
         "file_unreadable": "The file could not be read as CSV. Save it again as UTF-8 or "

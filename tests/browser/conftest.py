@@ -9,50 +9,27 @@ its token to /ui/launch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import asyncpg
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright
 from pydantic import SecretStr
 
 from rosterflow import db
-from rosterflow.launcher import Services, service_processes
+from rosterflow.launcher import service_processes
 from rosterflow.settings import (
-    LOCAL_DIR,
-    REPO_ROOT,
     PlatformSettings,
-    Settings,
     UiSettings,
 )
-from rosterflow.testing import delete_prefixed_topics, mint_token
+from rosterflow.testing import delete_prefixed_topics
+from tests.support.browser import Stack
 from tests.support.database import copy_of
 from tests.support.pipeline import process_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Every screenshot a test takes lands here; with ROSTERFLOW_DOCS_SCREENSHOTS=1
-# the ones named for the documentation are copied into docs/screenshots.
-SHOTS = LOCAL_DIR / "screenshots"
-DOCS_SHOTS = REPO_ROOT / "docs" / "screenshots"
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    services: Services
-    dsn: str
-
-    @property
-    def base(self) -> str:
-        return self.services.base_url
-
-    def token(self, *organisations: UUID, **claims: object) -> str:
-        return mint_token(list(organisations), **claims)  # type: ignore[arg-type]
 
 
 # Package-wide: the services stop when the browser tests are done, not at the end of the run.
@@ -106,56 +83,3 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
         yield opened
     finally:
         await context.close()
-
-
-async def sign_in(page: Page, stack: Stack, *organisations: UUID, **claims: object) -> None:
-    await launch(page, stack, stack.token(*organisations, **claims))
-
-
-async def launch(page: Page, stack: Stack, token: str) -> None:
-    """As the platform does: its token in a form POST, never in an address.
-
-    From a blank page, as from the platform's own site: a cross-site POST."""
-    await page.goto("about:blank")
-    await page.evaluate(
-        """([token, action]) => {
-            const form = document.createElement("form");
-            form.method = "post"; form.action = action;
-            const input = document.createElement("input");
-            input.type = "hidden"; input.name = "token"; input.value = token;
-            form.append(input); document.body.append(form); form.submit();
-        }""",
-        [token, f"{stack.base}/ui/launch"],
-    )
-    await page.wait_for_url(f"{stack.base}/ui/")
-
-
-async def shot(page: Page, name: str) -> None:
-    """The whole page into .local/screenshots; what the window shows into docs/ on request."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
-    if os.environ.get("ROSTERFLOW_DOCS_SCREENSHOTS") == "1":
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=DOCS_SHOTS / f"{name}.png")
-
-
-_axe = Axe()
-
-
-async def accessible(page: Page) -> None:
-    """axe-core on the page as it is: no serious or critical violation (WCAG 2.1 AA)."""
-    results = await _axe.run(
-        page,
-        options={
-            "runOnly": {
-                "type": "tag",
-                "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
-            }
-        },
-    )
-    bad = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, f"{page.url}: {bad}"

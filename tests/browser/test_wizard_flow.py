@@ -8,8 +8,7 @@ import asyncpg
 from playwright.async_api import Page, expect
 
 from rosterflow.testing import sample_roster, school_age_numbers, seed_active_patients, seed_school
-from tests.browser.conftest import Stack, accessible, shot, sign_in
-from tests.support.browser import csv_file, mail_to
+from tests.support.browser import Stack, accessible, csv_file, mail_to, shot, sign_in
 
 
 async def test_the_four_steps_import_a_roster_and_the_email_arrives(

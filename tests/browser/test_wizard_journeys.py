@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import asyncpg
 from playwright.async_api import Page, expect
 
@@ -14,30 +12,16 @@ from rosterflow.testing import (
     seed_active_patients,
     seed_school,
 )
-from tests.browser.conftest import Stack, accessible, shot, sign_in
-from tests.support.browser import csv_file
+from tests.support.browser import (
+    Stack,
+    accessible,
+    confirm,
+    csv_file,
+    shot,
+    sign_in,
+    upload_and_check,
+)
 from tests.support.locks import organisation_locked, someone_waits_for_the_lock
-
-
-async def upload_and_check(
-    page: Page, stack: Stack, school: School, content: str, *, archive_missing: bool = False
-) -> str:
-    """Steps 1 and 2 by mouse; the job page's address once the check is done."""
-    await page.goto(f"{stack.base}/ui/new")
-    await page.get_by_label("Skola eller mottagning").select_option(str(school.unit_id))
-    if archive_missing:
-        await page.get_by_label("Arkivera patienter som inte återfinns i importfilen").check()
-    await page.get_by_role("button", name="Ladda upp fil").click()
-    await page.get_by_label("Fil", exact=True).set_input_files(csv_file(content))
-    await page.get_by_role("button", name="Kontrollera filen").click()
-    await page.wait_for_url(re.compile(r"/ui/imports/[0-9a-f-]{36}$"))
-    await expect(page.locator("#state-text")).to_have_text("Väntar på bekräftelse", timeout=60_000)
-    return page.url
-
-
-async def confirm(page: Page) -> None:
-    await page.locator("#job-actions").get_by_role("button", name="Importera filen").click()
-    await page.get_by_role("dialog").get_by_role("button", name="Importera filen").click()
 
 
 async def test_invalid_rows_filter_by_reason_and_a_corrected_file_replaces_the_check(

@@ -8,8 +8,7 @@ import asyncpg
 from playwright.async_api import Page, expect
 
 from rosterflow.testing import school_age_numbers, seed_school
-from tests.browser.conftest import Stack, accessible, sign_in
-from tests.support.browser import csv_file
+from tests.support.browser import Stack, accessible, csv_file, sign_in
 
 
 async def test_the_columns_are_mapped_on_the_job_page_and_the_file_checked_again(

@@ -14,9 +14,7 @@ from rosterflow.testing import (
     seed_active_patients,
     seed_school,
 )
-from tests.browser.conftest import Stack, accessible, shot, sign_in
-from tests.browser.test_wizard_journeys import upload_and_check
-from tests.support.browser import csv_file
+from tests.support.browser import Stack, accessible, csv_file, shot, sign_in, upload_and_check
 
 
 async def test_the_overview_filters_by_unit_state_and_day(

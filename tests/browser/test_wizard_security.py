@@ -11,8 +11,7 @@ from playwright.async_api import Page, Request, expect
 from rosterflow.storage import ObjectStore
 from rosterflow.testing import mint_token, sample_roster, school_age_numbers, seed_school
 from services.ingest.web import store
-from tests.browser.conftest import Stack, accessible, launch, sign_in
-from tests.browser.test_wizard_journeys import upload_and_check
+from tests.support.browser import Stack, accessible, launch, sign_in, upload_and_check
 
 
 async def test_another_organisations_job_is_not_found(

@@ -197,8 +197,9 @@ async def test_watch_follows_a_job_with_progress_bars_and_stage_timings(
         )
         watching = asyncio.create_task(ops(settings, "watch", str(upload.job_id)))
         await reaches(conn, upload.job_id, "awaiting_confirmation")
-        await asyncio.sleep(0.5)  # the watcher sees the job wait for its administrator
-        assert not watching.done()
+        # The watcher sees the job wait for its administrator: it does not end meanwhile.
+        ended, _ = await asyncio.wait({watching}, timeout=0.5)
+        assert not ended
         await p.any.publisher.publish(
             events.ConfirmationRequested(job_id=upload.job_id, requested_by=new_admin())
         )

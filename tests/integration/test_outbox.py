@@ -15,6 +15,7 @@ import pytest
 from rosterflow import events, jobs, outbox
 from rosterflow.events import Outcome
 from rosterflow.jobs import Job, JobState
+from rosterflow.redrive import ledgers_of
 from rosterflow.runtime import Runtime
 from rosterflow.settings import Settings
 from rosterflow.storage import ObjectStore
@@ -27,6 +28,7 @@ from rosterflow.testing import (
     wait_for,
 )
 from services.importer.handlers import register as register_importer
+from tests.support.outbox import memory_relay
 from tests.support.pipeline import stored_upload
 
 UNSENT = "SELECT kind FROM outbox WHERE job_id = $1 ORDER BY id"
@@ -75,6 +77,35 @@ async def test_a_transition_and_its_event_commit_together_or_not_at_all(
     event = outbox.event_of(rows[0])
     # The deterministic id every re-publication of it carries.
     assert event == ended.finished_event().model_copy(update={"occurred_at": event.occurred_at})
+
+
+async def test_a_transaction_s_events_are_published_from_memory_once_it_commits(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    job = await registered(settings, conn)
+    relay, recorder = memory_relay(settings.kafka)
+    assert await relay.flush(job.id)  # its JobAccepted, which registering committed
+    recorder.published.clear()
+
+    async def finish_then_roll_back() -> None:
+        async with outbox.transaction(conn):
+            assert await jobs.finish(conn, job.id, Outcome.FAILED, "test", error_code="x")
+            raise _Rollback
+
+    with pytest.raises(_Rollback):
+        await finish_then_roll_back()
+    assert await relay.flush(job.id)
+    assert recorder.published == []  # nothing of a rolled back transaction
+
+    async with outbox.transaction(conn):
+        ended = await jobs.finish(conn, job.id, Outcome.FAILED, "test", error_code="x")
+    assert ended is not None
+    # Reserved for this process's relay: no sweep takes it meanwhile.
+    assert await conn.fetchval(
+        "SELECT bool_and(claimed_until > clock_timestamp()) FROM outbox WHERE job_id = $1", job.id
+    )
+    assert await relay.flush(job.id)  # from memory: the pool is never asked
+    assert [e.event_id for e in recorder.published] == [ended.finished_event().event_id]
 
 
 async def test_the_relay_publishes_an_event_a_crash_left_unsent(
@@ -171,22 +202,25 @@ async def test_redrive_writes_the_event_that_moves_the_job_on_into_the_outbox(
 ) -> None:
     job = await registered(settings, conn)
     accepted = events.JobAccepted.for_job(job.id, request=job.request, file=job.file)
+    (validator,) = ledgers_of(settings.kafka, accepted)
     await conn.execute(
-        "INSERT INTO processed_events (consumer, event_id, job_id) VALUES ('a', $1, $2),"
-        " ('b', $1, $2)",
+        "INSERT INTO processed_events (consumer, event_id, job_id) VALUES ($3, $1, $2),"
+        " ('a group that does not read it', $1, $2)",
         accepted.event_id,
         job.id,
+        validator,
     )
-    event = await jobs.redrive(conn, job)
+    event = await jobs.redrive(conn, job, lambda e: ledgers_of(settings.kafka, e))
     assert event is not None
     assert event.event_id == accepted.event_id
     assert [r["kind"] for r in await conn.fetch(UNSENT, job.id)] == ["job_accepted"]
-    assert not await conn.fetchval(
-        "SELECT count(*) FROM processed_events WHERE event_id = $1", accepted.event_id
+    kept = await conn.fetch(
+        "SELECT consumer FROM processed_events WHERE event_id = $1", accepted.event_id
     )
+    assert [r["consumer"] for r in kept] == ["a group that does not read it"]
 
     ended = await jobs.finish(conn, job.id, Outcome.FAILED, "test", error_code="x")
     assert ended is not None
-    again = await jobs.redrive(conn, ended)
+    again = await jobs.redrive(conn, ended, lambda e: ledgers_of(settings.kafka, e))
     assert again is not None
     assert again.event_id == ended.finished_event().event_id

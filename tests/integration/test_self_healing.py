@@ -32,6 +32,7 @@ from rosterflow.testing import (
 )
 from rosterflow.topics import IMPORT_CONFIRMED
 from tests.support.http import Api, ingest_api
+from tests.support.outbox import lose_events
 from tests.support.pipeline import final_job, pipeline
 
 ROWS = 30
@@ -131,8 +132,8 @@ def quick(settings: Settings) -> Settings:
     )
 
 
-async def lose_the_confirmation(conn: asyncpg.Connection, job_id: UUID) -> None:
-    """Importing, as after a confirm whose ImportConfirmed was never published."""
+async def lose_the_confirmation(conn: asyncpg.Connection, settings: Settings, job_id: UUID) -> None:
+    """Importing, as after a confirm whose ImportConfirmed was lost on the way."""
     moved = await jobs.transition(
         conn,
         job_id,
@@ -142,6 +143,7 @@ async def lose_the_confirmation(conn: asyncpg.Connection, job_id: UUID) -> None:
         confirmed_at=datetime.now(UTC),
     )
     assert moved is not None
+    await lose_events(conn, settings.kafka, job_id)
 
 
 async def test_a_job_stuck_past_its_deadline_is_re_driven_and_completes(
@@ -152,7 +154,7 @@ async def test_a_job_stuck_past_its_deadline_is_re_driven_and_completes(
     async with pipeline(settings, "ingest", "validator", "importer", "archiver") as p:
         upload = await p.upload(school, roster())
         await p.tap.next(events.JobValidated, upload.job_id)
-        await lose_the_confirmation(conn, upload.job_id)
+        await lose_the_confirmation(conn, settings, upload.job_id)
         before = redriven("importing")
         done = await healing.sweep(p.runtimes["ingest"])
         finished = await p.tap.next(events.JobFinished, upload.job_id, within=60)
@@ -179,7 +181,7 @@ async def test_the_ingest_service_sweeps_by_itself(
     ):
         upload = await p.upload(school, roster())
         await p.tap.next(events.JobValidated, upload.job_id)
-        await lose_the_confirmation(conn, upload.job_id)
+        await lose_the_confirmation(conn, settings, upload.job_id)
         finished = await p.tap.next(events.JobFinished, upload.job_id, within=60)
     assert finished.outcome is events.Outcome.COMPLETED
     assert p.tap.of(events.ImportConfirmed, upload.job_id)[0].confirmed_by.user_id == "operator"
@@ -195,7 +197,7 @@ async def test_a_job_a_stage_holds_or_a_person_must_move_is_not_re_driven(
         working = await p.upload(school, roster(), school_year="2027/2028")
         for upload in (waiting, working):
             await p.tap.next(events.JobValidated, upload.job_id)
-        await lose_the_confirmation(conn, working.job_id)
+        await lose_the_confirmation(conn, settings, working.job_id)
         ingest = p.runtimes["ingest"]
         # An importer at work holds its job, however long it takes.
         async with holds.holding(ingest.pool, working.job_id):
@@ -215,7 +217,7 @@ async def test_re_driving_is_bounded_by_the_stages_attempts(
     async with pipeline(settings, "ingest", "validator") as p:
         upload = await p.upload(school, roster())
         await p.tap.next(events.JobValidated, upload.job_id)
-    await lose_the_confirmation(conn, upload.job_id)
+    await lose_the_confirmation(conn, settings, upload.job_id)
     # The importer took this job's event as often as it may, and it did not move.
     event = events.ImportConfirmed.for_job(upload.job_id, confirmed_by=upload.requested_by)
     await conn.execute(
