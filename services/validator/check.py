@@ -369,13 +369,13 @@ def _check_chunk(chunk: Chunk, width: int, rules: Rules, guardians: bool = False
 
 
 def _placed(checked: ChunkChecked, places: guardian_file.Places) -> ChunkChecked:
-    """The chunk's valid rows placed as guardians, and the rows that could not be counted
-    and listed as the rules' issues are."""
+    """The chunk's valid rows placed as their students' guardians; the rows placing drops
+    are counted and listed as the rules' issues are."""
     placed = places.place(checked.result.valid)
+    protected = pc.sum(placed.valid.column("protected_identity")).as_py() or 0
+    result = dataclasses.replace(checked.result, valid=placed.valid, protected_rows=protected)
     if not placed.issues.num_rows:
-        return dataclasses.replace(
-            checked, result=dataclasses.replace(checked.result, valid=placed.valid)
-        )
+        return dataclasses.replace(checked, result=result)
     listed = pa.concat_tables([checked.listed, placed.issues])
     order = [("line", "ascending"), ("severity", "ascending")]
     listed = listed.take(pc.sort_indices(listed, order))
@@ -388,7 +388,7 @@ def _placed(checked: ChunkChecked, places: guardian_file.Places) -> ChunkChecked
     )
     return dataclasses.replace(
         checked,
-        result=dataclasses.replace(checked.result, valid=placed.valid, issues=listed),
+        result=dataclasses.replace(result, issues=listed),
         counts=counts,
         listed=listed,
     )

@@ -206,13 +206,15 @@ def test_a_protected_students_guardian_is_read_without_contact_data() -> None:
         row(hidden, GUARDIANS[1], "Eva", "Ek", secret),
         # Invalid contact data of theirs is no warning either: no issue holds it.
         row(hidden, GUARDIANS[2], "Olof", "Ek", "inte-en-adress;12;;;Hemligvägen 7;1;Ort"),
+        # A third guardian is not imported, nor counted as a protected row imported.
+        row(hidden, GUARDIANS[3], "Tredje", "Ek", secret),
     )
 
     result = run_check(
         data, fmt=FileFormat.SCHOOLSOFT_GUARDIANS, students=STUDENTS, protected_students=[hidden]
     )
 
-    assert (result.counts.valid, result.counts.warnings) == (3, 0)
+    assert (result.counts.valid, result.counts.invalid, result.counts.warnings) == (3, 1, 0)
     assert result.counts.protected_identities == 2
     found = guardians_of(result)
     contact = ("email", "phone", "phone_2", "phone_3", "street", "postcode", "city")
