@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 
 from rosterflow.settings import LOCAL_DIR, REPO_ROOT, Settings
+from rosterflow.topics import SERVICES
 
-SERVICES = ("ingest", "validator", "importer", "archiver", "notifier")
 # Where the local stack's Prometheus discovers what to scrape (file_sd).
 PROMETHEUS_TARGETS = LOCAL_DIR / "prometheus" / "targets"
 

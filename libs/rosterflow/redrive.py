@@ -19,7 +19,6 @@ from rosterflow import db, events, jobs, outbox
 from rosterflow.db import Connection
 from rosterflow.jobs import OPERATOR, Job, next_event
 from rosterflow.kafka.broker import group_name
-from rosterflow.launcher import SERVICES
 from rosterflow.settings import KafkaSettings
 from rosterflow.topics import (
     ARCHIVE_DECIDED,
@@ -27,6 +26,7 @@ from rosterflow.topics import (
     IMPORT_CONFIRMED,
     JOB_ACCEPTED,
     JOB_FINISHED,
+    SERVICES,
     topic_for,
 )
 

@@ -17,6 +17,9 @@ class TopicSpec:
     compacted: bool = False
 
 
+# The project's own services, the producers and consumers below that are not
+# the platform's or the operators'.
+SERVICES = ("ingest", "validator", "importer", "archiver", "notifier")
 PLATFORM = "journal-platform"
 
 UPLOAD_REQUESTED = TopicSpec(

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from rosterflow.launcher import SERVICES
 from rosterflow.settings import REPO_ROOT, Settings
+from rosterflow.topics import SERVICES
 
 COMPOSE_DIR = REPO_ROOT / "deploy" / "compose"
 K8S_BASE = REPO_ROOT / "deploy" / "k8s" / "base"
