@@ -35,12 +35,20 @@ ON CONFLICT DO NOTHING
 
 # One more attempt of a consumer at an event of a job, committed on its own;
 # nothing (0) for a job that is not registered.
-COUNT_ATTEMPT = """
-INSERT INTO job_attempts (job_id, consumer, event_id, attempts)
-SELECT id, $2, $3, 1 FROM jobs WHERE id = $1
-ON CONFLICT (job_id, consumer, event_id)
-DO UPDATE SET attempts = job_attempts.attempts + 1, last_at = now()
-RETURNING attempts
+# An event as it arrives: handled before (and for which job), else one more attempt
+# at it counted, for a job that exists: one statement, one round trip a delivery.
+BEGIN_DELIVERY = """
+WITH handled AS (
+    SELECT job_id FROM processed_events WHERE consumer = $1 AND event_id = $2),
+counted AS (
+    INSERT INTO job_attempts (job_id, consumer, event_id, attempts)
+    SELECT id, $1, $2, 1 FROM jobs WHERE id = $3 AND NOT EXISTS (SELECT FROM handled)
+    ON CONFLICT (job_id, consumer, event_id)
+    DO UPDATE SET attempts = job_attempts.attempts + 1, last_at = now()
+    RETURNING attempts)
+SELECT EXISTS (SELECT FROM handled) AS handled,
+       (SELECT job_id FROM handled) AS handled_job,
+       (SELECT attempts FROM counted) AS attempts
 """
 
 
@@ -112,10 +120,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     default it then also runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL``, a round trip on every release (about 26 per job in a burst).
     The code leaves no other session state behind: advisory locks are
-    transaction locks, nothing SETs, LISTENs or keeps a cursor outside a
-    transaction. The one state kept on purpose is ``journal.staging.staging``'s
-    temporary tables, created once per connection and emptied by every commit
-    (``RESET ALL`` would keep them too; ``DISCARD ALL`` would not).
+    transaction locks but a stage's hold on its job (``rosterflow.holds``),
+    which is let go before its connection goes back (or the connection
+    closed); nothing SETs, LISTENs or keeps a cursor outside a transaction.
+    The one state kept on purpose is ``journal.staging.staging``'s temporary
+    tables, created once per connection and emptied by every commit (``RESET
+    ALL`` would keep them too; ``DISCARD ALL`` would not).
     """
 
 

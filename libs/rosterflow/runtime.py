@@ -26,7 +26,7 @@ from rosterflow.journal import job_tables
 from rosterflow.kafka.admin import ensure_topics
 from rosterflow.kafka.broker import create_broker
 from rosterflow.kafka.consuming import Consumer
-from rosterflow.kafka.ledger import Handled
+from rosterflow.kafka.ledger import Delivery, Handled
 from rosterflow.kafka.publishing import Publisher
 from rosterflow.kafka.retry import TRANSIENT
 from rosterflow.ops import tracing
@@ -173,10 +173,12 @@ class Runtime:
             job = await self.job(job_id)
         return job
 
-    async def seen(self, consumer: str, event_id: UUID) -> Handled | None:
+    async def begin(self, consumer: str, event_id: UUID, job_id: UUID | None) -> Delivery:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(db.EVENT_SEEN, consumer, event_id)
-        return None if row is None else Handled(row["job_id"])
+            row = await conn.fetchrow(db.BEGIN_DELIVERY, consumer, event_id, job_id)
+        assert row is not None
+        handled = Handled(row["handled_job"]) if row["handled"] else None
+        return Delivery(handled, int(row["attempts"] or 0))
 
     async def refuse(self, job_id: UUID, code: str, message: str, *, requested: bool) -> None:
         async with self.pool.acquire() as conn:
@@ -201,11 +203,6 @@ class Runtime:
     async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(db.RECORD_EVENT, consumer, event_id, job_id)
-
-    async def attempt(self, consumer: str, event_id: UUID, job_id: UUID) -> int:
-        async with self.pool.acquire() as conn:
-            counted = await conn.fetchval(db.COUNT_ATTEMPT, job_id, consumer, event_id)
-        return int(counted or 0)
 
     async def fail_job(self, job_id: UUID, code: str, message: str) -> None:
         await self.end_job(

@@ -208,7 +208,8 @@ class Consumer:
         async def begin() -> None:
             # A recorded event is skipped outright; any other delivery is
             # counted, committed, before the handler can crash the process.
-            handled = await self._ledger.seen(consumer, event_id)
+            delivery = await self._ledger.begin(consumer, event_id, job_id)
+            handled = delivery.handled
             if handled is not None and job_id is not None and handled.job_id not in (None, job_id):
                 # Another job's event id: skipping it would drop this job's
                 # request in silence.
@@ -223,8 +224,8 @@ class Consumer:
                 )
             elif handled is not None:
                 attempt[0] = -1
-            elif job_id is not None:
-                attempt[0] = await self._ledger.attempt(consumer, event_id, job_id)
+            else:
+                attempt[0] = delivery.attempt
 
         async def run() -> None:
             # Recorded only after the handler's effects and publications, so a

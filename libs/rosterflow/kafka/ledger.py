@@ -12,11 +12,22 @@ class Handled:
     job_id: UUID | None
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What the ledger knows of an event as it arrives."""
+
+    handled: Handled | None
+    """The record of the event handled before, with the job it was for."""
+    attempt: int
+    """This delivery's attempt, counted and committed: 0 when handled before or no job."""
+
+
 class Ledger(Protocol):
     """Which events a consumer has fully handled (processed_events), and its attempts."""
 
-    async def seen(self, consumer: str, event_id: UUID) -> Handled | None:
-        """The record of a handled event (with the job it was for), None when not handled."""
+    async def begin(self, consumer: str, event_id: UUID, job_id: UUID | None) -> Delivery:
+        """Whether the event was handled before; if not, and it names a known job, count
+        one more attempt, committed before the work (one round trip for both)."""
         ...
 
     async def refuse(self, job_id: UUID, code: str, message: str, *, requested: bool) -> None:
@@ -26,7 +37,3 @@ class Ledger(Protocol):
         ...
 
     async def record(self, consumer: str, event_id: UUID, job_id: UUID | None) -> None: ...
-
-    async def attempt(self, consumer: str, event_id: UUID, job_id: UUID) -> int:
-        """Count one more attempt, committed before the work: this one's number (0: no job)."""
-        ...
