@@ -15,7 +15,8 @@ in one run, each part in a fresh database and topic prefix of its own:
    --pairs N runs the two N times, interleaved (the order alternating), and the
    table gives the medians: the apply alone varies by ±10 % from run to run;
 2. 30-row jobs one after another (40; --quick 15): p50 and p95 of upload event →
-   validated and confirmation event → finished, from the jobs' own timestamps;
+   validated and confirmation event → finished, from the jobs' own timestamps,
+   and the median time from each state to the next (the audit's clock);
 3. 500 jobs of 200 rows (--quick 100) submitted at once, auto-confirmed, with one
    and with two processes per service: jobs/s from the first upload event to the
    last job finished.
@@ -442,6 +443,17 @@ def median_pair(pairs: list[Pair]) -> tuple[float, float, float, float, float, f
 # --- 2. small jobs, one at a time ---------------------------------------------------------
 
 
+STAGE_MEDIANS = """
+SELECT to_state, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50
+  FROM (SELECT to_state, id,
+               extract(epoch FROM at - lag(at) OVER (PARTITION BY job_id ORDER BY id)) * 1000
+                 AS ms
+          FROM job_transitions) t
+ WHERE ms IS NOT NULL
+ GROUP BY to_state ORDER BY min(id)
+"""
+
+
 async def small_jobs(workdir: Path, count: int) -> tuple[list[float], list[float]]:
     roster = sample_roster(30, school_age_numbers()).to_csv().encode()
     async with phase(workdir, "small") as ph:
@@ -469,6 +481,12 @@ async def small_jobs(workdir: Path, count: int) -> tuple[list[float], list[float
                                     row["finished_at"].timestamp() - drive.confirmed_at[job_id],
                                 )
                             )
+                    # Where the time goes: from each state to the next, on the audit's clock.
+                    stages = await conn.fetch(STAGE_MEDIANS)
+                    print(
+                        "  median ms to reach each state from the one before: "
+                        + ", ".join(f"{r['to_state']} {r['p50']:.1f}" for r in stages)
+                    )
                 finally:
                     await conn.close()
     return [t[0] for t in timings], [t[1] for t in timings]
